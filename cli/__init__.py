@@ -1,0 +1,1 @@
+"""The `facetrace` command line: click commands only (parse, call the scanner, print)."""

@@ -1,0 +1,33 @@
+"""Entry point: `facetrace COMMAND ...`. Importing this module loads no model and no FAISS."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import EXIT_CODES, setup_logging
+from cli.scan import scan_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=EXIT_CODES)
+@click.version_option(package_name="facetrace", prog_name="facetrace")
+@click.option("-v", "--verbose", count=True, help="Log more to stderr (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Find traded face data: fingerprint every file and face in a dump.
+
+    \b
+    Example:
+      facetrace scan ./dump.zip ./more-photos/
+    """
+    setup_logging(verbose)
+
+
+cli.add_command(scan_command)
+
+
+def main() -> None:
+    cli(prog_name="facetrace")
+
+
+if __name__ == "__main__":
+    main()

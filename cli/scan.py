@@ -1,0 +1,140 @@
+"""`facetrace scan`: fingerprint every file and face of a dump."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from cli.common import EXIT_CODES, translate_errors, workspace_options
+
+PROBLEMS_SHOWN = 20
+
+
+@click.command("scan", epilog=EXIT_CODES)
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@workspace_options
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per member on stdout (JSON Lines, see docs/scan-output.md); "
+                   "the summary goes to stderr.")
+@click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
+              help="Face detector: HOG (fast, CPU) or dlib's CNN (more recall on odd poses, slow on CPU).")
+@click.option("--upsample", type=click.IntRange(0, 3), default=1, show_default=True,
+              help="Times the detection image is upsampled (finds smaller faces, costs ~4x per step).")
+@click.option("--detect-max-side", type=click.IntRange(64, 20000), default=1024, show_default=True,
+              help="Detect faces on a copy whose longer side is at most this many pixels; "
+                   "boxes are mapped back and encodings use the full image.")
+@click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="Worker processes (0: one per CPU core; 1: no pool).")
+@click.option("--max-image-pixels", type=click.IntRange(1), default=100_000_000, show_default=True,
+              help="Refuse to decode larger images (decompression bombs).")
+@click.option("--max-archive-depth", type=click.IntRange(0, 32), default=4, show_default=True,
+              help="Open archives nested at most this deep.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@translate_errors
+def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_max_side, workers,
+                 max_image_pixels, max_archive_depth, quiet):
+    """Scan files, folders and archives (zip, tar, tar.gz): hash every file, find and encode every face.
+
+    Every member is accounted for: its path, size, SHA-256 and type; images get perceptual hashes
+    and a box and 128-d encoding per face; unreadable files are listed with the reason. Results
+    are stored in the workspace database.
+
+    \b
+    Examples:
+      facetrace scan ./dump/ ./bundle.zip
+      facetrace scan --json dump.tar.gz > members.jsonl
+      facetrace --verbose scan --workspace case-42 --workers 2 /mnt/seized
+    """
+    from scanner.ingest import estimate_count
+    from scanner.models import ScanOptions
+    from scanner.pipeline import new_scan_id, open_store, scan
+
+    options = ScanOptions(detector=detector, upsample=upsample, detect_max_side=detect_max_side, workers=workers,
+                          max_image_pixels=max_image_pixels, max_archive_depth=max_archive_depth)
+    store, root = open_store(workspace, db_url)
+    out = click.get_text_stream("stdout")
+    scan_id = new_scan_id()
+    on_result = None
+    if as_json:
+        def on_result(result, _out=out):
+            _out.write(json.dumps(result.to_json(scan_id), ensure_ascii=False) + "\n")
+
+    problems = []
+
+    def collect(result):
+        if result.status.value in ("unreadable", "skipped"):
+            if len(problems) < PROBLEMS_SHOWN:
+                problems.append(result)
+        if on_result is not None:
+            on_result(result)
+
+    started = time.monotonic()
+    with _progress(quiet, estimate_count(list(paths))) as progress:
+        summary = scan(list(paths), store, options, on_result=collect, progress=progress, workspace=root,
+                       scan_id=scan_id)
+    elapsed = time.monotonic() - started
+    report = click.get_text_stream("stderr") if as_json else out
+    _print_summary(report, summary, elapsed, problems)
+    counts = summary.counts
+    if counts["files"] - counts["unreadable"] - counts["skipped"] <= 0:
+        click.echo("Error: nothing could be read from the inputs.", err=True)
+        sys.exit(1)
+
+
+def _print_summary(stream, summary, elapsed, problems) -> None:
+    c = summary.counts
+    lines = [
+        f"Scan {summary.scan_id} finished in {elapsed:.1f} s",
+        f"  workspace   {summary.workspace}",
+        f"  files       {c['files']}  ({c['bytes']:,} bytes)",
+        f"  archives    {c['archives']}",
+        f"  images      {c['images']}",
+        f"  faces       {c['faces']}  (in {c['images_with_faces']} images)",
+        f"  duplicates  {c['duplicates']}",
+        f"  unreadable  {c['unreadable']}",
+        f"  skipped     {c['skipped']}",
+    ]
+    if problems:
+        lines.append("Unreadable or skipped:")
+        lines += [f"  {r.member.logical_path}: {r.reason}" for r in problems]
+        more = c["unreadable"] + c["skipped"] - len(problems)
+        if more > 0:
+            lines.append(f"  ... and {more} more (`facetrace scan --json` lists every member)")
+    stream.write("\n".join(lines) + "\n")
+    stream.flush()
+
+
+class _progress:
+    """A rich progress bar on stderr, shown only when stderr is a terminal."""
+
+    def __init__(self, quiet: bool, total: int | None):
+        self.quiet = quiet
+        self.total = total
+        self.bar = None
+
+    def __enter__(self):
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if self.quiet or not console.is_terminal:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[faces]} faces"), TimeElapsedColumn(),
+                            console=console, transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task("scan", total=self.total, faces=0)
+        return self.update
+
+    def update(self, counts, _result) -> None:
+        total = self.total if self.total is None or counts.files <= self.total else counts.files
+        self.bar.update(self.task, completed=counts.files, total=total, faces=counts.faces)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False

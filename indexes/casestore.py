@@ -1,0 +1,286 @@
+"""The case store: scans, their inputs, every member, its image hashes and its faces.
+
+SQLAlchemy 2 ORM, so the same code runs on SQLite (default, in the workspace) and PostgreSQL.
+Encodings are stored as 128 little-endian float64 values (1,024 bytes): exactly what the embedder
+returned, so a stored encoding can be compared bit for bit with a recomputed one.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from indexes.workspace import WorkspaceUnavailable
+
+SCHEMA_VERSION = 1
+ENCODING_DIM = 128
+_ENC = struct.Struct(f"<{ENCODING_DIM}d")
+
+
+def pack_encoding(values: Iterable[float]) -> bytes:
+    return _ENC.pack(*values)
+
+
+def unpack_encoding(blob: bytes) -> tuple[float, ...]:
+    return _ENC.unpack(blob)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict: JSON}
+
+
+class Scan(Base):
+    __tablename__ = "scans"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))  # running, finished, failed, interrupted
+    tool_version: Mapped[str] = mapped_column(String(64))
+    engine: Mapped[dict] = mapped_column(JSON)  # EngineInfo.as_record()
+    parameters: Mapped[dict] = mapped_column(JSON)  # ScanOptions.as_record()
+    host: Mapped[dict] = mapped_column(JSON)
+    counts: Mapped[dict | None] = mapped_column(JSON)
+    inputs: Mapped[list[ScanInput]] = relationship(order_by="ScanInput.position", cascade="all, delete-orphan")
+
+
+class ScanInput(Base):
+    __tablename__ = "scan_inputs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[str] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)  # as given
+    abspath: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))  # file, folder, missing
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class MemberRow(Base):
+    __tablename__ = "members"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[str] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    logical_path: Mapped[str] = mapped_column(Text)
+    relpath: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    mime: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    duplicate_of: Mapped[str | None] = mapped_column(Text)  # logical path of the first copy
+    image: Mapped[ImageRow | None] = relationship(back_populates="member", cascade="all, delete-orphan")
+    faces: Mapped[list[FaceRow]] = relationship(order_by="FaceRow.face_index", cascade="all, delete-orphan")
+
+    __table_args__ = (
+        Index("ix_members_scan_seq", "scan_id", "seq", unique=True),
+        Index("ix_members_scan_sha", "scan_id", "sha256"),
+    )
+
+
+class ImageRow(Base):
+    __tablename__ = "images"
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(16))
+    orientation: Mapped[int] = mapped_column(Integer)
+    phash: Mapped[str] = mapped_column(String(16), index=True)
+    dhash: Mapped[str] = mapped_column(String(16))
+    hasher: Mapped[str] = mapped_column(String(64))
+    hasher_version: Mapped[str] = mapped_column(String(64))
+    member: Mapped[MemberRow] = relationship(back_populates="image")
+
+
+class FaceRow(Base):
+    __tablename__ = "faces"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    face_index: Mapped[int] = mapped_column(Integer)
+    top: Mapped[int] = mapped_column(Integer)
+    right: Mapped[int] = mapped_column(Integer)
+    bottom: Mapped[int] = mapped_column(Integer)
+    left: Mapped[int] = mapped_column(Integer)
+    encoding: Mapped[bytes] = mapped_column(LargeBinary)
+    embedder: Mapped[str] = mapped_column(String(64))
+    embedder_version: Mapped[str] = mapped_column(String(64))
+    detector: Mapped[str] = mapped_column(String(16))
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    # WAL lets a reader (a report, the HTTP service) work while a scan writes; busy_timeout makes
+    # a second writer wait instead of failing at once.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class CaseStore:
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            self.engine = create_engine(url)
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            Base.metadata.create_all(self.engine)
+            with Session(self.engine) as s, s.begin():
+                if s.get(Meta, "schema_version") is None:
+                    s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+        except SQLAlchemyError as exc:
+            raise WorkspaceUnavailable(f"cannot open database {self.safe_url}: {exc.__class__.__name__}: "
+                                       f"{getattr(exc, 'orig', exc)}") from None
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True) if hasattr(self, "engine") else "?"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- scans ----------------------------------------------------------------------------------
+
+    def create_scan(self, scan_id: str, started_at: datetime, tool_version: str, engine: dict, parameters: dict,
+                    host: dict, inputs: list[dict]) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.add(Scan(id=scan_id, started_at=started_at, status="running", tool_version=tool_version,
+                       engine=engine, parameters=parameters, host=host,
+                       inputs=[ScanInput(position=i, **inp) for i, inp in enumerate(inputs)]))
+
+    def finish_scan(self, scan_id: str, finished_at: datetime, status: str, counts: dict,
+                    input_hashes: dict[int, str] | None = None) -> None:
+        """Close a scan record; `input_hashes` maps input position to the SHA-256 read from it."""
+        with Session(self.engine) as s, s.begin():
+            scan = s.get(Scan, scan_id)
+            scan.finished_at = finished_at
+            scan.status = status
+            scan.counts = counts
+            for inp in scan.inputs:
+                if input_hashes and inp.position in input_hashes:
+                    inp.sha256 = input_hashes[inp.position]
+
+    def add_members(self, scan_id: str, rows: list[dict]) -> None:
+        """Store a batch of member records (each with optional "image" and "faces") in one transaction."""
+        with Session(self.engine) as s, s.begin():
+            for row in rows:
+                row = dict(row)
+                image = row.pop("image", None)
+                faces = row.pop("faces", ())
+                m = MemberRow(scan_id=scan_id, **row)
+                if image is not None:
+                    m.image = ImageRow(**image)
+                m.faces = [FaceRow(face_index=i, **{**f, "encoding": pack_encoding(f["encoding"])})
+                           for i, f in enumerate(faces)]
+                s.add(m)
+
+    def get_scan(self, scan_id: str | None = None) -> dict | None:
+        """Return a scan record (the latest when `scan_id` is None), or None."""
+        with Session(self.engine) as s:
+            if scan_id is None:
+                scan = s.scalars(select(Scan).order_by(Scan.started_at.desc()).limit(1)).first()
+            else:
+                scan = s.get(Scan, scan_id)
+            return None if scan is None else _scan_dict(scan)
+
+    def list_scans(self) -> list[dict]:
+        with Session(self.engine) as s:
+            return [_scan_dict(x) for x in s.scalars(select(Scan).order_by(Scan.started_at))]
+
+    def count_members(self, scan_id: str) -> int:
+        with Session(self.engine) as s:
+            return s.scalar(select(func.count()).select_from(MemberRow).where(MemberRow.scan_id == scan_id))
+
+    def iter_members(self, scan_id: str, batch: int = 500) -> Iterator[dict]:
+        """Yield every member of a scan in `seq` order, with its image and faces."""
+        last = -1
+        while True:
+            with Session(self.engine) as s:
+                rows = s.scalars(select(MemberRow).where(MemberRow.scan_id == scan_id, MemberRow.seq > last)
+                                 .order_by(MemberRow.seq).limit(batch)).all()
+                out = [_member_dict(m) for m in rows]
+            if not out:
+                return
+            yield from out
+            last = out[-1]["seq"]
+
+    def analysis_by_sha(self, scan_id: str, sha256: str) -> dict | None:
+        """Return the image and faces stored for the first analysed member with these bytes."""
+        with Session(self.engine) as s:
+            m = s.scalars(select(MemberRow).where(MemberRow.scan_id == scan_id, MemberRow.sha256 == sha256,
+                                                  MemberRow.duplicate_of.is_(None))
+                          .order_by(MemberRow.seq).limit(1)).first()
+            return None if m is None else _member_dict(m)
+
+
+def _scan_dict(scan: Scan) -> dict:
+    return {
+        "id": scan.id,
+        "started_at": scan.started_at.isoformat() if scan.started_at else None,
+        "finished_at": scan.finished_at.isoformat() if scan.finished_at else None,
+        "status": scan.status,
+        "tool_version": scan.tool_version,
+        "engine": scan.engine,
+        "parameters": scan.parameters,
+        "host": scan.host,
+        "counts": scan.counts,
+        "inputs": [
+            {"path": i.path, "abspath": i.abspath, "kind": i.kind, "size": i.size, "sha256": i.sha256}
+            for i in scan.inputs
+        ],
+    }
+
+
+def _member_dict(m: MemberRow) -> dict:
+    out = {
+        "seq": m.seq,
+        "logical_path": m.logical_path,
+        "relpath": m.relpath,
+        "size": m.size,
+        "sha256": m.sha256,
+        "mime": m.mime,
+        "kind": m.kind,
+        "status": m.status,
+        "reason": m.reason,
+        "duplicate_of": m.duplicate_of,
+        "image": None,
+        "faces": [],
+    }
+    if m.image is not None:
+        i = m.image
+        out["image"] = {"width": i.width, "height": i.height, "format": i.format, "orientation": i.orientation,
+                        "phash": i.phash, "dhash": i.dhash, "hasher": i.hasher, "hasher_version": i.hasher_version}
+    out["faces"] = [
+        {"top": f.top, "right": f.right, "bottom": f.bottom, "left": f.left, "encoding": unpack_encoding(f.encoding),
+         "embedder": f.embedder, "embedder_version": f.embedder_version, "detector": f.detector}
+        for f in m.faces
+    ]
+    return out
+
+
+__all__ = ["CaseStore", "pack_encoding", "unpack_encoding"]

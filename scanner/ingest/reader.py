@@ -1,0 +1,169 @@
+"""Turn inputs (files, folders, archives, archives inside archives) into a stream of read members.
+
+Each member's bytes are streamed once: SHA-256 and the content type are computed on the way, and
+the bytes are kept in memory only when a later stage needs them (an image to decode, an archive
+nested in an archive) and only up to `max_member_bytes`. Archives on disk are opened in place.
+An archive's own record follows its members, so it can say whether it was read to the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import os
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from scanner.ingest.entries import Entry, SourceError
+from scanner.ingest.folder import file_entry, iter_folder
+from scanner.ingest.tar import iter_tar
+from scanner.ingest.zip import iter_zip
+from scanner.media.sniff import HEADER_BYTES, claims_image, sniff
+from scanner.models import Kind, Member, ScanOptions, Status
+
+CHUNK = 1 << 20
+_READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError, ValueError, RuntimeError)
+
+
+@dataclass
+class ReadMember:
+    """A member whose bytes were read: its identity, its bytes if needed later, and any verdict."""
+
+    member: Member
+    data: bytes | None = None
+    status: Status | None = None  # None: to be analysed; else final (skipped, unreadable, ok)
+    reason: str | None = None
+
+
+class MemberReader:
+    """Read every member of the given inputs, in a stable order."""
+
+    def __init__(self, options: ScanOptions):
+        self.options = options
+        self._seq = itertools.count()
+
+    def read(self, inputs: list[str]) -> Iterator[ReadMember]:
+        for path in inputs:
+            yield from self.read_input(path)
+
+    def read_input(self, path: str) -> Iterator[ReadMember]:
+        if os.path.isdir(path):
+            yield from self._read_folder(path)
+        elif not os.path.lexists(path):
+            yield self._refused(Entry(path, os.path.basename(path), None, status=Status.UNREADABLE,
+                                      reason="no such file or directory"))
+        else:
+            # a plain file or an archive given directly: its members get relpaths without prefix
+            yield from self._read_entry(file_entry(path, os.path.basename(path)), depth=0, top_level=True)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _read_folder(self, path: str) -> Iterator[ReadMember]:
+        for item in iter_folder(path):
+            if isinstance(item, SourceError):
+                yield self._refused(Entry(path, "", None, status=Status.UNREADABLE, reason=item.reason))
+            else:
+                yield from self._read_entry(item, depth=0)
+
+    def _refused(self, entry: Entry) -> ReadMember:
+        member = Member(next(self._seq), entry.logical_path, entry.relpath, entry.size or 0, None,
+                        entry.mime or "", Kind.OTHER)
+        return ReadMember(member, status=entry.status, reason=entry.reason)
+
+    def _read_entry(self, entry: Entry, depth: int, top_level: bool = False) -> Iterator[ReadMember]:
+        if entry.status is not None or entry.open is None:
+            yield self._refused(entry)
+            return
+        opts = self.options
+        digest = hashlib.sha256()
+        kept: list[bytes] | None = []
+        size = 0
+        mime, kind = "", Kind.OTHER
+        try:
+            with entry.open() as stream:
+                header = stream.read(HEADER_BYTES)
+                mime, kind = sniff(header)
+                on_disk_archive = kind is Kind.ARCHIVE and entry.disk_path is not None
+                if kind not in (Kind.IMAGE, Kind.ARCHIVE) or on_disk_archive:
+                    kept = None
+                chunk = header
+                while chunk:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if kept is not None:
+                        if size > opts.max_member_bytes:
+                            kept = None
+                        else:
+                            kept.append(chunk)
+                    chunk = stream.read(CHUNK)
+        except _READ_ERRORS as exc:
+            member = Member(next(self._seq), entry.logical_path, entry.relpath, entry.size or size, None,
+                            mime or "application/octet-stream", kind)
+            yield ReadMember(member, status=Status.UNREADABLE, reason=f"read failed after {size} bytes: {_describe(exc)}")
+            return
+        data = b"".join(kept) if kept is not None else None
+        sha = digest.hexdigest()
+
+        if kind is Kind.ARCHIVE:
+            yield from self._read_archive(entry, size, sha, mime, data, depth, top_level)
+            return
+        member = Member(next(self._seq), entry.logical_path, entry.relpath, size, sha, mime, kind)
+        if kind is Kind.IMAGE:
+            if data is None:
+                yield ReadMember(member, status=Status.SKIPPED,
+                                 reason=f"{size} bytes, over the {opts.max_member_bytes}-byte limit for decoding")
+            else:
+                yield ReadMember(member, data=data)
+        elif kind is Kind.VIDEO:
+            yield ReadMember(member, status=Status.SKIPPED,
+                             reason="video: fingerprinted by SHA-256 only; frame sampling is not in this version")
+        elif claims_image(entry.relpath):
+            what = "an empty file" if size == 0 else mime
+            yield ReadMember(member, status=Status.UNREADABLE,
+                             reason=f"named as an image but the content is {what}, not an image")
+        else:
+            yield ReadMember(member, status=Status.OK)
+
+    def _read_archive(self, entry: Entry, size: int, sha: str, mime: str, data: bytes | None, depth: int,
+                      top_level: bool) -> Iterator[ReadMember]:
+        opts = self.options
+        archive = Member(-1, entry.logical_path, entry.relpath, size, sha, mime, Kind.ARCHIVE)
+        if depth >= opts.max_archive_depth:
+            yield self._final(archive, Status.SKIPPED,
+                              f"archive nested more than {opts.max_archive_depth} levels deep: listed, not opened")
+            return
+        if entry.disk_path is None and data is None:
+            yield self._final(archive, Status.SKIPPED,
+                              f"nested archive of {size} bytes, over the {opts.max_member_bytes}-byte limit: not opened")
+            return
+        rel_prefix = "" if top_level else f"{entry.relpath}!/"
+        errors: list[str] = []
+        opened = open(entry.disk_path, "rb") if data is None else io.BytesIO(data)
+        with opened as fileobj:
+            if mime == "application/zip":
+                children = iter_zip(fileobj, entry.logical_path, rel_prefix)
+            else:
+                children = iter_tar(fileobj, entry.logical_path, rel_prefix)
+            for item in children:
+                if isinstance(item, SourceError):
+                    errors.append(item.reason)
+                    continue
+                yield from self._read_entry(item, depth + 1)
+        if errors:
+            yield self._final(archive, Status.UNREADABLE, "; ".join(errors))
+        else:
+            yield self._final(archive, Status.OK, None)
+
+    def _final(self, member: Member, status: Status, reason: str | None) -> ReadMember:
+        m = Member(next(self._seq), member.logical_path, member.relpath, member.size, member.sha256, member.mime,
+                   member.kind)
+        return ReadMember(m, status=status, reason=reason)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if not text.startswith(type(exc).__name__) else text

@@ -1,0 +1,1 @@
+"""Decoding of media: content sniffing, images with EXIF orientation, reduced copies for detection."""

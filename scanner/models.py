@@ -1,0 +1,230 @@
+"""Frozen dataclasses that travel between the stages: the one vocabulary of a scan.
+
+A `Member` is one file of a dump (a plain file, an archive, or a file inside an archive) with the
+identity of its bytes. An `Analysis` is what the fingerprint stage learnt from those bytes. A
+`MemberResult` joins the two with a status, and is what a scan reports for every file, readable or
+not. Every face carries the name and version of the engine that produced its encoding, because an
+encoding compared with one made by another engine is meaningless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    OK = "ok"
+    DUPLICATE = "duplicate"  # same bytes as an earlier member of the scan; analysed once
+    UNREADABLE = "unreadable"  # bytes could not be read or decoded; `reason` says why
+    SKIPPED = "skipped"  # deliberately not read (link, too large, unsupported kind); `reason` says why
+
+
+class Kind(StrEnum):
+    IMAGE = "image"
+    ARCHIVE = "archive"
+    VIDEO = "video"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file of a dump and the identity of its bytes."""
+
+    seq: int  # position in the scan, in the order members were read
+    logical_path: str  # input path, then "!/" and the member name for each archive level
+    relpath: str  # path relative to the input, identical for a folder and an archive of it
+    size: int
+    sha256: str | None  # None when not a byte could be read
+    mime: str  # detected from content, never from the name
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face rectangle in pixels of the EXIF-oriented, full-resolution image (CSS order)."""
+
+    top: int
+    right: int
+    bottom: int
+    left: int
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.top, self.right, self.bottom, self.left)
+
+
+@dataclass(frozen=True)
+class Face:
+    box: FaceBox
+    encoding: tuple[float, ...]  # 128 float64 values, exactly as the embedder produced them
+
+
+@dataclass(frozen=True)
+class ImageFingerprint:
+    width: int  # after EXIF orientation
+    height: int
+    format: str  # Pillow's format name: JPEG, PNG, ...
+    orientation: int  # EXIF orientation tag that was applied (1 = none)
+    phash: str  # 64-bit perceptual hash, 16 hex digits
+    dhash: str  # 64-bit difference hash, 16 hex digits
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the fingerprint stage learnt from one member's bytes; `error` set when it could not."""
+
+    image: ImageFingerprint | None = None
+    faces: tuple[Face, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    member: Member
+    status: Status
+    reason: str | None = None
+    duplicate_of: str | None = None  # logical path of the first member with the same bytes
+    image: ImageFingerprint | None = None
+    faces: tuple[Face, ...] = ()
+
+    def to_json(self, scan_id: str | None = None) -> dict:
+        """Return the JSON Lines record documented in docs/scan-output.md."""
+        m = self.member
+        record: dict = {
+            "scan_id": scan_id,
+            "seq": m.seq,
+            "path": m.logical_path,
+            "relpath": m.relpath,
+            "size": m.size,
+            "sha256": m.sha256,
+            "type": m.mime,
+            "kind": m.kind.value,
+            "status": self.status.value,
+            "reason": self.reason,
+            "duplicate_of": self.duplicate_of,
+            "image": None,
+            "faces": [],
+        }
+        if self.image is not None:
+            img = self.image
+            record["image"] = {
+                "width": img.width,
+                "height": img.height,
+                "format": img.format,
+                "orientation": img.orientation,
+                "phash": img.phash,
+                "dhash": img.dhash,
+            }
+        record["faces"] = [
+            {
+                "box": {"top": f.box.top, "right": f.box.right, "bottom": f.box.bottom, "left": f.box.left},
+                "encoding": list(f.encoding),
+            }
+            for f in self.faces
+        ]
+        return record
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Every parameter that changes a scan's results; recorded with the scan."""
+
+    detector: str = "hog"  # "hog" (CPU, fast) or "cnn" (dlib's MMOD CNN, slow on CPU)
+    upsample: int = 1  # face_recognition's number_of_times_to_upsample
+    # 1024: on ../shared/facedata/multiface no face is lost down to 800 px while a 2280x1588 photo
+    # costs 0.3 s instead of 2.1 s (docs/accuracy.md, benchmarks/detect_size.py).
+    detect_max_side: int = 1024
+    workers: int = 0  # 0 = one per CPU core
+    max_image_pixels: int = 100_000_000  # larger images are refused as possible decompression bombs
+    max_member_bytes: int = 256 * 1024 * 1024  # larger members are hashed but not decoded
+    max_archive_depth: int = 4  # archives nested deeper are listed but not opened
+
+    def as_record(self) -> dict:
+        return {
+            "detector": self.detector,
+            "upsample": self.upsample,
+            "detect_max_side": self.detect_max_side,
+            "max_image_pixels": self.max_image_pixels,
+            "max_member_bytes": self.max_member_bytes,
+            "max_archive_depth": self.max_archive_depth,
+        }
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Names, versions and model-file checksums of everything that computed a fingerprint."""
+
+    embedder: str
+    embedder_version: str
+    hasher: str
+    hasher_version: str
+    versions: dict[str, str] = field(default_factory=dict)
+    model_files: dict[str, str] = field(default_factory=dict)  # file name -> SHA-256
+
+    def as_record(self) -> dict:
+        return {
+            "embedder": self.embedder,
+            "embedder_version": self.embedder_version,
+            "hasher": self.hasher,
+            "hasher_version": self.hasher_version,
+            "versions": dict(self.versions),
+            "model_files": dict(self.model_files),
+        }
+
+
+@dataclass
+class ScanCounts:
+    """Running totals of a scan; the summary printed at its end."""
+
+    files: int = 0
+    images: int = 0
+    faces: int = 0
+    images_with_faces: int = 0
+    duplicates: int = 0
+    unreadable: int = 0
+    skipped: int = 0
+    archives: int = 0
+    bytes_read: int = 0
+
+    def add(self, r: MemberResult) -> None:
+        self.files += 1
+        if r.status is Status.DUPLICATE:
+            self.duplicates += 1
+        elif r.status is Status.UNREADABLE:
+            self.unreadable += 1
+        elif r.status is Status.SKIPPED:
+            self.skipped += 1
+        if r.member.kind is Kind.ARCHIVE and r.status is not Status.UNREADABLE:
+            self.archives += 1
+        if r.image is not None and r.status is Status.OK:  # duplicates count once, as their original
+            self.images += 1
+            self.faces += len(r.faces)
+            self.images_with_faces += bool(r.faces)
+        if r.member.kind is not Kind.ARCHIVE:
+            self.bytes_read += r.member.size
+
+    @property
+    def readable(self) -> int:
+        return self.files - self.unreadable - self.skipped
+
+    def as_record(self) -> dict:
+        return {
+            "files": self.files,
+            "images": self.images,
+            "faces": self.faces,
+            "images_with_faces": self.images_with_faces,
+            "duplicates": self.duplicates,
+            "unreadable": self.unreadable,
+            "skipped": self.skipped,
+            "archives": self.archives,
+            "bytes": self.bytes_read,
+        }
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    scan_id: str
+    started_at: str
+    finished_at: str
+    counts: dict
+    workspace: str

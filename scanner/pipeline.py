@@ -1,0 +1,353 @@
+"""Use cases that compose the stages. This issue: `scan`.
+
+scan: inputs -> ingest (stream, SHA-256, type) -> dedupe by SHA-256 -> worker pool (decode, hashes,
+faces) -> results in read order -> case store (batched transactions) and the caller's callback.
+
+Memory stays bounded whatever the dump's size: at most `in_flight` members' bytes are held at a
+time, and only a bounded cache of analyses is kept for duplicates (older ones are read back from
+the store).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import socket
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from scanner import __version__
+from scanner.errors import InputNotFoundError, UsageError, WorkspaceError
+from scanner.ingest import MemberReader, ReadMember
+from scanner.models import (
+    Analysis,
+    EngineInfo,
+    Face,
+    FaceBox,
+    ImageFingerprint,
+    Kind,
+    MemberResult,
+    ScanCounts,
+    ScanOptions,
+    ScanSummary,
+    Status,
+)
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY_MEMBERS = 200
+FLUSH_EVERY_SECONDS = 2.0
+ANALYSIS_CACHE = 2048
+MAX_CRASHES_PER_MEMBER = 2  # a member that kills its worker twice is recorded as unreadable
+
+ResultCallback = Callable[[MemberResult], None]
+ProgressCallback = Callable[[ScanCounts, MemberResult], None]
+
+
+def engine_info(options: ScanOptions) -> EngineInfo:
+    """Describe the engine a scan with these options uses (versions and model checksums)."""
+    from scanner.fingerprints.faces import DlibFaceEngine, engine_versions, model_file_checksums
+    from scanner.fingerprints.perceptual import NAME as HASHER, hasher_version
+
+    versions = engine_versions()
+    return EngineInfo(
+        embedder=DlibFaceEngine.name,
+        embedder_version=versions["face_recognition"],
+        hasher=HASHER,
+        hasher_version=hasher_version(),
+        versions={"facetrace": __version__, **versions},
+        model_files=model_file_checksums(),
+    )
+
+
+def new_scan_id() -> str:
+    """Return a fresh random scan id (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+def open_store(workspace: str | None = None, db_url: str | None = None):
+    """Open (creating if needed) a workspace's case store; return (store, workspace root)."""
+    from indexes.workspace import Workspace, WorkspaceUnavailable
+
+    ws = Workspace(workspace, db_url)
+    try:
+        return ws.open_store(), str(ws.root)
+    except WorkspaceUnavailable as exc:
+        raise WorkspaceError(f"{exc}. Check --workspace / --db (or FACETRACE_HOME) and the folder's permissions.") from None
+
+
+def validate_options(options: ScanOptions) -> None:
+    if options.detector not in ("hog", "cnn"):
+        raise UsageError(f"unknown detector {options.detector!r}: use 'hog' or 'cnn'")
+    if options.upsample < 0 or options.upsample > 3:
+        raise UsageError("upsample must be between 0 and 3")
+    if options.detect_max_side < 64:
+        raise UsageError("detect_max_side must be at least 64 pixels")
+
+
+@dataclass
+class _Slot:
+    """One member waiting for its turn to be emitted, in read order."""
+
+    read: ReadMember
+    future: Any = None  # Future[Analysis] for the first copy of an image
+    duplicate_of: str | None = None  # logical path of the first member with the same bytes
+    data: bytes | None = None  # kept until the analysis is back, to resubmit after a worker crash
+    crashes: int = 0
+    analysis: Analysis | None = None
+    result: MemberResult | None = None
+
+
+@dataclass
+class _Dedup:
+    first_path: dict[str, str] = field(default_factory=dict)  # sha256 -> logical path of first copy
+    cache: OrderedDict = field(default_factory=OrderedDict)  # sha256 -> Analysis (LRU)
+
+    def remember(self, sha: str, analysis: Analysis) -> None:
+        self.cache[sha] = analysis
+        self.cache.move_to_end(sha)
+        while len(self.cache) > ANALYSIS_CACHE:
+            self.cache.popitem(last=False)
+
+
+def scan(
+    inputs: list[str],
+    store,
+    options: ScanOptions = ScanOptions(),
+    *,
+    on_result: ResultCallback | None = None,
+    progress: ProgressCallback | None = None,
+    workspace: str = "",
+    scan_id: str | None = None,
+) -> ScanSummary:
+    """Scan files, folders and archives; store and return what was found in every member."""
+    validate_options(options)
+    if not inputs:
+        raise UsageError("nothing to scan: give at least one file, folder or archive")
+    missing = [p for p in inputs if not os.path.lexists(p)]
+    if missing and len(missing) == len(inputs):
+        raise InputNotFoundError(f"no such file or folder: {', '.join(missing)}")
+    info = engine_info(options)
+    scan_id = scan_id or new_scan_id()
+    started = datetime.now(timezone.utc)
+    input_records = [_input_record(p) for p in inputs]
+    try:
+        store.create_scan(scan_id, started, __version__, info.as_record(), options.as_record(), _host(options),
+                          input_records)
+    except Exception as exc:  # noqa: BLE001 - any database failure becomes one clear error
+        raise WorkspaceError(f"cannot record the scan in the workspace database: {exc}") from exc
+
+    run = _ScanRun(scan_id, store, options, info, on_result, progress, input_records)
+    status = "interrupted"
+    try:
+        run.execute(inputs)
+        status = "finished"
+    finally:
+        run.flush()
+        store.finish_scan(scan_id, datetime.now(timezone.utc), status, run.counts.as_record(),
+                          input_hashes=run.input_hashes)
+    finished = datetime.now(timezone.utc)
+    return ScanSummary(scan_id, started.isoformat(), finished.isoformat(), run.counts.as_record(), workspace)
+
+
+class _ScanRun:
+    def __init__(self, scan_id, store, options, info, on_result, progress, input_records):
+        self.scan_id = scan_id
+        self.store = store
+        self.options = options
+        self.info = info
+        self.on_result = on_result
+        self.progress = progress
+        self.counts = ScanCounts()
+        self.dedup = _Dedup()
+        self.pending_rows: list[dict] = []
+        self.last_flush = time.monotonic()
+        self.workers = options.workers or os.cpu_count() or 1
+        self.in_flight = 4 * self.workers
+        self.input_paths = {rec["path"]: i for i, rec in enumerate(input_records)}
+        self.input_hashes: dict[int, str] = {}
+
+    def execute(self, inputs: list[str]) -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
+        from scanner.workers import analyse, make_executor
+
+        self._analyse = analyse
+        self.executor = make_executor(self.options, self.workers)
+        pending: deque[_Slot] = deque()
+        try:
+            for read in MemberReader(self.options).read(inputs):
+                pending.append(self._slot(read))
+                while pending and (len(pending) > self.in_flight or _ready(pending[0])):
+                    self._emit(pending.popleft(), pending, BrokenProcessPool)
+            while pending:
+                self._emit(pending.popleft(), pending, BrokenProcessPool)
+        finally:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def _slot(self, read: ReadMember) -> _Slot:
+        m = read.member
+        if m.sha256 is not None and read.status in (None, Status.OK):
+            first = self.dedup.first_path.get(m.sha256)
+            if first is not None:
+                return _Slot(read, duplicate_of=first)
+            self.dedup.first_path[m.sha256] = m.logical_path
+        if read.status is None:  # an image to analyse
+            slot = _Slot(read, data=read.data)
+            read.data = None
+            slot.future = self.executor.submit(self._analyse, slot.data)
+            return slot
+        return _Slot(read)
+
+    def _emit(self, slot: _Slot, pending: deque, broken_exc) -> None:
+        result = self._resolve(slot, pending, broken_exc)
+        self.counts.add(result)
+        self._record_input_hash(result)
+        self.pending_rows.append(_row(result, self.info, self.options))
+        if (len(self.pending_rows) >= FLUSH_EVERY_MEMBERS
+                or time.monotonic() - self.last_flush > FLUSH_EVERY_SECONDS):
+            self.flush()
+        if self.on_result is not None:
+            self.on_result(result)
+        if self.progress is not None:
+            self.progress(self.counts, result)
+
+    def _resolve(self, slot: _Slot, pending: deque, broken_exc) -> MemberResult:
+        read = slot.read
+        m = read.member
+        if slot.future is not None:
+            analysis = self._wait(slot, pending, broken_exc)
+            slot.data = None
+            self.dedup.remember(m.sha256, analysis)
+            if analysis.error is not None:
+                return MemberResult(m, Status.UNREADABLE, analysis.error, image=analysis.image)
+            return MemberResult(m, Status.OK, image=analysis.image, faces=analysis.faces)
+        first_path = slot.duplicate_of
+        if first_path is not None:
+            analysis = self._analysis_for(m.sha256, m.kind)
+            return MemberResult(m, Status.DUPLICATE, f"same bytes as {first_path}", duplicate_of=first_path,
+                                image=analysis.image if analysis else None,
+                                faces=analysis.faces if analysis else ())
+        return MemberResult(m, read.status or Status.OK, read.reason)
+
+    def _wait(self, slot: _Slot, pending: deque, broken_exc) -> Analysis:
+        while True:
+            try:
+                return slot.future.result()
+            except broken_exc:
+                slot.crashes += 1
+                log.warning("a worker process died while analysing %s", slot.read.member.logical_path)
+                self._restart_pool(slot, pending)
+                if slot.crashes >= MAX_CRASHES_PER_MEMBER:
+                    return Analysis(error="the analysis process crashed on this file twice: not analysed")
+            except Exception as exc:  # noqa: BLE001 - a bug on one file must not end the scan
+                log.exception("analysis failed for %s", slot.read.member.logical_path)
+                return Analysis(error=f"internal error while analysing: {type(exc).__name__}: {exc}")
+
+    def _restart_pool(self, culprit: _Slot, pending: deque) -> None:
+        from scanner.workers import make_executor
+
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.executor = make_executor(self.options, self.workers)
+        # Every task of the dead pool is lost; resubmit them. Only `culprit` is charged the crash.
+        for s in [culprit, *pending]:
+            if s.future is not None and s.data is not None and (s is culprit or not _done_ok(s.future)):
+                if s is culprit and s.crashes >= MAX_CRASHES_PER_MEMBER:
+                    continue
+                s.future = self.executor.submit(self._analyse, s.data)
+
+    def _analysis_for(self, sha: str, kind: Kind) -> Analysis | None:
+        if kind is not Kind.IMAGE:
+            return None
+        cached = self.dedup.cache.get(sha)
+        if cached is not None:
+            return cached
+        self.flush()
+        row = self.store.analysis_by_sha(self.scan_id, sha)
+        if row is None or row["image"] is None:
+            return None
+        img = row["image"]
+        analysis = Analysis(
+            image=ImageFingerprint(img["width"], img["height"], img["format"], img["orientation"], img["phash"],
+                                   img["dhash"]),
+            faces=tuple(Face(FaceBox(f["top"], f["right"], f["bottom"], f["left"]), tuple(f["encoding"]))
+                        for f in row["faces"]),
+        )
+        self.dedup.remember(sha, analysis)
+        return analysis
+
+    def _record_input_hash(self, result: MemberResult) -> None:
+        idx = self.input_paths.get(result.member.logical_path)
+        if idx is not None and result.member.sha256:
+            self.input_hashes[idx] = result.member.sha256
+
+    def flush(self) -> None:
+        if self.pending_rows:
+            self.store.add_members(self.scan_id, self.pending_rows)
+            self.pending_rows = []
+        self.last_flush = time.monotonic()
+
+
+def _ready(slot: _Slot) -> bool:
+    # A duplicate is always behind its first copy in the queue, so it is ready once at the head.
+    return slot.future is None or slot.future.done()
+
+
+def _done_ok(fut) -> bool:
+    return fut.done() and not fut.cancelled() and fut.exception() is None
+
+
+def _row(result: MemberResult, info: EngineInfo, options: ScanOptions) -> dict:
+    m = result.member
+    row = {
+        "seq": m.seq,
+        "logical_path": m.logical_path,
+        "relpath": m.relpath,
+        "size": m.size,
+        "sha256": m.sha256,
+        "mime": m.mime,
+        "kind": m.kind.value,
+        "status": result.status.value,
+        "reason": result.reason,
+        "duplicate_of": result.duplicate_of,
+    }
+    # A duplicate's fingerprint is stored once, on its first copy.
+    if result.status is not Status.DUPLICATE and result.image is not None:
+        img = result.image
+        row["image"] = {"width": img.width, "height": img.height, "format": img.format,
+                        "orientation": img.orientation, "phash": img.phash, "dhash": img.dhash,
+                        "hasher": info.hasher, "hasher_version": info.hasher_version}
+        row["faces"] = [
+            {"top": f.box.top, "right": f.box.right, "bottom": f.box.bottom, "left": f.box.left,
+             "encoding": f.encoding, "embedder": info.embedder, "embedder_version": info.embedder_version,
+             "detector": options.detector}
+            for f in result.faces
+        ]
+    return row
+
+
+def _input_record(path: str) -> dict:
+    abspath = os.path.abspath(path)
+    if os.path.isdir(path):
+        kind, size = "folder", None
+    elif os.path.isfile(path):
+        kind, size = "file", os.path.getsize(path)
+    else:
+        kind, size = "missing", None
+    return {"path": path, "abspath": abspath, "kind": kind, "size": size, "sha256": None}
+
+
+def _host(options: ScanOptions) -> dict:
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "workers": options.workers or os.cpu_count() or 1,
+    }

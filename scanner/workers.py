@@ -1,0 +1,88 @@
+"""Per-member analysis: decode, perceptual hashes, faces. Runs in worker processes.
+
+Each worker loads the face models once (on first use) and then analyses one member's bytes per
+call. Everything that can go wrong with one file comes back as `Analysis.error`, never as an
+exception, so a hostile file costs one record and not the scan.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future
+
+from scanner.models import Analysis, ImageFingerprint, ScanOptions
+
+_engine = None
+_options: ScanOptions | None = None
+
+# One thread per worker process: parallelism comes from processes, and BLAS threads on top of
+# them would oversubscribe the cores.
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def init_worker(options: ScanOptions) -> None:
+    """Prepare a worker process (or the main one, for a single-worker scan)."""
+    global _options, _engine
+    for key, value in THREAD_ENV.items():
+        os.environ.setdefault(key, value)
+    _options = options
+    _engine = None
+
+
+def _get_engine():
+    global _engine
+    if _engine is None:
+        from scanner.fingerprints.faces import DlibFaceEngine
+
+        _engine = DlibFaceEngine(_options)
+    return _engine
+
+
+def analyse(data: bytes) -> Analysis:
+    """Return the fingerprint of one image member's bytes."""
+    from scanner.fingerprints.perceptual import perceptual_hashes
+    from scanner.media.images import ImageDecodeError, decode_image
+
+    opts = _options
+    try:
+        decoded = decode_image(data, opts.max_image_pixels)
+    except ImageDecodeError as exc:
+        return Analysis(error=str(exc))
+    image = decoded.image
+    width, height = image.size
+    phash, dhash = perceptual_hashes(image)
+    fingerprint = ImageFingerprint(width, height, decoded.format, decoded.orientation, phash, dhash)
+    try:
+        faces = tuple(_get_engine().faces(image))
+    except (RuntimeError, ValueError, MemoryError) as exc:  # dlib raises RuntimeError on odd inputs
+        return Analysis(image=fingerprint, error=f"face detection failed: {exc}")
+    return Analysis(image=fingerprint, faces=faces)
+
+
+class InlineExecutor:
+    """A stand-in for a process pool that runs each task at once in this process (workers=1)."""
+
+    def __init__(self, options: ScanOptions):
+        init_worker(options)
+
+    def submit(self, fn, *args) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - delivered to the caller through the future
+            fut.set_exception(exc)
+        return fut
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def make_executor(options: ScanOptions, workers: int):
+    """Return an executor with `workers` processes (spawned: safe beside threads and SQLite)."""
+    if workers <= 1:
+        return InlineExecutor(options)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=init_worker, initargs=(options,))
