@@ -26,10 +26,13 @@ class DecodedImage:
 
 def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     """Decode `data` into an upright RGB image, refusing more than `max_pixels` pixels."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
     # Our own limit replaces Pillow's global warning/error pair, so the reason is explicit.
     Image.MAX_IMAGE_PIXELS = None
+    # face_recognition sets this to True when imported; a truncated file must be reported, not
+    # silently decoded with grey padding.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:

@@ -1,0 +1,26 @@
+# Two commands do all set-up on a fresh machine with Python 3.11+:
+#   make demo   build a demo dump from scikit-image's bundled photos and scan it
+#   make test   run the test suite (the same command CI runs)
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+DEMO := demo-data
+
+.PHONY: setup demo test bench clean-demo
+
+setup:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.5" \
+		|| $(PYTHON) -m pip install --quiet --user --break-system-packages "uv>=0.5"
+	$(UV) sync --frozen
+
+demo: setup
+	$(UV) run --frozen --no-sync python demo/build_demo.py $(DEMO)
+	$(UV) run --frozen --no-sync facetrace scan --workspace $(DEMO)/workspace $(DEMO)/dump $(DEMO)/bundle.zip
+
+test: setup
+	$(UV) run --frozen --no-sync pytest
+
+bench: setup
+	$(UV) run --frozen --no-sync python benchmarks/bench_scan.py
+
+clean-demo:
+	rm -rf $(DEMO)

@@ -1,0 +1,83 @@
+"""Build the README's demo dump from photos that scikit-image ships (no download, no ../shared).
+
+The only person in it is scikit-image's public-domain `astronaut` photo (Eileen Collins, NASA).
+The dump imitates a small traded "kit": one folder per person with re-encoded, resized, cropped,
+mirrored and EXIF-rotated copies, a byte-identical duplicate, non-face pictures, a truncated JPEG,
+a text file posing as a JPEG, and a zip bundle holding a second copy of the kit.
+
+Usage: python demo/build_demo.py OUT_DIR   (writes OUT_DIR/dump/ and OUT_DIR/bundle.zip)
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage import data
+
+
+def jpeg(img: Image.Image, quality: int = 92, exif: bytes | None = None) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality, **({"exif": exif} if exif else {}))
+    return buf.getvalue()
+
+
+def png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def build(out: Path) -> None:
+    dump = out / "dump"
+    if dump.exists():
+        shutil.rmtree(dump)
+    (out / "bundle.zip").unlink(missing_ok=True)
+    person = dump / "person_0001"
+    extras = dump / "extras"
+    person.mkdir(parents=True)
+    extras.mkdir(parents=True)
+
+    astronaut = Image.fromarray(data.astronaut())  # 512x512 RGB
+    w, h = astronaut.size
+    files = {
+        "astronaut.jpg": jpeg(astronaut, 95),
+        "astronaut_q35.jpg": jpeg(astronaut, 35),
+        "astronaut_large.jpg": jpeg(astronaut.resize((w * 3, h * 3), Image.LANCZOS), 90),
+        "astronaut_small.jpg": jpeg(astronaut.resize((w // 2, h // 2), Image.LANCZOS), 90),
+        "astronaut_crop.jpg": jpeg(astronaut.crop((w // 10, h // 10, w - w // 10, h - h // 10)), 90),
+        "astronaut_mirror.png": png(astronaut.transpose(Image.FLIP_LEFT_RIGHT)),
+    }
+    # stored sideways with EXIF orientation 6 ("rotate 90 CW to view"), as phones do
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    files["astronaut_phone.jpg"] = jpeg(astronaut.transpose(Image.ROTATE_90), 90, exif.tobytes())
+    for name, blob in files.items():
+        (person / name).write_bytes(blob)
+    shutil.copyfile(person / "astronaut.jpg", person / "astronaut_copy.jpg")  # byte-identical
+
+    for name, arr in [("coffee.jpg", data.coffee()), ("chelsea_cat.png", data.chelsea()),
+                      ("rocket.jpg", data.rocket()), ("coins.png", data.coins())]:
+        img = Image.fromarray(np.asarray(arr))
+        (extras / name).write_bytes(jpeg(img.convert("RGB")) if name.endswith(".jpg") else png(img))
+    whole = jpeg(astronaut, 90)
+    (extras / "broken.jpg").write_bytes(whole[: len(whole) // 2])  # truncated mid-scan
+    (extras / "photo_0002.jpg").write_text("20 yuan a person: 20 photos and 5 videos each\n")
+    (dump / "price_list.txt").write_text("kit: 1 person, 8 photos. price on request.\n")
+
+    with zipfile.ZipFile(out / "bundle.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(person.iterdir()):
+            zf.write(path, f"kit/{path.name}")
+        zf.writestr("kit/notes.txt", "re-packed copy of person_0001\n")
+    print(f"demo dump written to {dump} and {out / 'bundle.zip'}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    build(Path(sys.argv[1]))

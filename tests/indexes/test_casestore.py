@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from indexes.casestore import CaseStore, pack_encoding, unpack_encoding
+
+
+@given(st.lists(st.floats(allow_nan=False, width=64), min_size=128, max_size=128))
+def test_encoding_round_trip_is_exact(values):
+    assert unpack_encoding(pack_encoding(values)) == tuple(values)
+
+
+def test_scan_members_round_trip(tmp_path):
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    now = datetime.now(timezone.utc)
+    store.create_scan("s1", now, "0.1", {"embedder": "x"}, {"detector": "hog"}, {"hostname": "h"},
+                      [{"path": "d", "abspath": "/d", "kind": "folder", "size": None, "sha256": None}])
+    enc = tuple(float(i) / 7 for i in range(128))
+    store.add_members("s1", [
+        {"seq": 0, "logical_path": "d/a.jpg", "relpath": "a.jpg", "size": 10, "sha256": "ab" * 32,
+         "mime": "image/jpeg", "kind": "image", "status": "ok", "reason": None, "duplicate_of": None,
+         "image": {"width": 2, "height": 3, "format": "JPEG", "orientation": 1, "phash": "0" * 16,
+                   "dhash": "f" * 16, "hasher": "h", "hasher_version": "1"},
+         "faces": [{"top": 1, "right": 2, "bottom": 3, "left": 0, "encoding": enc, "embedder": "e",
+                    "embedder_version": "1", "detector": "hog"}]},
+        {"seq": 1, "logical_path": "d/b.txt", "relpath": "b.txt", "size": 1, "sha256": None, "mime": "",
+         "kind": "other", "status": "unreadable", "reason": "because", "duplicate_of": None},
+    ])
+    store.finish_scan("s1", now, "finished", {"files": 2})
+    scan = store.get_scan()
+    assert scan["id"] == "s1" and scan["status"] == "finished" and scan["counts"] == {"files": 2}
+    members = list(store.iter_members("s1", batch=1))
+    assert [m["relpath"] for m in members] == ["a.jpg", "b.txt"]
+    assert members[0]["faces"][0]["encoding"] == enc
+    assert members[1]["reason"] == "because"
+    assert store.analysis_by_sha("s1", "ab" * 32)["image"]["width"] == 2
+    store.close()
