@@ -55,12 +55,11 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
     options = ScanOptions(detector=detector, upsample=upsample, detect_max_side=detect_max_side, workers=workers,
                           max_image_pixels=max_image_pixels, max_archive_depth=max_archive_depth)
     store, root = open_store(workspace, db_url)
-    out = click.get_text_stream("stdout")
     scan_id = new_scan_id()
     on_result = None
     if as_json:
-        def on_result(result, _out=out):
-            _out.write(json.dumps(result.to_json(scan_id), ensure_ascii=False) + "\n")
+        def on_result(result):
+            sys.stdout.write(json.dumps(result.to_json(scan_id), ensure_ascii=False) + "\n")
 
     problems = []
 
@@ -76,7 +75,7 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
         summary = scan(list(paths), store, options, on_result=collect, progress=progress, workspace=root,
                        scan_id=scan_id)
     elapsed = time.monotonic() - started
-    report = click.get_text_stream("stderr") if as_json else out
+    report = sys.stderr if as_json else sys.stdout
     _print_summary(report, summary, elapsed, problems)
     counts = summary.counts
     if counts["files"] - counts["unreadable"] - counts["skipped"] <= 0:

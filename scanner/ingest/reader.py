@@ -121,6 +121,9 @@ class MemberReader:
         elif kind is Kind.VIDEO:
             yield ReadMember(member, status=Status.SKIPPED,
                              reason="video: fingerprinted by SHA-256 only; frame sampling is not in this version")
+        elif mime.startswith("image/"):
+            yield ReadMember(member, status=Status.SKIPPED,
+                             reason=f"image format {mime} is not decoded by this version; SHA-256 recorded")
         elif claims_image(entry.relpath):
             what = "an empty file" if size == 0 else mime
             yield ReadMember(member, status=Status.UNREADABLE,
