@@ -13,8 +13,11 @@ setup:
 	$(UV) sync --frozen
 
 demo: setup
+	rm -rf $(DEMO)/workspace
 	$(UV) run --frozen --no-sync python demo/build_demo.py $(DEMO)
+	$(UV) run --frozen --no-sync facetrace enroll $(DEMO)/enroll/*.jpg --consent default --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace scan --workspace $(DEMO)/workspace $(DEMO)/dump $(DEMO)/bundle.zip
+	$(UV) run --frozen --no-sync facetrace registry audit --verify --workspace $(DEMO)/workspace
 
 test: setup
 	$(UV) run --frozen --no-sync pytest

@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from cli.common import EXIT_CODES, setup_logging
+from cli.enroll import enroll_command
+from cli.match import match_command
+from cli.registry_cmd import registry_group
 from cli.scan import scan_command
 
 
@@ -23,6 +26,9 @@ def cli(verbose: int) -> None:
 
 
 cli.add_command(scan_command)
+cli.add_command(enroll_command)
+cli.add_command(match_command)
+cli.add_command(registry_group)
 
 
 def main() -> None:

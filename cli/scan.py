@@ -50,7 +50,7 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
     """
     from scanner.ingest import estimate_count
     from scanner.models import ScanOptions
-    from scanner.pipeline import new_scan_id, open_store, scan
+    from scanner.pipeline import match_against_registry, new_scan_id, open_store, scan
 
     options = ScanOptions(detector=detector, upsample=upsample, detect_max_side=detect_max_side, workers=workers,
                           max_image_pixels=max_image_pixels, max_archive_depth=max_archive_depth)
@@ -75,8 +75,11 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
         summary = scan(list(paths), store, options, on_result=collect, progress=progress, workspace=root,
                        scan_id=scan_id)
     elapsed = time.monotonic() - started
+    findings = match_against_registry(store, root, summary.scan_id)
     report = sys.stderr if as_json else sys.stdout
     _print_summary(report, summary, elapsed, problems)
+    if findings is not None:
+        _print_findings(report, findings)
     counts = summary.counts
     if counts["files"] - counts["unreadable"] - counts["skipped"] <= 0:
         click.echo("Error: nothing could be read from the inputs.", err=True)
@@ -103,6 +106,19 @@ def _print_summary(stream, summary, elapsed, problems) -> None:
         if more > 0:
             lines.append(f"  ... and {more} more (`facetrace scan --json` lists every member)")
     stream.write("\n".join(lines) + "\n")
+    stream.flush()
+
+
+def _print_findings(stream, findings) -> None:
+    from cli.match import format_finding
+
+    subjects = sorted({f["subject_id"] for f in findings})
+    stream.write(f"Registry: {len(findings)} finding(s) concerning {len(subjects)} enrolled subject(s)\n")
+    order = {"confident": 0, "probable": 1, "possible": 2}
+    for f in sorted(findings, key=lambda f: (order[f["band"]], f["subject_id"], f["member_seq"]))[:PROBLEMS_SHOWN]:
+        stream.write(format_finding(f) + "\n")
+    if len(findings) > PROBLEMS_SHOWN:
+        stream.write(f"  ... and {len(findings) - PROBLEMS_SHOWN} more (`facetrace registry show SUBJECT_ID`)\n")
     stream.flush()
 
 

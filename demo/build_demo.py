@@ -5,7 +5,7 @@ The dump imitates a small traded "kit": one folder per person with re-encoded, r
 mirrored and EXIF-rotated copies, a byte-identical duplicate, non-face pictures, a truncated JPEG,
 a text file posing as a JPEG, and a zip bundle holding a second copy of the kit.
 
-Usage: python demo/build_demo.py OUT_DIR   (writes OUT_DIR/dump/ and OUT_DIR/bundle.zip)
+Usage: python demo/build_demo.py OUT_DIR   (writes OUT_DIR/dump/, OUT_DIR/bundle.zip, OUT_DIR/enroll/)
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ def build(out: Path) -> None:
         "astronaut_crop.jpg": jpeg(astronaut.crop((w // 10, h // 10, w - w // 10, h - h // 10)), 90),
         "astronaut_mirror.png": png(astronaut.transpose(Image.FLIP_LEFT_RIGHT)),
     }
+    # not a copy of any enrolled photo: rotated, re-framed and recoloured (stands in for another shot)
+    selfie = astronaut.rotate(8, resample=Image.BICUBIC).crop((60, 10, 400, 370))
+    files["astronaut_selfie.jpg"] = jpeg(Image.eval(selfie, lambda v: min(255, int(v * 1.15))), 85)
     # stored sideways with EXIF orientation 6 ("rotate 90 CW to view"), as phones do
     exif = Image.Exif()
     exif[0x0112] = 6
@@ -74,7 +77,18 @@ def build(out: Path) -> None:
         for path in sorted(person.iterdir()):
             zf.write(path, f"kit/{path.name}")
         zf.writestr("kit/notes.txt", "re-packed copy of person_0001\n")
-    print(f"demo dump written to {dump} and {out / 'bundle.zip'}")
+    # The person's own photos for enrolling (with consent) in the registry: each must show exactly
+    # one face. At full size the HOG detector also fires on the suit's mission patch, so the demo
+    # enrolls a head-and-shoulders crop, a smaller copy and an enlarged crop.
+    enroll_dir = out / "enroll"
+    if enroll_dir.exists():
+        shutil.rmtree(enroll_dir)
+    enroll_dir.mkdir()
+    head = astronaut.crop((90, 0, 370, 300))
+    (enroll_dir / "me_portrait.jpg").write_bytes(jpeg(head, 93))
+    (enroll_dir / "me_small.jpg").write_bytes(jpeg(astronaut.resize((w // 2, h // 2), Image.LANCZOS), 88))
+    (enroll_dir / "me_closeup.jpg").write_bytes(jpeg(head.resize((560, 600), Image.LANCZOS).crop((40, 20, 520, 560)), 90))
+    print(f"demo dump written to {dump} and {out / 'bundle.zip'}; enrollment photos in {enroll_dir}")
 
 
 if __name__ == "__main__":

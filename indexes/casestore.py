@@ -21,14 +21,13 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
-    create_engine,
-    event,
     func,
     select,
 )
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from indexes.db import Base, open_engine
 from indexes.workspace import WorkspaceUnavailable
 
 SCHEMA_VERSION = 1
@@ -42,10 +41,6 @@ def pack_encoding(values: Iterable[float]) -> bytes:
 
 def unpack_encoding(blob: bytes) -> tuple[float, ...]:
     return _ENC.unpack(blob)
-
-
-class Base(DeclarativeBase):
-    type_annotation_map = {dict: JSON}
 
 
 class Scan(Base):
@@ -132,24 +127,11 @@ class Meta(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
-def _sqlite_pragmas(dbapi_conn, _record):
-    cur = dbapi_conn.cursor()
-    # WAL lets a reader (a report, the HTTP service) work while a scan writes; busy_timeout makes
-    # a second writer wait instead of failing at once.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
 class CaseStore:
     def __init__(self, url: str):
         self.url = url
         try:
-            self.engine = create_engine(url)
-            if self.engine.dialect.name == "sqlite":
-                event.listen(self.engine, "connect", _sqlite_pragmas)
-            Base.metadata.create_all(self.engine)
+            self.engine = open_engine(url)
             with Session(self.engine) as s, s.begin():
                 if s.get(Meta, "schema_version") is None:
                     s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))

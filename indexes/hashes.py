@@ -102,3 +102,46 @@ class BinaryHashIndex:
     @property
     def faiss_index(self):
         return self._index
+
+
+def save_hash_index(index: BinaryHashIndex, path, hasher: str) -> dict:
+    """Write a binary index with `faiss.write_index_binary` and its JSON manifest; return the manifest."""
+    import os
+    from pathlib import Path
+
+    import faiss
+
+    from indexes.vectors import _sha256, _write_json
+
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    faiss.write_index_binary(index.faiss_index, str(tmp))
+    manifest = {"format": 1, "kind": index.kind, "hasher": hasher, "bits": BITS, "metric": "hamming",
+                "count": len(index), "sha256": _sha256(tmp)}
+    os.replace(tmp, path)
+    _write_json(path.with_suffix(path.suffix + ".json"), manifest)
+    return manifest
+
+
+def load_hash_index(path, hasher: str) -> BinaryHashIndex:
+    """Read a binary index saved by `save_hash_index`, refusing another hasher or a damaged file."""
+    import faiss
+
+    from indexes.vectors import IndexMismatch, _sha256, read_manifest
+
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise IndexMismatch(f"index file {path} is missing")
+    manifest = read_manifest(path)
+    if manifest.get("hasher") != hasher or manifest.get("bits") != BITS:
+        raise IndexMismatch(f"{path} holds {manifest.get('bits')}-bit hashes of {manifest.get('hasher')}, not {hasher}")
+    if _sha256(path) != manifest.get("sha256"):
+        raise IndexMismatch(f"{path} does not match the checksum in its manifest")
+    try:
+        index = BinaryHashIndex(faiss.read_index_binary(str(path)))
+    except RuntimeError as exc:
+        raise IndexMismatch(f"{path} cannot be read by faiss: {exc}") from None
+    if len(index) != manifest.get("count"):
+        raise IndexMismatch(f"{path} holds {len(index)} hashes, its manifest says {manifest.get('count')}")
+    return index

@@ -24,7 +24,8 @@ DIM = 128
 METRIC = "l2"
 # Above this many vectors an exact search of one query costs more than about 5 ms on the
 # reference machine (benchmarks/bench_index.py), so an approximate index takes over.
-APPROX_ABOVE = 200_000
+APPROX_ABOVE = 50_000
+TRAIN_SAMPLE = 100_000
 
 
 class IndexMismatch(Exception):
@@ -175,10 +176,15 @@ class IVFIndex(_FaissIndex):
         import faiss
 
         if self._index is None:
-            nlist = self._nlist or max(1, min(4 * int(math.sqrt(len(vectors))), len(vectors) // 39))
+            nlist = self._nlist or max(1, min(int(math.sqrt(len(vectors))), len(vectors) // 39))
             quantizer = faiss.IndexFlatL2(DIM)
             index = faiss.IndexIVFFlat(quantizer, DIM, nlist, faiss.METRIC_L2)
-            index.train(vectors)
+            # k-means needs a sample, not everything: 100k vectors train 1,000 lists in seconds
+            sample = vectors
+            if len(vectors) > TRAIN_SAMPLE:
+                rng = np.random.default_rng(0)
+                sample = vectors[rng.choice(len(vectors), TRAIN_SAMPLE, replace=False)]
+            index.train(sample)
             index.nprobe = min(self.nprobe, nlist)
             self._index = index
 
@@ -242,6 +248,8 @@ def load_index(path: str | os.PathLike, embedder: str, embedder_version: str) ->
     import faiss
 
     path = Path(path)
+    if not path.is_file():
+        raise IndexMismatch(f"index file {path} is missing")
     manifest = read_manifest(path)
     if manifest.get("embedder") != embedder or manifest.get("embedder_version") != embedder_version:
         raise IndexMismatch(f"{path} was built by {manifest.get('embedder')} {manifest.get('embedder_version')}, "
@@ -250,7 +258,10 @@ def load_index(path: str | os.PathLike, embedder: str, embedder_version: str) ->
         raise IndexMismatch(f"{path} has dimension {manifest.get('dim')} / metric {manifest.get('metric')}")
     if _sha256(path) != manifest.get("sha256"):
         raise IndexMismatch(f"{path} does not match the checksum in its manifest")
-    raw = faiss.read_index(str(path))
+    try:
+        raw = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise IndexMismatch(f"{path} cannot be read by faiss: {exc}") from None
     kind = manifest.get("kind")
     index = FlatIndex(raw) if kind == FlatIndex.kind else IVFIndex(raw) if kind == IVFIndex.kind else None
     if index is None:

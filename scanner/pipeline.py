@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from scanner import __version__
-from scanner.errors import InputNotFoundError, UsageError, WorkspaceError
+from scanner.errors import FacetraceError, InputNotFoundError, UsageError, WorkspaceError
 from scanner.ingest import MemberReader, ReadMember
 from scanner.models import (
     Analysis,
@@ -45,6 +45,7 @@ FLUSH_EVERY_MEMBERS = 200
 FLUSH_EVERY_SECONDS = 2.0
 ANALYSIS_CACHE = 2048
 MAX_CRASHES_PER_MEMBER = 2  # a member that kills its worker twice is recorded as unreadable
+MAX_POOL_FAILURES = 5  # pools dying in a row with no file analysed: the workers cannot start at all
 
 ResultCallback = Callable[[MemberResult], None]
 ProgressCallback = Callable[[ScanCounts, MemberResult], None]
@@ -172,6 +173,7 @@ class _ScanRun:
         self.in_flight = 4 * self.workers
         self.input_paths = {rec["path"]: i for i, rec in enumerate(input_records)}
         self.input_hashes: dict[int, str] = {}
+        self.pool_failures = 0
 
     def execute(self, inputs: list[str]) -> None:
         from concurrent.futures.process import BrokenProcessPool
@@ -239,9 +241,17 @@ class _ScanRun:
     def _wait(self, slot: _Slot, pending: deque, broken_exc) -> Analysis:
         while True:
             try:
-                return slot.future.result()
+                analysis = slot.future.result()
+                self.pool_failures = 0
+                return analysis
             except broken_exc:
                 slot.crashes += 1
+                self.pool_failures += 1
+                if self.pool_failures >= MAX_POOL_FAILURES:
+                    raise FacetraceError(
+                        f"worker processes died {self.pool_failures} times in a row without analysing a file; "
+                        "run with --workers 1 and -v to see why (a script that starts scans needs an "
+                        "`if __name__ == '__main__':` guard)") from None
                 log.warning("a worker process died while analysing %s", slot.read.member.logical_path)
                 self._restart_pool(slot, pending)
                 if slot.crashes >= MAX_CRASHES_PER_MEMBER:
@@ -351,3 +361,15 @@ def _host(options: ScanOptions) -> dict:
         "cpus": os.cpu_count(),
         "workers": options.workers or os.cpu_count() or 1,
     }
+
+
+def match_against_registry(store, workspace: str, scan_id: str, actor: str | None = None) -> list[dict] | None:
+    """Match a stored scan against the workspace's registry; None when the registry is empty."""
+    from indexes.registry import RegistryStore
+    from scanner.matching.matcher import match_scan
+    from scanner.registry import default_actor, open_registry
+
+    if RegistryStore(store.engine).count_active_subjects() == 0:
+        return None
+    registry = open_registry(store, workspace)
+    return match_scan(registry, store, scan_id, actor or default_actor())

@@ -1,0 +1,69 @@
+"""`facetrace enroll`: add a consenting person to the registry."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+
+import click
+
+from cli.common import EXIT_CODES, translate_errors, workspace_options
+
+
+@click.command("enroll", epilog=EXIT_CODES)
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--consent", "consent_text", required=True, metavar="FILE|default",
+              help="The consent text the person read and accepted: a text file, or 'default' for facetrace's "
+                   "own (see docs/registry.md). Its SHA-256 is stored with the enrollment.")
+@click.option("--consent-version", help="Version name of the consent text (default: the file name).")
+@click.option("--purpose", default="detect my face in traded face-data dumps", show_default=True)
+@click.option("--scope", default="registry matching of scans and uploads in this workspace", show_default=True)
+@click.option("--jurisdiction", default="unspecified", show_default=True, help="e.g. CN (PIPL), EU (GDPR).")
+@click.option("--expires", type=click.DateTime(["%Y-%m-%d"]), help="Consent expiry date (YYYY-MM-DD).")
+@click.option("--label", help="Optional free-text label (avoid names: the subject id is pseudonymous).")
+@click.option("--keep-photos", is_flag=True, help="Also store the photos themselves (default: only templates).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@workspace_options
+@translate_errors
+def enroll_command(photos, consent_text, consent_version, purpose, scope, jurisdiction, expires, label, keep_photos,
+                   as_json, workspace, db_url):
+    """Enroll one consenting person from photos that each show exactly one face.
+
+    All photos must be of the same person (the command names the photo that disagrees). Prints
+    the pseudonymous subject id and a one-time deletion token, and writes a consent receipt.
+
+    \b
+    Example:
+      facetrace enroll me1.jpg me2.jpg me3.jpg --consent default --jurisdiction CN
+    """
+    from pathlib import Path
+
+    from scanner.consent import DEFAULT_TEXT, DEFAULT_VERSION, ConsentInput
+    from scanner.pipeline import open_store
+    from scanner.registry import enroll, open_registry
+
+    if consent_text == "default":
+        text, version = DEFAULT_TEXT, consent_version or DEFAULT_VERSION
+    else:
+        path = Path(consent_text)
+        if not path.is_file():
+            raise click.BadParameter(f"{consent_text} is neither 'default' nor a readable file", param_hint="--consent")
+        text, version = path.read_text(encoding="utf-8"), consent_version or path.name
+    consent = ConsentInput(purpose=purpose, scope=scope, text=text, text_version=version, jurisdiction=jurisdiction,
+                           expires_at=expires.replace(tzinfo=timezone.utc) if expires else None,
+                           granted_at=datetime.now(timezone.utc))
+    store, root = open_store(workspace, db_url)
+    registry = open_registry(store, root)
+    result = enroll(registry, [(p, Path(p).read_bytes()) for p in photos], consent, label=label,
+                    keep_photos=keep_photos)
+    for w in result.warnings:
+        click.echo(f"Warning: {w}", err=True)
+    if as_json:
+        click.echo(json.dumps({"subject_id": result.subject_id, "deletion_token": result.deletion_token,
+                               "receipt": str(result.receipt_path)}))
+        return
+    click.echo(f"Enrolled subject {result.subject_id} from {len(photos)} photo(s).")
+    click.echo(f"Deletion token (shown once, keep it safe): {result.deletion_token}")
+    click.echo(f"Consent receipt: {result.receipt_path}")
+    sys.stdout.flush()

@@ -1,0 +1,55 @@
+"""`facetrace match`: check one photo against the registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cli.common import EXIT_CODES, translate_errors, workspace_options
+
+
+@click.command("match", epilog=EXIT_CODES)
+@click.argument("photo", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@workspace_options
+@translate_errors
+def match_command(photo, as_json, workspace, db_url):
+    """Check one photo against the registry: exact copy, near copy, or same person.
+
+    One photo alone is at most 'probable' for a same-person finding; scanning several photos
+    of a person together can make it 'confident' (docs/matching.md).
+
+    \b
+    Example:
+      facetrace match suspicious.jpg
+    """
+    from scanner.pipeline import open_store
+    from scanner.registry import default_actor, open_registry
+    from scanner.matching.matcher import match_photo
+
+    store, root = open_store(workspace, db_url)
+    findings = match_photo(open_registry(store, root), photo, Path(photo).read_bytes(), default_actor())
+    if as_json:
+        click.echo(json.dumps(findings, indent=2))
+        return
+    if not findings:
+        click.echo("No enrolled person found in this photo.")
+    for f in findings:
+        click.echo(format_finding(f))
+
+
+def format_finding(f: dict) -> str:
+    ev = f["evidence"]
+    if f["kind"] == "same_person":
+        detail = f"distance {ev['distance']:.3f}"
+        if "group" in ev:
+            g = ev["group"]
+            detail += f", group of {g['group_photos']} photos at {g['group_centroid_distance']:.3f}"
+    elif f["kind"] == "near_copy":
+        detail = f"pHash {ev['hamming_bits']} bits from enrolled {ev['enrolled_variant']}"
+    else:
+        detail = "identical bytes"
+    face = "" if f["face_index"] is None else f" face {f['face_index']}"
+    return f"  {f['band']:<9} {f['kind']:<11} subject {f['subject_id']}  {f['logical_path']}{face}  ({detail})"

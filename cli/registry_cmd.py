@@ -1,0 +1,146 @@
+"""`facetrace registry ...`: list, inspect, withdraw, erase subjects; verify erasure and the audit log."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from cli.common import EXIT_CODES, translate_errors, workspace_options
+
+
+def _registry(workspace, db_url):
+    from scanner.pipeline import open_store
+    from scanner.registry import open_registry
+
+    store, root = open_store(workspace, db_url)
+    return open_registry(store, root)
+
+
+@click.group("registry", epilog=EXIT_CODES)
+def registry_group():
+    """Inspect and manage the opt-in registry of enrolled people.
+
+    \b
+    Examples:
+      facetrace registry list
+      facetrace registry erase 3f9c0a1b2c3d4e5f --token TOKEN
+      facetrace registry verify-erasure 3f9c0a1b2c3d4e5f
+      facetrace registry audit --verify
+    """
+
+
+@registry_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@workspace_options
+@translate_errors
+def list_command(as_json, workspace, db_url):
+    """List enrolled subjects (id, status, templates, consent)."""
+    reg = _registry(workspace, db_url)
+    subjects = reg.store.list_subjects()
+    reg.store.audit("list", _actor(), None, {"subjects": len(subjects)})
+    if as_json:
+        click.echo(json.dumps(subjects, indent=2))
+        return
+    if not subjects:
+        click.echo("The registry is empty: `facetrace enroll --help` shows how to enroll a consenting person.")
+    for s in subjects:
+        consent = s["consents"][0] if s["consents"] else {}
+        click.echo(f"{s['id']}  {s['status']:<9}  {s['templates']} template(s)  enrolled {s['created_at'][:19]}"
+                   f"  consent {consent.get('text_version', '-')}")
+
+
+@registry_group.command("show")
+@click.argument("subject_id")
+@workspace_options
+@translate_errors
+def show_command(subject_id, workspace, db_url):
+    """Show one subject's record, consent and findings (JSON)."""
+    from scanner.registry import _subject
+
+    reg = _registry(workspace, db_url)
+    subj = _subject(reg, subject_id)
+    subj["findings"] = reg.store.findings(subject_id=subject_id)
+    reg.store.audit("show", _actor(), subject_id, {})
+    click.echo(json.dumps(subj, indent=2, default=str))
+
+
+@registry_group.command("withdraw")
+@click.argument("subject_id")
+@workspace_options
+@translate_errors
+def withdraw_command(subject_id, workspace, db_url):
+    """Record that a subject withdrew consent: their templates are deleted and never matched again."""
+    from scanner.registry import withdraw
+
+    out = withdraw(_registry(workspace, db_url), subject_id)
+    click.echo(f"Consent withdrawn for {subject_id}; {out['templates_deleted']} template(s) deleted.")
+
+
+@registry_group.command("erase")
+@click.argument("subject_id")
+@click.option("--token", help="The subject's deletion token (when the person erases themselves).")
+@workspace_options
+@translate_errors
+def erase_command(subject_id, token, workspace, db_url):
+    """Erase a subject from the database, every index and the receipts; write an erasure receipt."""
+    from scanner.registry import erase
+
+    out = erase(_registry(workspace, db_url), subject_id, token=token)
+    d = out["deleted"]
+    click.echo(f"Erased {subject_id}: {d['templates']} template(s), {d['photo_hashes']} photo hash(es), "
+               f"{d['findings']} finding(s), {d['consent_records']} consent record(s).")
+    click.echo(f"Erasure receipt: {out['receipt_path']}")
+
+
+@registry_group.command("verify-erasure")
+@click.argument("subject_id")
+@workspace_options
+@translate_errors
+def verify_erasure_command(subject_id, workspace, db_url):
+    """Check that no template, hash, finding or index entry of an erased subject remains (exit 1 if any)."""
+    from scanner.registry import verify_erasure
+
+    problems = verify_erasure(_registry(workspace, db_url), subject_id)
+    if problems:
+        for p in problems:
+            click.echo(f"NOT ERASED: {p}")
+        sys.exit(1)
+    click.echo(f"Erasure of {subject_id} verified: no template, hash, finding, consent detail, receipt or "
+               "index entry remains.")
+
+
+@registry_group.command("audit")
+@click.option("--verify", is_flag=True, help="Check the hash chain; exit 1 if an entry was edited or removed.")
+@click.option("--json", "as_json", is_flag=True)
+@workspace_options
+@translate_errors
+def audit_command(verify, as_json, workspace, db_url):
+    """Print the registry's audit log (every enroll, search, scan, withdrawal and erasure)."""
+    from indexes.registry import RegistryStore
+    from scanner.pipeline import open_store
+
+    store, _root = open_store(workspace, db_url)
+    reg = RegistryStore(store.engine)
+    if verify:
+        problems = reg.verify_audit()
+        n = len(reg.audit_entries())
+        if problems:
+            for p in problems:
+                click.echo(f"TAMPERED: {p}")
+            sys.exit(1)
+        click.echo(f"Audit log intact: {n} entries, hash chain and head verified.")
+        return
+    entries = reg.audit_entries()
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    for e in entries:
+        click.echo(f"{e['seq']:>5}  {e['at'][:19]}  {e['action']:<22} {e['subject_id'] or '-':<16}  {e['actor']}")
+
+
+def _actor():
+    from scanner.registry import default_actor
+
+    return default_actor()

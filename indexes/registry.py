@@ -1,0 +1,352 @@
+"""The opt-in registry: subjects, their consent, reference templates, findings, and the audit log.
+
+Plain storage; the decisions (who may enroll, what is a match) are made in `scanner/`. Every
+change to a subject is written in the same transaction as its audit entry. Audit entries are
+hash-chained: each entry's hash covers its content and the previous entry's hash, and the head
+hash is kept in the `meta` table, so an edited, inserted or deleted entry is detected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, delete, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from indexes.casestore import Meta, pack_encoding, unpack_encoding
+from indexes.db import Base
+
+GENESIS = "0" * 64
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Subject(Base):
+    __tablename__ = "subjects"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random, pseudonymous
+    label: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # active, withdrawn, erased
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    token_sha256: Mapped[str | None] = mapped_column(String(64))  # the deletion token, hashed
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Consent(Base):
+    __tablename__ = "consents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    text_version: Mapped[str] = mapped_column(String(64))
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    jurisdiction: Mapped[str] = mapped_column(String(32))
+
+
+class Template(Base):
+    __tablename__ = "templates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    photo_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    encoding: Mapped[bytes] = mapped_column(LargeBinary)
+    embedder: Mapped[str] = mapped_column(String(64))
+    embedder_version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    photo: Mapped[bytes | None] = mapped_column(LargeBinary)  # only with --keep-photos
+
+
+class TemplateHash(Base):
+    """A perceptual hash of an enrolled photo or of one of its variants (mirrored, rotated, ...)."""
+
+    __tablename__ = "template_hashes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("templates.id", ondelete="CASCADE"), index=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    variant: Mapped[str] = mapped_column(String(16))
+    phash: Mapped[str] = mapped_column(String(16))
+    hasher: Mapped[str] = mapped_column(String(64))
+
+
+class Finding(Base):
+    __tablename__ = "findings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[str | None] = mapped_column(String(32), index=True)  # None: a one-photo `match`
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # exact_copy, near_copy, same_person
+    band: Mapped[str] = mapped_column(String(16))  # confident, probable, possible
+    logical_path: Mapped[str] = mapped_column(Text)
+    member_seq: Mapped[int | None] = mapped_column(Integer)
+    face_index: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    evidence: Mapped[dict] = mapped_column()  # distances, thresholds, model, group
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))  # ISO 8601, hashed as text
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+def _entry_hash(seq, at, actor, action, subject_id, details, prev_hash) -> str:
+    body = json.dumps([seq, at, actor, action, subject_id, details, prev_hash], separators=(",", ":"),
+                      ensure_ascii=False)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class RegistryStore:
+    """Registry tables of one workspace database (the engine comes from the case store)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    # -- audit --------------------------------------------------------------------------------
+
+    def _audit(self, s: Session, action: str, actor: str, subject_id: str | None, details: dict) -> None:
+        last = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).first()
+        seq = 1 if last is None else last.seq + 1
+        prev = GENESIS if last is None else last.hash
+        at = utcnow().isoformat()
+        text = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        h = _entry_hash(seq, at, actor, action, subject_id, text, prev)
+        s.add(AuditEntry(seq=seq, at=at, actor=actor, action=action, subject_id=subject_id, details=text,
+                         prev_hash=prev, hash=h))
+        head = s.get(Meta, "audit_head")
+        value = f"{seq}:{h}"
+        if head is None:
+            s.add(Meta(key="audit_head", value=value))
+        else:
+            head.value = value
+
+    def audit(self, action: str, actor: str, subject_id: str | None = None, details: dict | None = None) -> None:
+        """Append one audit entry (searches, scans against the registry, report exports...)."""
+        with Session(self.engine) as s, s.begin():
+            self._audit(s, action, actor, subject_id, details or {})
+
+    def audit_entries(self, subject_id: str | None = None) -> list[dict]:
+        with Session(self.engine) as s:
+            q = select(AuditEntry).order_by(AuditEntry.seq)
+            if subject_id:
+                q = q.where(AuditEntry.subject_id == subject_id)
+            return [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "subject_id": e.subject_id,
+                     "details": json.loads(e.details), "prev_hash": e.prev_hash, "hash": e.hash}
+                    for e in s.scalars(q)]
+
+    def verify_audit(self) -> list[str]:
+        """Return the problems found in the audit chain (empty: intact)."""
+        problems = []
+        prev, expected_seq = GENESIS, 1
+        with Session(self.engine) as s:
+            entries = list(s.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
+            head = s.get(Meta, "audit_head")
+        for e in entries:
+            if e.seq != expected_seq:
+                problems.append(f"entry {expected_seq} is missing (next is {e.seq})")
+            if e.prev_hash != prev:
+                problems.append(f"entry {e.seq} does not follow the entry before it (chain broken)")
+            if _entry_hash(e.seq, e.at, e.actor, e.action, e.subject_id, e.details, e.prev_hash) != e.hash:
+                problems.append(f"entry {e.seq} ({e.action}) was altered: its hash does not match its content")
+            prev, expected_seq = e.hash, e.seq + 1
+        if entries:
+            want = f"{entries[-1].seq}:{entries[-1].hash}"
+            if head is None or head.value != want:
+                problems.append(f"the log ends at entry {entries[-1].seq} but its recorded head is "
+                                f"{head.value if head else 'missing'}: entries were removed or added")
+        elif head is not None:
+            problems.append(f"the log is empty but its recorded head is {head.value}: entries were removed")
+        return problems
+
+    # -- subjects -----------------------------------------------------------------------------
+
+    def create_subject(self, *, label: str | None, token_sha256: str, consent: dict, templates: list[dict],
+                       actor: str) -> tuple[str, list[int]]:
+        """Store a new subject with its consent and templates; return (subject id, template ids)."""
+        with Session(self.engine) as s, s.begin():
+            subject_id = secrets.token_hex(8)
+            while s.get(Subject, subject_id) is not None:
+                subject_id = secrets.token_hex(8)
+            now = utcnow()
+            s.add(Subject(id=subject_id, label=label, status="active", created_at=now, token_sha256=token_sha256))
+            s.flush()
+            s.add(Consent(subject_id=subject_id, **consent))
+            rows = []
+            for t in templates:
+                row = Template(subject_id=subject_id, photo_sha256=t["photo_sha256"],
+                               encoding=pack_encoding(t["encoding"]), embedder=t["embedder"],
+                               embedder_version=t["embedder_version"], created_at=now, photo=t.get("photo"))
+                s.add(row)
+                s.flush()
+                for variant, phash in t["hashes"].items():
+                    s.add(TemplateHash(template_id=row.id, subject_id=subject_id, variant=variant, phash=phash,
+                                       hasher=t["hasher"]))
+                rows.append(row.id)
+            self._audit(s, "enroll", actor, subject_id, {"templates": len(rows), "purpose": consent["purpose"],
+                                                        "consent_text_sha256": consent["text_sha256"]})
+            return subject_id, rows
+
+    def get_subject(self, subject_id: str) -> dict | None:
+        with Session(self.engine) as s:
+            subj = s.get(Subject, subject_id)
+            if subj is None:
+                return None
+            consents = s.scalars(select(Consent).where(Consent.subject_id == subject_id)).all()
+            n = s.scalar(select(func.count()).select_from(Template).where(Template.subject_id == subject_id))
+            return {
+                "id": subj.id, "label": subj.label, "status": subj.status,
+                "created_at": subj.created_at.isoformat(),
+                "withdrawn_at": subj.withdrawn_at.isoformat() if subj.withdrawn_at else None,
+                "erased_at": subj.erased_at.isoformat() if subj.erased_at else None,
+                "templates": n,
+                "consents": [{
+                    "purpose": c.purpose, "scope": c.scope, "text_version": c.text_version,
+                    "text_sha256": c.text_sha256, "granted_at": c.granted_at.isoformat(),
+                    "expires_at": c.expires_at.isoformat() if c.expires_at else None,
+                    "withdrawn_at": c.withdrawn_at.isoformat() if c.withdrawn_at else None,
+                    "jurisdiction": c.jurisdiction} for c in consents],
+            }
+
+    def list_subjects(self) -> list[dict]:
+        with Session(self.engine) as s:
+            ids = s.scalars(select(Subject.id).order_by(Subject.created_at)).all()
+        return [self.get_subject(i) for i in ids]
+
+    def check_token(self, subject_id: str, token: str) -> bool:
+        with Session(self.engine) as s:
+            subj = s.get(Subject, subject_id)
+            if subj is None or subj.token_sha256 is None:
+                return False
+            return secrets.compare_digest(subj.token_sha256, hashlib.sha256(token.encode()).hexdigest())
+
+    def count_active_subjects(self) -> int:
+        with Session(self.engine) as s:
+            return s.scalar(select(func.count()).select_from(Subject).where(Subject.status == "active"))
+
+    def withdraw(self, subject_id: str, actor: str) -> dict[str, list[int]]:
+        """Withdraw consent: the subject's templates are deleted and no longer matched; return their ids."""
+        with Session(self.engine) as s, s.begin():
+            subj = s.get(Subject, subject_id)
+            now = utcnow()
+            subj.status = "withdrawn"
+            subj.withdrawn_at = now
+            for c in s.scalars(select(Consent).where(Consent.subject_id == subject_id, Consent.withdrawn_at.is_(None))):
+                c.withdrawn_at = now
+            ids = self._delete_templates(s, subject_id)
+            self._audit(s, "withdraw", actor, subject_id, {"deleted": ids})
+            return ids
+
+    def erase(self, subject_id: str, actor: str) -> dict:
+        """Delete every trace of a subject except a tombstone; return what was deleted."""
+        with Session(self.engine) as s, s.begin():
+            subj = s.get(Subject, subject_id)
+            ids = self._delete_templates(s, subject_id)
+            findings = s.execute(delete(Finding).where(Finding.subject_id == subject_id)).rowcount
+            consents = s.execute(delete(Consent).where(Consent.subject_id == subject_id)).rowcount
+            subj.label = None
+            subj.token_sha256 = None
+            subj.status = "erased"
+            subj.erased_at = utcnow()
+            deleted = {**ids, "findings": findings, "consents": consents}
+            self._audit(s, "erase", actor, subject_id, deleted)
+            return {**deleted, "erased_at": subj.erased_at.isoformat()}
+
+    def _delete_templates(self, s: Session, subject_id: str) -> dict[str, list[int]]:
+        ids = list(s.scalars(select(Template.id).where(Template.subject_id == subject_id)))
+        hash_ids = list(s.scalars(select(TemplateHash.id).where(TemplateHash.subject_id == subject_id)))
+        s.execute(delete(TemplateHash).where(TemplateHash.subject_id == subject_id))
+        s.execute(delete(Template).where(Template.subject_id == subject_id))
+        return {"templates": ids, "hashes": hash_ids}
+
+    def remaining_traces(self, subject_id: str) -> dict[str, int]:
+        """Count rows that still hold the subject's data (all zero after erasure)."""
+        with Session(self.engine) as s:
+            out = {}
+            for name, model in (("templates", Template), ("template_hashes", TemplateHash),
+                                ("findings", Finding), ("consents", Consent)):
+                out[name] = s.scalar(select(func.count()).select_from(model).where(model.subject_id == subject_id))
+            subj = s.get(Subject, subject_id)
+            out["label"] = int(subj is not None and subj.label is not None)
+            out["token"] = int(subj is not None and subj.token_sha256 is not None)
+            return out
+
+    # -- templates for indexes --------------------------------------------------------------
+
+    def template_vectors(self, embedder: str, embedder_version: str):
+        """Return (ids, encodings, subject ids) of every active template made by this embedder."""
+        with Session(self.engine) as s:
+            rows = s.execute(select(Template.id, Template.encoding, Template.subject_id, Template.embedder,
+                                    Template.embedder_version).join(Subject, Subject.id == Template.subject_id)
+                             .where(Subject.status == "active").order_by(Template.id)).all()
+        other = {(r.embedder, r.embedder_version) for r in rows} - {(embedder, embedder_version)}
+        if other:
+            raise ValueError(f"the registry holds templates made by {sorted(other)}, not by "
+                             f"{embedder} {embedder_version}: re-enroll or use the matching engine")
+        return ([r.id for r in rows], [unpack_encoding(r.encoding) for r in rows], [r.subject_id for r in rows])
+
+    def hash_rows(self):
+        """Return (ids, phashes, template ids, subject ids, variants) of every active template hash."""
+        with Session(self.engine) as s:
+            rows = s.execute(select(TemplateHash.id, TemplateHash.phash, TemplateHash.template_id,
+                                    TemplateHash.subject_id, TemplateHash.variant)
+                             .join(Subject, Subject.id == TemplateHash.subject_id)
+                             .where(Subject.status == "active").order_by(TemplateHash.id)).all()
+        return ([r.id for r in rows], [r.phash for r in rows], [r.template_id for r in rows],
+                [r.subject_id for r in rows], [r.variant for r in rows])
+
+    def templates_by_photo_sha(self, shas: list[str]) -> dict[str, list[tuple[int, str]]]:
+        """Map photo SHA-256 -> [(template id, subject id)] for active subjects."""
+        out: dict[str, list[tuple[int, str]]] = {}
+        if not shas:
+            return out
+        with Session(self.engine) as s:
+            for chunk in range(0, len(shas), 500):
+                rows = s.execute(select(Template.photo_sha256, Template.id, Template.subject_id)
+                                 .join(Subject, Subject.id == Template.subject_id)
+                                 .where(Subject.status == "active",
+                                        Template.photo_sha256.in_(shas[chunk:chunk + 500]))).all()
+                for r in rows:
+                    out.setdefault(r.photo_sha256, []).append((r.id, r.subject_id))
+        return out
+
+    # -- findings -----------------------------------------------------------------------------
+
+    def add_findings(self, rows: list[dict]) -> None:
+        with Session(self.engine) as s, s.begin():
+            now = utcnow()
+            for r in rows:
+                s.add(Finding(created_at=now, **r))
+
+    def findings(self, scan_id: str | None = None, subject_id: str | None = None) -> list[dict]:
+        with Session(self.engine) as s:
+            q = select(Finding).order_by(Finding.id)
+            if scan_id:
+                q = q.where(Finding.scan_id == scan_id)
+            if subject_id:
+                q = q.where(Finding.subject_id == subject_id)
+            return [{"scan_id": f.scan_id, "subject_id": f.subject_id, "kind": f.kind, "band": f.band,
+                     "logical_path": f.logical_path, "member_seq": f.member_seq, "face_index": f.face_index,
+                     "evidence": f.evidence} for f in s.scalars(q)]
+
+
+def subject_encodings(engine, subject_ids: list[str]) -> dict[str, list[tuple[float, ...]]]:
+    """Return every template encoding of the given subjects."""
+    out: dict[str, list] = {}
+    with Session(engine) as s:
+        for chunk in range(0, len(subject_ids), 500):
+            rows = s.execute(select(Template.subject_id, Template.encoding)
+                             .where(Template.subject_id.in_(subject_ids[chunk:chunk + 500]))).all()
+            for r in rows:
+                out.setdefault(r.subject_id, []).append(unpack_encoding(r.encoding))
+    return out

@@ -1,0 +1,1 @@
+"""Matching against the registry: distances come from indexes, decisions from `policy`."""

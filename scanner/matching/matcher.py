@@ -1,0 +1,154 @@
+"""Search the registry for a scan's members and faces, and record the policy's findings."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from scanner.matching import policy
+
+NEIGHBOURS = 32  # templates fetched per face: enough to see the nearest two subjects
+
+
+def _face_hits(registry, faces: list[dict]) -> list[policy.FaceHit]:
+    if not faces or len(registry.index) == 0:
+        return []
+    dist, tids = registry.index.search_faces([f["encoding"] for f in faces], NEIGHBOURS)
+    hits = []
+    for face, drow, trow in zip(faces, dist, tids):
+        per: dict[str, list[float]] = defaultdict(list)
+        for d, t in zip(drow, trow):
+            if t < 0:
+                continue
+            subject = registry.index.subject_of(int(t))
+            if subject is not None:
+                per[subject].append(float(d))
+        if not per:
+            continue
+        ranked = sorted(per.items(), key=lambda kv: min(kv[1]))
+        subject, ds = ranked[0]
+        second = ranked[1] if len(ranked) > 1 else (None, [None])
+        hits.append(policy.FaceHit(
+            key=face["key"], logical_path=face["logical_path"], photo=face["photo"], encoding=tuple(face["encoding"]),
+            subject_id=subject, distance=min(ds), templates_within=sum(d <= policy.FACE_POSSIBLE_MAX for d in ds),
+            second_subject=second[0], second_distance=min(second[1]) if second[0] else None))
+    return hits
+
+
+def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict]:
+    """Return finding rows for members ({seq, logical_path, sha256, phash, faces: [encoding]})."""
+    findings: dict[tuple, dict] = {}  # (member seq, subject) -> finding; strongest kind wins
+    model = f"{registry.embedder} {registry.embedder_version}"
+
+    exact = registry.store.templates_by_photo_sha([m["sha256"] for m in members if m.get("sha256")])
+    for m in members:
+        for template_id, subject in exact.get(m.get("sha256"), []):
+            findings[(m["seq"], subject)] = _row(scan_id, subject, "exact_copy", "confident", m, None, {
+                "sha256": m["sha256"], "template_id": template_id, "policy": policy.POLICY_VERSION})
+
+    with_hash = [m for m in members if m.get("phash")]
+    for m, hits in zip(with_hash, registry.index.search_hashes([m["phash"] for m in with_hash],
+                                                               policy.NEAR_COPY_MAX_BITS)):
+        for hash_id, bits in hits:
+            template_id, subject, variant = registry.index.hash_info[hash_id]
+            if (m["seq"], subject) in findings:
+                continue
+            findings[(m["seq"], subject)] = _row(scan_id, subject, "near_copy", "confident", m, None, {
+                "phash": m["phash"], "hamming_bits": bits, "max_bits": policy.NEAR_COPY_MAX_BITS,
+                "enrolled_variant": variant, "template_id": template_id, "hasher": registry.hasher,
+                "policy": policy.POLICY_VERSION})
+
+    # A copy of an enrolled photo is already a finding, and its face (distance ~0 to a template)
+    # would flatter a group's statistics: only other photos corroborate.
+    copied = {seq for seq, _subject in findings}
+    faces = [{"key": (m["seq"], i), "logical_path": m["logical_path"], "photo": m.get("sha256") or m["logical_path"],
+              "encoding": enc} for m in members if m["seq"] not in copied for i, enc in enumerate(m.get("faces", []))]
+    hits = _face_hits(registry, faces)
+    centroids = _centroids(registry, {h.subject_id for h in hits if h.distance <= policy.FACE_POSSIBLE_MAX})
+    groups = policy.group_decisions(hits, centroids.__getitem__)
+    by_seq = {m["seq"]: m for m in members}
+    for h in hits:
+        band = "confident" if h.key in groups else policy.face_band(h)
+        if band is None:
+            continue
+        seq, face_index = h.key
+        slot = (seq, h.subject_id)
+        if slot in findings and findings[slot]["kind"] != "same_person":
+            continue  # an exact or near copy already says more
+        if slot in findings and policy.BANDS.index(findings[slot]["band"]) <= policy.BANDS.index(band):
+            continue
+        evidence = {"distance": round(h.distance, 6), "templates_within_possible": h.templates_within,
+                    "second_subject": h.second_subject,
+                    "second_distance": None if h.second_distance is None else round(h.second_distance, 6),
+                    "margin": None if h.second_distance is None else round(h.margin, 6),
+                    "model": model, "thresholds": policy.thresholds()}
+        if h.key in groups:
+            evidence["group"] = groups[h.key]
+        findings[slot] = _row(scan_id, h.subject_id, "same_person", band, by_seq[seq], face_index, evidence)
+    return sorted(findings.values(), key=lambda f: (f["member_seq"] if f["member_seq"] is not None else -1,
+                                                    f["subject_id"]))
+
+
+def _centroids(registry, subjects: set[str]) -> dict[str, np.ndarray]:
+    from indexes.registry import subject_encodings
+
+    encs = subject_encodings(registry.store.engine, sorted(subjects))
+    return {s: np.mean(np.asarray(v), axis=0) for s, v in encs.items()}
+
+
+def _row(scan_id, subject, kind, band, member, face_index, evidence) -> dict:
+    return {"scan_id": scan_id, "subject_id": subject, "kind": kind, "band": band,
+            "logical_path": member["logical_path"], "member_seq": member["seq"], "face_index": face_index,
+            "evidence": evidence}
+
+
+def scan_members_for_matching(case_store, scan_id: str) -> list[dict]:
+    """Read a stored scan's members as matching input (duplicates carry their first copy's faces)."""
+    first: dict[str, dict] = {}
+    out = []
+    for m in case_store.iter_members(scan_id):
+        if m["status"] not in ("ok", "duplicate") or m["kind"] != "image":
+            continue
+        if m["duplicate_of"] is None:
+            first[m["sha256"]] = m
+        src = first.get(m["sha256"], m)
+        out.append({"seq": m["seq"], "logical_path": m["logical_path"], "sha256": m["sha256"],
+                    "phash": src["image"]["phash"] if src.get("image") else None,
+                    "faces": [f["encoding"] for f in src["faces"]]})
+    return out
+
+
+def match_scan(registry, case_store, scan_id: str, actor: str) -> list[dict]:
+    """Match every member of a stored scan against the registry; store and return the findings."""
+    members = scan_members_for_matching(case_store, scan_id)
+    findings = match_items(registry, members, scan_id)
+    registry.store.add_findings(findings)
+    bands = defaultdict(int)
+    for f in findings:
+        bands[f"{f['kind']}:{f['band']}"] += 1
+    registry.store.audit("scan_against_registry", actor, None, {
+        "scan_id": scan_id, "members": len(members), "registry_subjects": registry.store.count_active_subjects(),
+        "findings": dict(bands), "subjects_found": sorted({f["subject_id"] for f in findings})})
+    return findings
+
+
+def match_photo(registry, name: str, data: bytes, actor: str) -> list[dict]:
+    """Check one photo against the registry (one photo never earns more than 'probable')."""
+    import hashlib
+
+    from scanner import workers
+    from scanner.models import ScanOptions
+
+    workers.init_worker(ScanOptions())
+    analysis = workers.analyse(data)
+    if analysis.error:
+        from scanner.errors import UsageError
+
+        raise UsageError(f"{name}: {analysis.error}")
+    member = {"seq": 0, "logical_path": name, "sha256": hashlib.sha256(data).hexdigest(),
+              "phash": analysis.image.phash, "faces": [f.encoding for f in analysis.faces]}
+    findings = match_items(registry, [member], None)
+    registry.store.audit("search", actor, None, {"photo_sha256": member["sha256"], "faces": len(member["faces"]),
+                                                 "subjects_found": sorted({f["subject_id"] for f in findings})})
+    return findings

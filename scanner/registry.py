@@ -1,0 +1,288 @@
+"""Registry use cases: enroll with consent, withdraw, erase (and prove it), match.
+
+Every function here that touches the registry writes an audit entry (in the same transaction as
+the change it records, or right after a read-only search).
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from scanner.consent import ConsentInput
+from scanner.errors import FacetraceError, UsageError
+from scanner.matching import policy
+from scanner.models import ScanOptions
+
+RECOMMENDED_PHOTOS = 3
+HASH_VARIANTS = ("original", "mirror", "rot90", "rot180", "rot270", "gray", "crop5", "crop10")
+
+
+class EnrollmentRefused(UsageError):
+    code = "enrollment_refused"
+
+
+class SubjectNotFound(UsageError):
+    http_status = 404
+    code = "subject_not_found"
+
+
+def default_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass
+class Registry:
+    """A workspace's registry: its tables, its indexes and the engine that made its templates."""
+
+    root: Path
+    store: object  # indexes.registry.RegistryStore
+    index: object  # indexes.registry_index.RegistryIndex
+    embedder: str
+    embedder_version: str
+    hasher: str
+
+
+def open_registry(case_store, root: str | os.PathLike) -> Registry:
+    """Open the registry of the workspace whose case store is `case_store`."""
+    from indexes.registry import RegistryStore
+    from indexes.registry_index import RegistryIndex
+    from scanner.fingerprints.faces import DlibFaceEngine, engine_versions
+    from scanner.fingerprints.perceptual import NAME as HASHER
+
+    store = RegistryStore(case_store.engine)
+    version = engine_versions()["face_recognition"]
+    try:
+        index = RegistryIndex(root, store, DlibFaceEngine.name, version, HASHER)
+    except ValueError as exc:
+        raise FacetraceError(str(exc)) from None
+    return Registry(Path(root), store, index, DlibFaceEngine.name, version, HASHER)
+
+
+# -- enrollment ----------------------------------------------------------------------------------
+
+
+@dataclass
+class EnrolledPhoto:
+    name: str
+    sha256: str
+    encoding: tuple
+    hashes: dict
+    data: bytes
+
+
+@dataclass
+class EnrollResult:
+    subject_id: str
+    deletion_token: str  # shown once; only its hash is stored
+    receipt: dict
+    receipt_path: Path
+    warnings: list[str] = field(default_factory=list)
+
+
+def _analyse_photo(name: str, data: bytes) -> EnrolledPhoto:
+    from scanner import workers
+    from scanner.fingerprints.perceptual import perceptual_hashes
+    from scanner.media.images import ImageDecodeError, decode_image
+
+    options = ScanOptions()
+    workers.init_worker(options)
+    analysis = workers.analyse(data)
+    if analysis.error:
+        raise EnrollmentRefused(f"{name}: {analysis.error}")
+    if len(analysis.faces) != 1:
+        what = "no face" if not analysis.faces else f"{len(analysis.faces)} faces"
+        raise EnrollmentRefused(f"{name}: {what} found; every enrollment photo must show exactly one face")
+    try:
+        image = decode_image(data, options.max_image_pixels).image
+    except ImageDecodeError as exc:  # pragma: no cover - analyse() decoded it a moment ago
+        raise EnrollmentRefused(f"{name}: {exc}") from None
+    return EnrolledPhoto(name, hashlib.sha256(data).hexdigest(), analysis.faces[0].encoding,
+                         _variant_hashes(image, perceptual_hashes), data)
+
+
+def _variant_hashes(image, perceptual_hashes) -> dict[str, str]:
+    """pHash of the photo and of the edits sellers make that pHash does not survive."""
+    from PIL import Image, ImageOps
+
+    w, h = image.size
+    variants = {
+        "original": image,
+        "mirror": ImageOps.mirror(image),
+        "rot90": image.transpose(Image.ROTATE_90),
+        "rot180": image.transpose(Image.ROTATE_180),
+        "rot270": image.transpose(Image.ROTATE_270),
+        "gray": ImageOps.grayscale(image).convert("RGB"),
+        "crop5": image.crop((w // 20, h // 20, w - w // 20, h - h // 20)),
+        "crop10": image.crop((w // 10, h // 10, w - w // 10, h - h // 10)),
+    }
+    return {name: perceptual_hashes(img)[0] for name, img in variants.items()}
+
+
+def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: ConsentInput, *, label: str | None = None,
+           keep_photos: bool = False, actor: str | None = None) -> EnrollResult:
+    """Enroll one person from photos that each show exactly one face, all of the same person."""
+    if not photos:
+        raise EnrollmentRefused("give at least one photo (3 or more recommended)")
+    analysed = [_analyse_photo(name, data) for name, data in photos]
+    _check_same_person(analysed)
+    warnings = []
+    if len(analysed) < RECOMMENDED_PHOTOS:
+        warnings.append(f"only {len(analysed)} photo(s): {RECOMMENDED_PHOTOS} or more make matches more reliable")
+    if len({p.sha256 for p in analysed}) != len(analysed):
+        raise EnrollmentRefused("the same photo was given twice")
+    token = secrets.token_urlsafe(24)
+    now = consent.granted_at or datetime.now(timezone.utc)
+    consent_row = {"purpose": consent.purpose, "scope": consent.scope, "text_version": consent.text_version,
+                   "text_sha256": consent.text_sha256, "granted_at": now, "expires_at": consent.expires_at,
+                   "jurisdiction": consent.jurisdiction}
+    templates = [{"photo_sha256": p.sha256, "encoding": p.encoding, "embedder": registry.embedder,
+                  "embedder_version": registry.embedder_version, "hashes": p.hashes, "hasher": registry.hasher,
+                  "photo": p.data if keep_photos else None} for p in analysed]
+    subject_id, template_ids = registry.store.create_subject(
+        label=label, token_sha256=hashlib.sha256(token.encode()).hexdigest(), consent=consent_row,
+        templates=templates, actor=actor or default_actor())
+    registry.index.add_subject(subject_id, template_ids)
+    receipt = _receipt("consent", {
+        "subject_id": subject_id,
+        "enrolled_at": now.isoformat(),
+        "consent": {**{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in consent_row.items()}},
+        "photos": [{"name": p.name, "sha256": p.sha256} for p in analysed],
+        "templates": len(template_ids),
+        "photos_kept": keep_photos,
+        "embedder": f"{registry.embedder} {registry.embedder_version}",
+        "how_to_erase": "facetrace registry erase SUBJECT_ID --token TOKEN (or the enrollment page)",
+    })
+    path = _write_receipt(registry.root, f"consent-{subject_id}.json", receipt)
+    return EnrollResult(subject_id, token, receipt, path, warnings)
+
+
+def _check_same_person(photos: list[EnrolledPhoto]) -> None:
+    if len(photos) < 2:
+        return
+    enc = np.asarray([p.encoding for p in photos])
+    d = np.linalg.norm(enc[:, None, :] - enc[None, :, :], axis=2)
+    if d.max() <= policy.FACE_POSSIBLE_MAX:
+        return
+    if len(photos) == 2:
+        raise EnrollmentRefused(f"{photos[0].name} and {photos[1].name} do not look like the same person "
+                                f"(distance {d[0, 1]:.2f} > {policy.FACE_POSSIBLE_MAX})")
+    med = [float(np.median(np.delete(d[i], i))) for i in range(len(photos))]
+    worst = int(np.argmax(med))
+    raise EnrollmentRefused(f"{photos[worst].name} does not look like the same person as the other photos "
+                            f"(median distance {med[worst]:.2f}; same person is at most {policy.FACE_POSSIBLE_MAX})")
+
+
+# -- withdrawal and erasure ----------------------------------------------------------------------
+
+
+def _subject(registry: Registry, subject_id: str) -> dict:
+    subj = registry.store.get_subject(subject_id)
+    if subj is None:
+        raise SubjectNotFound(f"no subject {subject_id!r} in this registry (`facetrace registry list` shows them)")
+    return subj
+
+
+def withdraw(registry: Registry, subject_id: str, actor: str | None = None) -> dict:
+    """Withdraw a subject's consent: their templates are deleted from the database and indexes."""
+    subj = _subject(registry, subject_id)
+    if subj["status"] != "active":
+        raise UsageError(f"subject {subject_id} is already {subj['status']}")
+    ids = registry.store.withdraw(subject_id, actor or default_actor())
+    registry.index.remove_templates(ids["templates"])
+    return {"subject_id": subject_id, "templates_deleted": len(ids["templates"])}
+
+
+def erase(registry: Registry, subject_id: str, *, token: str | None = None, actor: str | None = None) -> dict:
+    """Erase a subject: templates, hashes, findings, consent details, receipts and index entries.
+
+    With `token`, the deletion token must match (the person acting for themselves); without it, the
+    caller is an operator of the workspace and the audit log says who.
+    """
+    subj = _subject(registry, subject_id)
+    if subj["status"] == "erased":
+        raise UsageError(f"subject {subject_id} was already erased at {subj['erased_at']}")
+    if token is not None and not registry.store.check_token(subject_id, token):
+        raise UsageError("the deletion token does not match this subject")
+    deleted = registry.store.erase(subject_id, actor or default_actor())
+    registry.index.remove_templates(deleted["templates"])
+    (registry.root / "receipts" / f"consent-{subject_id}.json").unlink(missing_ok=True)
+    _compact_database(registry)
+    receipt = _receipt("erasure", {
+        "subject_id": subject_id,
+        "erased_at": deleted["erased_at"],
+        "deleted": {"templates": len(deleted["templates"]), "photo_hashes": len(deleted["hashes"]),
+                    "findings": deleted["findings"], "consent_records": deleted["consents"]},
+        "kept": "a tombstone (the pseudonymous id, status 'erased', erasure time) and the audit log entries",
+        "verify": f"facetrace registry verify-erasure {subject_id}",
+    })
+    path = _write_receipt(registry.root, f"erasure-{subject_id}.json", receipt)
+    return {**receipt, "receipt_path": str(path)}
+
+
+def _compact_database(registry: Registry) -> None:
+    """Make SQLite drop erased rows from its write-ahead log too (secure_delete zeroes the pages)."""
+    engine = registry.store.engine
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def verify_erasure(registry: Registry, subject_id: str) -> list[str]:
+    """Return what still holds data of an erased subject (empty: the erasure is complete)."""
+    subj = _subject(registry, subject_id)
+    problems = []
+    if subj["status"] != "erased":
+        problems.append(f"subject status is {subj['status']!r}, not 'erased'")
+    for what, n in registry.store.remaining_traces(subject_id).items():
+        if n:
+            problems.append(f"database still holds {n} {what} row(s)")
+    erased = [e for e in registry.store.audit_entries(subject_id) if e["action"] == "erase"]
+    withdrawn = [e for e in registry.store.audit_entries(subject_id) if e["action"] == "withdraw"]
+    template_ids, hash_ids = [], []
+    for e in erased:
+        template_ids += e["details"].get("templates", [])
+        hash_ids += e["details"].get("hashes", [])
+    for e in withdrawn:
+        template_ids += e["details"].get("deleted", {}).get("templates", [])
+        hash_ids += e["details"].get("deleted", {}).get("hashes", [])
+    if not erased:
+        problems.append("no erasure is recorded in the audit log")
+    for name in registry.index.files_holding(template_ids, hash_ids):
+        problems.append(f"index file {name} still holds the subject's entries")
+    if (registry.root / "receipts" / f"consent-{subject_id}.json").exists():
+        problems.append("the consent receipt (with photo hashes) is still in the workspace")
+    return problems
+
+
+# -- receipts --------------------------------------------------------------------------------------
+
+
+def _receipt(kind: str, body: dict) -> dict:
+    from scanner import __version__
+
+    doc = {"receipt": kind, "issued_at": datetime.now(timezone.utc).isoformat(), "facetrace": __version__, **body}
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    doc["receipt_sha256"] = hashlib.sha256(canonical.encode()).hexdigest()
+    return doc
+
+
+def _write_receipt(root: Path, name: str, receipt: dict) -> Path:
+    folder = root / "receipts"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / name
+    path.write_text(json.dumps(receipt, indent=2, ensure_ascii=False) + "\n")
+    return path

@@ -1,0 +1,192 @@
+"""The registry on real photos: enrollment rules, matching bands, erasure that really erases, audit."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+
+import pytest
+from PIL import Image, ImageOps
+
+from scanner.consent import ConsentInput
+from scanner.pipeline import match_against_registry, open_store
+from scanner.registry import EnrollmentRefused, enroll, erase, open_registry, verify_erasure, withdraw
+from tests.conftest import facedata_path, run_scan
+
+pytestmark = pytest.mark.facedata
+
+PERSON = "Ana_Palacio"  # 8 photos: 3 enrolled, 5 in the dump
+STRANGERS = ["Abdullah_Gul", "Adrien_Brody", "Ai_Sugiyama"]
+
+
+def _photos(name, sl):
+    folder = facedata_path("lfw_deepfunneled", name)
+    return sorted(folder.iterdir())[sl]
+
+
+def _bytes(paths):
+    return [(p.name, p.read_bytes()) for p in paths]
+
+
+def _jpeg(img, q):
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=q)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("reg-ws")
+    store, root = open_store(str(ws))
+    reg = open_registry(store, root)
+    result = enroll(reg, _bytes(_photos(PERSON, slice(0, 3))), ConsentInput(jurisdiction="EU"), label="test")
+    return ws, store, reg, result
+
+
+@pytest.fixture(scope="module")
+def dump(tmp_path_factory):
+    """The person's 5 other photos, 3 strangers x 3 photos, and edited copies of an enrolled photo."""
+    root = tmp_path_factory.mktemp("reg-dump") / "dump"
+    (root / "kit").mkdir(parents=True)
+    for p in _photos(PERSON, slice(3, 8)):
+        (root / "kit" / p.name).write_bytes(p.read_bytes())
+    for name in STRANGERS:
+        (root / name).mkdir()
+        for p in _photos(name, slice(0, 3)):
+            (root / name / p.name).write_bytes(p.read_bytes())
+    enrolled_photo = _photos(PERSON, slice(0, 1))[0]
+    img = Image.open(enrolled_photo).convert("RGB")
+    (root / "copies").mkdir()
+    (root / "copies" / "exact.jpg").write_bytes(enrolled_photo.read_bytes())
+    (root / "copies" / "q40.jpg").write_bytes(_jpeg(img, 40))
+    (root / "copies" / "mirrored.jpg").write_bytes(_jpeg(ImageOps.mirror(img), 90))
+    (root / "copies" / "half.jpg").write_bytes(_jpeg(img.resize((125, 125)), 90))
+    return root
+
+
+@pytest.fixture(scope="module")
+def scanned(enrolled, dump):
+    ws, store, reg, result = enrolled
+    summary, _ = run_scan([dump], ws)
+    findings = match_against_registry(store, str(ws), summary.scan_id, actor="tester")
+    return summary, findings
+
+
+def test_enrollment_records_consent_and_receipt(enrolled):
+    ws, store, reg, result = enrolled
+    subj = reg.store.get_subject(result.subject_id)
+    assert subj["status"] == "active" and subj["templates"] == 3
+    assert subj["consents"][0]["jurisdiction"] == "EU"
+    assert subj["consents"][0]["text_sha256"] == ConsentInput().text_sha256
+    assert result.receipt_path.exists() and result.receipt["subject_id"] == result.subject_id
+    assert len(result.deletion_token) >= 32
+    assert reg.store.check_token(result.subject_id, result.deletion_token)
+    assert not reg.store.check_token(result.subject_id, "wrong")
+    assert [e["action"] for e in reg.store.audit_entries(result.subject_id)] == ["enroll"]
+    # photos are not kept unless asked
+    con = sqlite3.connect(ws / "facetrace.db")
+    assert con.execute("select count(*) from templates where photo is not null").fetchone()[0] == 0
+
+
+def test_enrollment_refuses_bad_photo_sets(enrolled):
+    _, _, reg, _ = enrolled
+    nonface = facedata_path("nonface", "skimage_coffee.png")
+    with pytest.raises(EnrollmentRefused, match="no face"):
+        enroll(reg, [(nonface.name, nonface.read_bytes())], ConsentInput())
+    group = facedata_path("multiface", "fr_two_people.jpg")
+    with pytest.raises(EnrollmentRefused, match="2 faces"):
+        enroll(reg, [(group.name, group.read_bytes())], ConsentInput())
+    odd = _photos("Abdullah_Gul", slice(0, 1))
+    with pytest.raises(EnrollmentRefused, match="Abdullah_Gul_0001.jpg does not look like the same person"):
+        enroll(reg, _bytes(_photos(PERSON, slice(3, 6)) + odd), ConsentInput())
+
+
+def test_scan_finds_the_enrolled_person_with_graded_evidence(enrolled, scanned):
+    _, _, _, result = enrolled
+    _, findings = scanned
+    mine = [f for f in findings if f["subject_id"] == result.subject_id]
+    by_path = {f["logical_path"].split("/dump/")[1]: f for f in mine}
+    assert by_path["copies/exact.jpg"]["kind"] == "exact_copy"
+    for name in ("q40.jpg", "mirrored.jpg", "half.jpg"):
+        assert by_path[f"copies/{name}"]["kind"] == "near_copy", name
+        assert by_path[f"copies/{name}"]["band"] == "confident"
+    kit = [f for p, f in by_path.items() if p.startswith("kit/")]
+    assert len(kit) == 5 and all(f["kind"] == "same_person" and f["band"] == "confident" for f in kit)
+    for f in kit:  # every decision cites its distances, thresholds and model
+        ev = f["evidence"]
+        assert ev["distance"] <= ev["thresholds"]["face_possible_max"]
+        assert ev["group"]["group_photos"] >= 2 and "dlib" in ev["model"]
+    strangers = [p for p in by_path if p.split("/")[0] in STRANGERS]
+    assert all(by_path[p]["band"] == "possible" for p in strangers)  # never above possible
+
+
+def test_erasure_really_erases(tmp_path):
+    store, root = open_store(str(tmp_path / "ws"))
+    reg = open_registry(store, root)
+    result = enroll(reg, _bytes(_photos(PERSON, slice(0, 3))), ConsentInput())
+    summary, _ = run_scan(_photos(PERSON, slice(3, 6)), tmp_path / "ws")
+    assert match_against_registry(store, root, summary.scan_id, actor="t")
+    receipt = erase(reg, result.subject_id, token=result.deletion_token)
+    assert receipt["deleted"]["templates"] == 3
+    assert verify_erasure(reg, result.subject_id) == []
+    # a fresh process sees the same: reopen everything from disk
+    store2, _ = open_store(str(tmp_path / "ws"))
+    reg2 = open_registry(store2, root)
+    assert verify_erasure(reg2, result.subject_id) == []
+    assert len(reg2.index) == 0
+    again, _ = run_scan(_photos(PERSON, slice(3, 6)), tmp_path / "ws")
+    assert match_against_registry(store2, root, again.scan_id, actor="t") is None
+    # the erased photo hashes are not in the database file any more (secure_delete + checkpoint)
+    raw = (tmp_path / "ws" / "facetrace.db").read_bytes()
+    for photo in receipt_photos(result):
+        assert photo.encode() not in raw
+
+
+def receipt_photos(result):
+    return [p["sha256"] for p in result.receipt["photos"]]
+
+
+def test_verify_erasure_detects_a_leftover_index_entry(tmp_path):
+    store, root = open_store(str(tmp_path / "ws"))
+    reg = open_registry(store, root)
+    result = enroll(reg, _bytes(_photos(PERSON, slice(0, 2))), ConsentInput())
+    reg.store.erase(result.subject_id, "t")  # database only: the index files are not updated
+    problems = verify_erasure(reg, result.subject_id)
+    assert any("templates.faiss" in p for p in problems) and any("hashes.faissb" in p for p in problems)
+
+
+def test_withdrawn_subject_is_no_longer_matched(tmp_path):
+    store, root = open_store(str(tmp_path / "ws"))
+    reg = open_registry(store, root)
+    result = enroll(reg, _bytes(_photos(PERSON, slice(0, 3))), ConsentInput())
+    out = withdraw(reg, result.subject_id)
+    assert out["templates_deleted"] == 3 and len(reg.index) == 0
+    assert reg.store.get_subject(result.subject_id)["consents"][0]["withdrawn_at"] is not None
+
+
+def test_stale_or_damaged_index_is_rebuilt_from_the_database(enrolled, tmp_path):
+    ws, store, reg, result = enrolled
+    path = ws / "indexes" / "templates.faiss"
+    path.write_bytes(path.read_bytes()[:-10])  # damaged
+    reg2 = open_registry(store, str(ws))
+    assert "templates.faiss" in reg2.index.rebuilt and len(reg2.index) == 3
+    path.unlink()
+    reg3 = open_registry(store, str(ws))
+    assert "templates.faiss" in reg3.index.rebuilt and len(reg3.index) == 3
+    assert open_registry(store, str(ws)).index.rebuilt == []  # now current: loaded, not rebuilt
+
+
+def test_audit_chain_detects_edits_and_deletions(tmp_path):
+    store, root = open_store(str(tmp_path / "ws"))
+    reg = open_registry(store, root)
+    for i in range(4):
+        reg.store.audit("search", "tester", None, {"i": i})
+    assert reg.store.verify_audit() == []
+    con = sqlite3.connect(tmp_path / "ws" / "facetrace.db")
+    con.execute("update audit_log set actor = 'someone else' where seq = 2")
+    con.commit()
+    assert any("entry 2" in p and "altered" in p for p in reg.store.verify_audit())
+    con.execute("update audit_log set actor = 'tester' where seq = 2")
+    con.execute("delete from audit_log where seq = 4")  # the newest entry, removed
+    con.commit()
+    assert any("removed" in p for p in reg.store.verify_audit())
