@@ -32,7 +32,7 @@ def main() -> None:
 
     from scanner.models import ScanOptions
     from scanner.pipeline import open_store, scan
-    from tests.scanner.fingerprints.test_faces import _pairs
+    from tests.scanner.fingerprints.test_faces import _pairs, central_encodings
 
     default = Path(os.environ.get("FACETRACE_FACEDATA", REPO.parent / "shared" / "facedata")) / "lfw_deepfunneled"
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,13 +48,7 @@ def main() -> None:
     print(f"# {n} photos from {args.folder}")
     print(f"faces per photo: one {per_photo[1] / n:.1%}, none {per_photo[0] / n:.1%}, "
           f"two or more {per_photo[2] / n:.1%}")
-    central = {}
-    for r in results:
-        if r.faces:
-            cx, cy = r.image.width / 2, r.image.height / 2
-            f = min(r.faces, key=lambda f: ((f.box.left + f.box.right) / 2 - cx) ** 2
-                    + ((f.box.top + f.box.bottom) / 2 - cy) ** 2)
-            central[r.member.logical_path] = np.array(f.encoding)
+    central = central_encodings(results)
 
     def rates(pairs):
         d = [np.linalg.norm(central[str(a)] - central[str(b)]) if str(a) in central and str(b) in central

@@ -31,6 +31,7 @@ NEAR_COPY_MAX_BITS = 3
 FACE_POSSIBLE_MAX = 0.6  # face_recognition's tolerance: 1:1 same-person decisions
 FACE_PROBABLE_MAX = 0.44  # with the margin below: 0 of 377 stranger faces, 73% of enrolled faces
 FACE_PROBABLE_MARGIN = 0.05  # next-nearest subject at least this much farther
+GROUP_MEMBER_MAX = 0.5  # a face of a confident group is confident only this close to a template
 GROUP_LINK_MAX = 0.6  # faces of one group are all within this of each other (complete linkage)
 GROUP_CENTROID_MAX = 0.44  # group's mean encoding to the subject's mean template
 GROUP_MEAN_MAX = 0.48  # mean over the group's faces of their distance to the subject's nearest template
@@ -47,6 +48,7 @@ def thresholds() -> dict:
         "face_possible_max": FACE_POSSIBLE_MAX,
         "face_probable_max": FACE_PROBABLE_MAX,
         "face_probable_margin": FACE_PROBABLE_MARGIN,
+        "group_member_max": GROUP_MEMBER_MAX,
         "group_link_max": GROUP_LINK_MAX,
         "group_centroid_max": GROUP_CENTROID_MAX,
         "group_mean_max": GROUP_MEAN_MAX,
@@ -122,5 +124,8 @@ def group_decisions(hits: list[FaceHit], subject_centroid) -> dict[tuple, dict]:
                     "group_mean_distance": round(d_mean, 6)}
         if d_centroid <= GROUP_CENTROID_MAX and d_mean <= GROUP_MEAN_MAX:
             for h in group:
-                out[h.key] = evidence
+                # a face far from the subject must not ride on the others' strength: it keeps the
+                # band it earns alone (look-alikes' background faces did, without this bound)
+                if h.distance <= GROUP_MEMBER_MAX:
+                    out[h.key] = evidence
     return out

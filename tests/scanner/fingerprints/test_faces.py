@@ -66,19 +66,26 @@ def _pairs(lfw):
     return same, sorted(different), [f for ph in photos.values() for f in ph]
 
 
-@pytest.fixture(scope="module")
-def lfw_pairs(tmp_path_factory):
-    same, different, files = _pairs(facedata_path("lfw_deepfunneled"))
-    _, results = run_scan(files, tmp_path_factory.mktemp("ws-lfw"))
+def central_encodings(results) -> dict:
+    """Map each photo's logical path to the encoding of the face nearest its centre.
+
+    LFW photos are centred on their subject; about 5% also show someone in the background.
+    """
     central = {}
     for r in results:
         if r.faces:
-            # LFW photos are centred on their subject; ~5% also show someone in the background
             cx, cy = r.image.width / 2, r.image.height / 2
             face = min(r.faces, key=lambda f: ((f.box.left + f.box.right) / 2 - cx) ** 2
                        + ((f.box.top + f.box.bottom) / 2 - cy) ** 2)
             central[r.member.logical_path] = np.array(face.encoding)
-    return same, different, central
+    return central
+
+
+@pytest.fixture(scope="module")
+def lfw_pairs(tmp_path_factory):
+    same, different, files = _pairs(facedata_path("lfw_deepfunneled"))
+    _, results = run_scan(files, tmp_path_factory.mktemp("ws-lfw"))
+    return same, different, central_encodings(results)
 
 
 def _distance(central, a, b):
