@@ -47,6 +47,8 @@ def format_finding(f: dict) -> str:
         if "group" in ev:
             g = ev["group"]
             detail += f", group of {g['group_photos']} photos at {g['group_centroid_distance']:.3f}"
+    elif f["kind"] == "near_copy" and ev.get("method") == "face":
+        detail = f"same face pixels: distance {ev['face_distance']:.3f} to an enrolled photo's face"
     elif f["kind"] == "near_copy":
         detail = f"pHash {ev['hamming_bits']} bits from enrolled {ev['enrolled_variant']}"
     else:

@@ -17,22 +17,24 @@ def _face_hits(registry, faces: list[dict]) -> list[policy.FaceHit]:
     dist, tids = registry.index.search_faces([f["encoding"] for f in faces], NEIGHBOURS)
     hits = []
     for face, drow, trow in zip(faces, dist, tids):
-        per: dict[str, list[float]] = defaultdict(list)
+        per: dict[str, list[tuple[float, int]]] = defaultdict(list)
         for d, t in zip(drow, trow):
             if t < 0:
                 continue
             subject = registry.index.subject_of(int(t))
             if subject is not None:
-                per[subject].append(float(d))
+                per[subject].append((float(d), int(t)))
         if not per:
             continue
         ranked = sorted(per.items(), key=lambda kv: min(kv[1]))
         subject, ds = ranked[0]
-        second = ranked[1] if len(ranked) > 1 else (None, [None])
+        nearest, template_id = min(ds)
+        second = min(ranked[1][1])[0] if len(ranked) > 1 else None
         hits.append(policy.FaceHit(
             key=face["key"], logical_path=face["logical_path"], photo=face["photo"], encoding=tuple(face["encoding"]),
-            subject_id=subject, distance=min(ds), templates_within=sum(d <= policy.FACE_POSSIBLE_MAX for d in ds),
-            second_subject=second[0], second_distance=min(second[1]) if second[0] else None))
+            subject_id=subject, distance=nearest, template_id=template_id,
+            templates_within=sum(d <= policy.FACE_POSSIBLE_MAX for d, _t in ds),
+            second_subject=ranked[1][0] if len(ranked) > 1 else None, second_distance=second))
     return hits
 
 
@@ -55,19 +57,27 @@ def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict
             if (m["seq"], subject) in findings:
                 continue
             findings[(m["seq"], subject)] = _row(scan_id, subject, "near_copy", "confident", m, None, {
-                "phash": m["phash"], "hamming_bits": bits, "max_bits": policy.NEAR_COPY_MAX_BITS,
+                "method": "phash", "phash": m["phash"], "hamming_bits": bits, "max_bits": policy.NEAR_COPY_MAX_BITS,
                 "enrolled_variant": variant, "template_id": template_id, "hasher": registry.hasher,
                 "policy": policy.POLICY_VERSION})
 
+    faces = [{"key": (m["seq"], i), "logical_path": m["logical_path"], "photo": m.get("sha256") or m["logical_path"],
+              "encoding": enc} for m in members for i, enc in enumerate(m.get("faces", []))]
+    all_hits = _face_hits(registry, faces)
+    by_seq = {m["seq"]: m for m in members}
+    for h in all_hits:  # the same face pixels as an enrolled photo: a copy the hashes missed (crops)
+        seq, face_index = h.key
+        if h.distance <= policy.NEAR_COPY_FACE_MAX and (seq, h.subject_id) not in findings:
+            findings[(seq, h.subject_id)] = _row(scan_id, h.subject_id, "near_copy", "confident", by_seq[seq],
+                                                 face_index, {
+                "method": "face", "face_distance": round(h.distance, 6), "max_distance": policy.NEAR_COPY_FACE_MAX,
+                "template_id": h.template_id, "model": model, "policy": policy.POLICY_VERSION})
     # A copy of an enrolled photo is already a finding, and its face (distance ~0 to a template)
     # would flatter a group's statistics: only other photos corroborate.
     copied = {seq for seq, _subject in findings}
-    faces = [{"key": (m["seq"], i), "logical_path": m["logical_path"], "photo": m.get("sha256") or m["logical_path"],
-              "encoding": enc} for m in members if m["seq"] not in copied for i, enc in enumerate(m.get("faces", []))]
-    hits = _face_hits(registry, faces)
+    hits = [h for h in all_hits if h.key[0] not in copied]
     centroids = _centroids(registry, {h.subject_id for h in hits if h.distance <= policy.FACE_POSSIBLE_MAX})
     groups = policy.group_decisions(hits, centroids.__getitem__)
-    by_seq = {m["seq"]: m for m in members}
     for h in hits:
         band = "confident" if h.key in groups else policy.face_band(h)
         if band is None:

@@ -3,7 +3,8 @@ docs/matching.md for how, on which photos, and with which error rates.
 
 Three kinds of finding, each with a band:
   exact_copy   the member's SHA-256 equals an enrolled photo's                   -> confident
-  near_copy    pHash within NEAR_COPY_MAX_BITS of an enrolled photo or variant    -> confident
+  near_copy    pHash within NEAR_COPY_MAX_BITS of an enrolled photo or variant,
+               or a face within NEAR_COPY_FACE_MAX of an enrolled template         -> confident
   same_person  a face near the subject's templates:
                  a group of >= GROUP_MIN_PHOTOS photos consistent with each other
                  and close to the subject as a whole                              -> confident
@@ -25,6 +26,10 @@ POLICY_VERSION = "facetrace-policy-2026-11-v1"
 # pHash bits. Re-encoding (JPEG q30-95) and resizing (0.25x-2x) move an LFW photo's pHash by at
 # most 2 bits; the closest two distinct LFW photos (1.8 M pairs) are 4 bits apart.
 NEAR_COPY_MAX_BITS = 3
+# Face distance below which two faces come from the same photo (re-encoded, resized or cropped:
+# the face's pixels are the same). The closest faces of two distinct LFW photos are 0.127 apart
+# (2,088 faces, 2.2 M pairs); an edited copy's face is typically within 0.05.
+NEAR_COPY_FACE_MAX = 0.1
 
 # Face distances (dlib 128-d, Euclidean). Measured with 239 LFW people enrolled (3 photos each),
 # their 959 other faces, and 377 faces of 140 people not enrolled (docs/matching.md).
@@ -45,6 +50,7 @@ def thresholds() -> dict:
     return {
         "policy": POLICY_VERSION,
         "near_copy_max_bits": NEAR_COPY_MAX_BITS,
+        "near_copy_face_max": NEAR_COPY_FACE_MAX,
         "face_possible_max": FACE_POSSIBLE_MAX,
         "face_probable_max": FACE_PROBABLE_MAX,
         "face_probable_margin": FACE_PROBABLE_MARGIN,
@@ -66,6 +72,7 @@ class FaceHit:
     encoding: tuple
     subject_id: str
     distance: float  # to the subject's nearest template
+    template_id: int  # that nearest template
     templates_within: int  # how many of the subject's templates are within FACE_POSSIBLE_MAX
     second_subject: str | None
     second_distance: float | None

@@ -61,6 +61,8 @@ def dump(tmp_path_factory):
     (root / "copies" / "q40.jpg").write_bytes(_jpeg(img, 40))
     (root / "copies" / "mirrored.jpg").write_bytes(_jpeg(ImageOps.mirror(img), 90))
     (root / "copies" / "half.jpg").write_bytes(_jpeg(img.resize((125, 125)), 90))
+    # an off-centre crop moves pHash too far; the face's pixels are still the enrolled photo's
+    (root / "copies" / "cropped.jpg").write_bytes(_jpeg(img.crop((17, 0, 250, 232)), 90))
     return root
 
 
@@ -107,9 +109,11 @@ def test_scan_finds_the_enrolled_person_with_graded_evidence(enrolled, scanned):
     mine = [f for f in findings if f["subject_id"] == result.subject_id]
     by_path = {f["logical_path"].split("/dump/")[1]: f for f in mine}
     assert by_path["copies/exact.jpg"]["kind"] == "exact_copy"
-    for name in ("q40.jpg", "mirrored.jpg", "half.jpg"):
+    for name in ("q40.jpg", "mirrored.jpg", "half.jpg", "cropped.jpg"):
         assert by_path[f"copies/{name}"]["kind"] == "near_copy", name
         assert by_path[f"copies/{name}"]["band"] == "confident"
+    assert by_path["copies/q40.jpg"]["evidence"]["method"] == "phash"
+    assert by_path["copies/cropped.jpg"]["evidence"]["method"] == "face"
     kit = [f for p, f in by_path.items() if p.startswith("kit/")]
     assert len(kit) == 5 and all(f["kind"] == "same_person" and f["band"] == "confident" for f in kit)
     for f in kit:  # every decision cites its distances, thresholds and model
