@@ -39,7 +39,7 @@ FACE_PROBABLE_MARGIN = 0.05  # next-nearest subject at least this much farther
 GROUP_MEMBER_MAX = 0.5  # a face of a confident group is confident only this close to a template
 GROUP_LINK_MAX = 0.6  # faces of one group are all within this of each other (complete linkage)
 GROUP_CENTROID_MAX = 0.44  # group's mean encoding to the subject's mean template
-GROUP_MEAN_MAX = 0.48  # mean over the group's faces of their distance to the subject's nearest template
+GROUP_MEAN_MAX = 0.5  # mean over the group's faces of their distance to the subject's nearest template
 GROUP_MIN_PHOTOS = 2
 
 BANDS = ("confident", "probable", "possible")
@@ -104,8 +104,8 @@ def group_decisions(hits: list[FaceHit], subject_centroid) -> dict[tuple, dict]:
     """Decide for groups: return {face key: group evidence} for faces in a confident group.
 
     Faces are grouped by their nearest subject, then split (complete linkage at GROUP_LINK_MAX) so
-    that a group holds faces that all look like one another, not just like the subject; the
-    largest consistent group is judged as a whole against the subject's mean template.
+    that a group holds faces that all look like one another, not just like the subject; each
+    consistent group of 2+ photos is judged as a whole against the subject's mean template.
     """
     from scipy.cluster.hierarchy import fcluster, linkage
 
@@ -118,21 +118,24 @@ def group_decisions(hits: list[FaceHit], subject_centroid) -> dict[tuple, dict]:
         if len({h.photo for h in members}) < GROUP_MIN_PHOTOS:
             continue
         enc = np.asarray([h.encoding for h in members], dtype=np.float64)
-        labels = fcluster(linkage(enc, method="complete"), GROUP_LINK_MAX, criterion="distance")
-        best = max(set(labels), key=lambda lab: (len({h.photo for h, x in zip(members, labels) if x == lab}), -lab))
-        group = [h for h, x in zip(members, labels) if x == best]
-        photos = len({h.photo for h in group})
-        if photos < GROUP_MIN_PHOTOS:
-            continue
-        centroid = np.mean([h.encoding for h in group], axis=0)
-        d_centroid = float(np.linalg.norm(centroid - subject_centroid(subject)))
-        d_mean = float(np.mean([h.distance for h in group]))
-        evidence = {"group_photos": photos, "group_faces": len(group), "group_centroid_distance": round(d_centroid, 6),
-                    "group_mean_distance": round(d_mean, 6)}
-        if d_centroid <= GROUP_CENTROID_MAX and d_mean <= GROUP_MEAN_MAX:
-            for h in group:
-                # a face far from the subject must not ride on the others' strength: it keeps the
-                # band it earns alone (look-alikes' background faces did, without this bound)
-                if h.distance <= GROUP_MEMBER_MAX:
-                    out[h.key] = evidence
+        labels = fcluster(linkage(enc, method="complete"), GROUP_LINK_MAX, criterion="distance") \
+            if len(members) > 1 else np.ones(1, dtype=int)
+        # every consistent group is judged, not only the largest: a subject's nearest faces can
+        # also include a cluster of look-alikes (or background faces) next to the person's own
+        for label in sorted(set(labels.tolist())):
+            group = [h for h, x in zip(members, labels) if x == label]
+            photos = len({h.photo for h in group})
+            if photos < GROUP_MIN_PHOTOS:
+                continue
+            centroid = np.mean([h.encoding for h in group], axis=0)
+            d_centroid = float(np.linalg.norm(centroid - subject_centroid(subject)))
+            d_mean = float(np.mean([h.distance for h in group]))
+            evidence = {"group_photos": photos, "group_faces": len(group),
+                        "group_centroid_distance": round(d_centroid, 6), "group_mean_distance": round(d_mean, 6)}
+            if d_centroid <= GROUP_CENTROID_MAX and d_mean <= GROUP_MEAN_MAX:
+                for h in group:
+                    # a face far from the subject must not ride on the others' strength: it keeps
+                    # the band it earns alone (look-alikes' background faces did, without this bound)
+                    if h.distance <= GROUP_MEMBER_MAX:
+                        out[h.key] = evidence
     return out
