@@ -131,7 +131,7 @@ def main() -> None:
             print(f"  held-out people with a confident finding: {len(held_conf)}/40 {sorted(held_conf)}")
             return members_b
 
-        members_b = strangers_report("239 enrolled")
+        members_b = strangers_report(f"{len(subject_of)} enrolled")
 
         # per-face curves: nearest-subject distance of enrolled people's faces vs strangers' faces
         faces_a = [{"key": (m["seq"], i), "logical_path": m["logical_path"], "photo": m["sha256"], "encoding": e}
@@ -147,6 +147,30 @@ def main() -> None:
             tp = sum(h.distance <= t and h.margin >= policy.FACE_PROBABLE_MARGIN for h in hits_a) / len(faces_a)
             fp = sum(h.distance <= t and h.margin >= policy.FACE_PROBABLE_MARGIN for h in hits_b) / len(faces_b)
             print(f"  {t:9.2f} {tp:7.3f} {fp:7.4f}")
+
+        # per-group curve: the group decision at other centroid limits (mean limit scaled along),
+        # people found in dump A against held-out people confirmed in dump B
+        centroids = {}
+        for sid in set(subject_of):
+            from indexes.registry import subject_encodings
+
+            centroids[sid] = np.mean(subject_encodings(reg.store.engine, [sid])[sid], axis=0)
+        all_hits_a = _face_hits(reg, faces_a)
+        people_a = {person_of_path[h.logical_path] for h in all_hits_a}
+        saved = (policy.GROUP_CENTROID_MAX, policy.GROUP_MEAN_MAX)
+        print("per-group curve (group centroid limit, mean limit = centroid + 0.06):")
+        print(f"  {'centroid':>8} {'people found':>13} {'held-out groups':>16} {'stranger photos in a confident group':>37}")
+        for c in (0.36, 0.40, 0.42, 0.44, 0.46, 0.48, 0.50, 0.55):
+            policy.GROUP_CENTROID_MAX, policy.GROUP_MEAN_MAX = c, c + 0.06
+            ga = policy.group_decisions(all_hits_a, centroids.__getitem__)
+            found_c = {person_of_path[h.logical_path] for h in all_hits_a
+                       if h.key in ga and subject_of[h.subject_id] == person_of_path[h.logical_path]}
+            gb = policy.group_decisions(hits_b, centroids.__getitem__)
+            conf_b = {Path(h.logical_path).name for h in hits_b if h.key in gb}
+            held_c = {truth_b[n] for n in conf_b} & held
+            print(f"  {c:8.2f} {len(found_c) / len(people_a):13.3f} {len(held_c):>13}/40 "
+                  f"{len(conf_b) / len(members_b):37.4f}")
+        policy.GROUP_CENTROID_MAX, policy.GROUP_MEAN_MAX = saved
 
         # registry growth: every other face we have (fr_examples, multiface, misc_people, every face
         # of a group photo too) becomes an extra one-template subject. Group photos cannot pass

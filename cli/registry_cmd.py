@@ -118,11 +118,11 @@ def verify_erasure_command(subject_id, workspace, db_url):
 @translate_errors
 def audit_command(verify, as_json, workspace, db_url):
     """Print the registry's audit log (every enroll, search, scan, withdrawal and erasure)."""
-    from indexes.registry import RegistryStore
     from scanner.pipeline import open_store
+    from scanner.registry import audit_log
 
     store, _root = open_store(workspace, db_url)
-    reg = RegistryStore(store.engine)
+    reg = audit_log(store)
     if verify:
         problems = reg.verify_audit()
         n = len(reg.audit_entries())

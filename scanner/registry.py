@@ -302,3 +302,14 @@ def _write_receipt(root: Path, name: str, receipt: dict) -> Path:
     path = folder / name
     path.write_text(json.dumps(receipt, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+def audit_log(case_store) -> object:
+    """Return the registry store of a workspace for reading or verifying its audit log.
+
+    Opening the audit log needs no index: `facetrace registry audit` works even when the index
+    files are being rebuilt or were deleted.
+    """
+    from indexes.registry import RegistryStore
+
+    return RegistryStore(case_store.engine)
