@@ -43,6 +43,15 @@ def translate_errors(fn):
     return wrapper
 
 
+def open_registry(workspace: str | None, db_url: str | None):
+    """Open the workspace's registry (database tables and index files) for a command."""
+    from scanner.pipeline import open_store
+    from scanner.registry import open_registry as _open
+
+    store, root = open_store(workspace, db_url)
+    return _open(store, root)
+
+
 def setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")

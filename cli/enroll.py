@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import click
 
-from cli.common import EXIT_CODES, translate_errors, workspace_options
+from cli.common import EXIT_CODES, open_registry, translate_errors, workspace_options
 
 
 @click.command("enroll", epilog=EXIT_CODES)
@@ -40,8 +40,7 @@ def enroll_command(photos, consent_text, consent_version, purpose, scope, jurisd
     from pathlib import Path
 
     from scanner.consent import DEFAULT_TEXT, DEFAULT_VERSION, ConsentInput
-    from scanner.pipeline import open_store
-    from scanner.registry import enroll, open_registry
+    from scanner.registry import enroll
 
     if consent_text == "default":
         text, version = DEFAULT_TEXT, consent_version or DEFAULT_VERSION
@@ -53,8 +52,7 @@ def enroll_command(photos, consent_text, consent_version, purpose, scope, jurisd
     consent = ConsentInput(purpose=purpose, scope=scope, text=text, text_version=version, jurisdiction=jurisdiction,
                            expires_at=expires.replace(tzinfo=timezone.utc) if expires else None,
                            granted_at=datetime.now(timezone.utc))
-    store, root = open_store(workspace, db_url)
-    registry = open_registry(store, root)
+    registry = open_registry(workspace, db_url)
     result = enroll(registry, [(p, Path(p).read_bytes()) for p in photos], consent, label=label,
                     keep_photos=keep_photos)
     for w in result.warnings:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import EXIT_CODES, translate_errors, workspace_options
+from cli.common import EXIT_CODES, open_registry, translate_errors, workspace_options
 
 
 @click.command("match", epilog=EXIT_CODES)
@@ -25,12 +25,10 @@ def match_command(photo, as_json, workspace, db_url):
     Example:
       facetrace match suspicious.jpg
     """
-    from scanner.pipeline import open_store
-    from scanner.registry import default_actor, open_registry
     from scanner.matching.matcher import match_photo
+    from scanner.registry import default_actor
 
-    store, root = open_store(workspace, db_url)
-    findings = match_photo(open_registry(store, root), photo, Path(photo).read_bytes(), default_actor())
+    findings = match_photo(open_registry(workspace, db_url), photo, Path(photo).read_bytes(), default_actor())
     if as_json:
         click.echo(json.dumps(findings, indent=2))
         return

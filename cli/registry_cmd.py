@@ -7,15 +7,7 @@ import sys
 
 import click
 
-from cli.common import EXIT_CODES, translate_errors, workspace_options
-
-
-def _registry(workspace, db_url):
-    from scanner.pipeline import open_store
-    from scanner.registry import open_registry
-
-    store, root = open_store(workspace, db_url)
-    return open_registry(store, root)
+from cli.common import EXIT_CODES, open_registry, translate_errors, workspace_options
 
 
 @click.group("registry", epilog=EXIT_CODES)
@@ -37,7 +29,7 @@ def registry_group():
 @translate_errors
 def list_command(as_json, workspace, db_url):
     """List enrolled subjects (id, status, templates, consent)."""
-    reg = _registry(workspace, db_url)
+    reg = open_registry(workspace, db_url)
     subjects = reg.store.list_subjects()
     reg.store.audit("list", _actor(), None, {"subjects": len(subjects)})
     if as_json:
@@ -57,10 +49,10 @@ def list_command(as_json, workspace, db_url):
 @translate_errors
 def show_command(subject_id, workspace, db_url):
     """Show one subject's record, consent and findings (JSON)."""
-    from scanner.registry import _subject
+    from scanner.registry import get_subject
 
-    reg = _registry(workspace, db_url)
-    subj = _subject(reg, subject_id)
+    reg = open_registry(workspace, db_url)
+    subj = get_subject(reg, subject_id)
     subj["findings"] = reg.store.findings(subject_id=subject_id)
     reg.store.audit("show", _actor(), subject_id, {})
     click.echo(json.dumps(subj, indent=2, default=str))
@@ -74,7 +66,7 @@ def withdraw_command(subject_id, workspace, db_url):
     """Record that a subject withdrew consent: their templates are deleted and never matched again."""
     from scanner.registry import withdraw
 
-    out = withdraw(_registry(workspace, db_url), subject_id)
+    out = withdraw(open_registry(workspace, db_url), subject_id)
     click.echo(f"Consent withdrawn for {subject_id}; {out['templates_deleted']} template(s) deleted.")
 
 
@@ -87,7 +79,7 @@ def erase_command(subject_id, token, workspace, db_url):
     """Erase a subject from the database, every index and the receipts; write an erasure receipt."""
     from scanner.registry import erase
 
-    out = erase(_registry(workspace, db_url), subject_id, token=token)
+    out = erase(open_registry(workspace, db_url), subject_id, token=token)
     d = out["deleted"]
     click.echo(f"Erased {subject_id}: {d['templates']} template(s), {d['photo_hashes']} photo hash(es), "
                f"{d['findings']} finding(s), {d['consent_records']} consent record(s).")
@@ -102,7 +94,7 @@ def verify_erasure_command(subject_id, workspace, db_url):
     """Check that no template, hash, finding or index entry of an erased subject remains (exit 1 if any)."""
     from scanner.registry import verify_erasure
 
-    problems = verify_erasure(_registry(workspace, db_url), subject_id)
+    problems = verify_erasure(open_registry(workspace, db_url), subject_id)
     if problems:
         for p in problems:
             click.echo(f"NOT ERASED: {p}")

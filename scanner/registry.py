@@ -205,7 +205,8 @@ def _check_same_person(photos: list[EnrolledPhoto]) -> None:
 # -- withdrawal and erasure ----------------------------------------------------------------------
 
 
-def _subject(registry: Registry, subject_id: str) -> dict:
+def get_subject(registry: Registry, subject_id: str) -> dict:
+    """Return a subject's record, or raise SubjectNotFound with what to do next."""
     subj = registry.store.get_subject(subject_id)
     if subj is None:
         raise SubjectNotFound(f"no subject {subject_id!r} in this registry (`facetrace registry list` shows them)")
@@ -214,7 +215,7 @@ def _subject(registry: Registry, subject_id: str) -> dict:
 
 def withdraw(registry: Registry, subject_id: str, actor: str | None = None) -> dict:
     """Withdraw a subject's consent: their templates are deleted from the database and indexes."""
-    subj = _subject(registry, subject_id)
+    subj = get_subject(registry, subject_id)
     if subj["status"] != "active":
         raise UsageError(f"subject {subject_id} is already {subj['status']}")
     ids = registry.store.withdraw(subject_id, actor or default_actor())
@@ -228,7 +229,7 @@ def erase(registry: Registry, subject_id: str, *, token: str | None = None, acto
     With `token`, the deletion token must match (the person acting for themselves); without it, the
     caller is an operator of the workspace and the audit log says who.
     """
-    subj = _subject(registry, subject_id)
+    subj = get_subject(registry, subject_id)
     if subj["status"] == "erased":
         raise UsageError(f"subject {subject_id} was already erased at {subj['erased_at']}")
     if token is not None and not registry.store.check_token(subject_id, token):
@@ -259,7 +260,7 @@ def _compact_database(registry: Registry) -> None:
 
 def verify_erasure(registry: Registry, subject_id: str) -> list[str]:
     """Return what still holds data of an erased subject (empty: the erasure is complete)."""
-    subj = _subject(registry, subject_id)
+    subj = get_subject(registry, subject_id)
     problems = []
     if subj["status"] != "erased":
         problems.append(f"subject status is {subj['status']!r}, not 'erased'")
