@@ -8,6 +8,7 @@ from cli.common import EXIT_CODES, setup_logging
 from cli.enroll import enroll_command
 from cli.match import match_command
 from cli.registry_cmd import registry_group
+from cli.report import report_group
 from cli.scan import scan_command
 
 
@@ -29,6 +30,7 @@ cli.add_command(scan_command)
 cli.add_command(enroll_command)
 cli.add_command(match_command)
 cli.add_command(registry_group)
+cli.add_command(report_group)
 
 
 def main() -> None:

@@ -1,0 +1,96 @@
+"""The evidence report: one typed, versioned document built from a stored scan.
+
+JSON and HTML are pure functions of this document (docs/report-format.md). Faces are never
+embedded: the report carries hashes, boxes' existence and distances, not pictures.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from scanner import __version__
+from scanner.errors import UsageError
+
+REPORT_FORMAT = "facetrace-report"
+REPORT_VERSION = 1
+
+# Context only: the report counts what these texts are about; it decides nothing under them.
+LEGAL_CONTEXT = [
+    "PIPL (China) art. 28: biometric information is sensitive personal information; art. 26: image "
+    "collection in public places only for public security, with notice; art. 5: lawful, fair, necessary.",
+    "GDPR (EU) art. 9: processing of biometric data to uniquely identify a person is prohibited "
+    "unless an exception applies (for example explicit consent).",
+]
+
+
+def build_report(store, scan_id: str | None = None, *, subject_id: str | None = None, unredacted: bool = False,
+                 actor: str = "") -> dict:
+    """Return the report document of a scan (the latest when `scan_id` is None)."""
+    from scanner.matching import policy
+    from scanner.registry import audit_log
+
+    scan = store.get_scan(scan_id)
+    if scan is None:
+        raise UsageError(f"no scan {scan_id!r} in this workspace" if scan_id else "this workspace has no scan yet")
+    registry = audit_log(store)
+    findings = registry.findings(scan_id=scan["id"], subject_id=subject_id)
+    members = list(store.iter_members(scan["id"]))
+    if subject_id is not None:
+        # a subject's report names only the files that concern them
+        concerned = {f["member_seq"] for f in findings}
+        members = [m for m in members if m["seq"] in concerned]
+    entries = [e for e in registry.audit_entries() if e["details"].get("scan_id") == scan["id"]]
+    registry_size = next((e["details"].get("registry_subjects") for e in entries
+                          if e["action"] == "scan_against_registry"), None)
+    faces = sum(len(m["faces"]) for m in members if m["status"] == "ok")
+    by_subject: dict[str, list] = {}
+    for f in findings:
+        by_subject.setdefault(f["subject_id"], []).append(
+            {k: f[k] for k in ("kind", "band", "logical_path", "member_seq", "face_index", "evidence")})
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "report_id": uuid.uuid4().hex,
+        "generated_at": datetime.now(timezone.utc).isoformat(),
+        "generated_by": actor,
+        "facetrace": __version__,
+        "scope": {"subject_id": subject_id} if subject_id else {"subject_id": None},
+        "redacted": not unredacted,
+        "acquisition": {
+            "scan_id": scan["id"],
+            "started_at": scan["started_at"],
+            "finished_at": scan["finished_at"],
+            "status": scan["status"],
+            "inputs": scan["inputs"],
+            "counts": scan["counts"],
+            "manifest": [{"path": m["logical_path"], "relpath": m["relpath"], "size": m["size"], "sha256": m["sha256"],
+                          "type": m["mime"], "kind": m["kind"], "status": m["status"], "reason": m["reason"],
+                          "duplicate_of": m["duplicate_of"]} for m in members],
+            "unreadable": [{"path": m["logical_path"], "status": m["status"], "reason": m["reason"]}
+                           for m in members if m["status"] in ("unreadable", "skipped")],
+        },
+        "method": {
+            "engine": scan["engine"],
+            "parameters": scan["parameters"],
+            "policy": policy.thresholds(),
+            "registry_subjects_at_scan": registry_size,
+            "host": scan["host"],
+        },
+        "findings": [{"subject_id": s, "items": items, "items_by_band": _count(items, "band"),
+                      "items_by_kind": _count(items, "kind")} for s, items in sorted(by_subject.items())],
+        "counts_under_law": {
+            "individuals_found": len(by_subject),
+            "items_of_biometric_data": faces,
+            "note": "faces found in the scanned members (each a biometric template once encoded)",
+            "context": LEGAL_CONTEXT,
+        },
+        "custody": entries,
+    }
+
+
+def _count(items, key) -> dict:
+    out: dict[str, int] = {}
+    for i in items:
+        out[i[key]] = out.get(i[key], 0) + 1
+    return out

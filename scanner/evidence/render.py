@@ -1,0 +1,131 @@
+"""Renderers: pure functions of the report document (JSON, self-contained HTML, hashdeep manifest)."""
+
+from __future__ import annotations
+
+import html
+import json
+
+PAGE = 500  # manifest rows per collapsible block: a 100,000-member dump stays usable in a browser
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
+header{background:#1d2b3a;color:#fff;padding:18px 28px}header h1{margin:0;font-size:22px}
+header p{margin:4px 0 0;opacity:.85}main{padding:18px 28px;max-width:1200px}
+section{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:14px 18px;margin:0 0 16px}
+h2{font-size:17px;margin:0 0 10px}table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{border-bottom:1px solid #eceff2;padding:4px 6px;text-align:left;vertical-align:top;word-break:break-all}
+th{background:#f0f2f5}.band-confident{color:#fff;background:#b3261e;padding:1px 6px;border-radius:3px}
+.band-probable{color:#fff;background:#c76b00;padding:1px 6px;border-radius:3px}
+.band-possible{color:#333;background:#e5e7ea;padding:1px 6px;border-radius:3px}
+.kpi{display:inline-block;margin:0 22px 8px 0}.kpi b{display:block;font-size:22px}
+.note{color:#555;font-size:12px}code{font-size:12px}details{margin:6px 0}summary{cursor:pointer;font-weight:600}
+"""
+
+
+def render_json(doc: dict) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def render_manifest(doc: dict) -> str:
+    """Return the manifest in hashdeep's format (size,sha256,filename)."""
+    lines = ["%%%% HASHDEEP-1.0", "%%%% size,sha256,filename",
+             f"## facetrace report {doc['report_id']} scan {doc['acquisition']['scan_id']}", "##"]
+    for e in doc["acquisition"]["manifest"]:
+        if e["sha256"]:
+            lines.append(f"{e['size']},{e['sha256']},{e['path']}")
+    return "\n".join(lines) + "\n"
+
+
+def render_html(doc: dict) -> str:
+    """Return a self-contained HTML page: inline CSS, no script, no external request of any kind."""
+    e = html.escape
+    acq, method = doc["acquisition"], doc["method"]
+    counts = acq.get("counts") or {}
+    n_findings = sum(len(s["items"]) for s in doc["findings"])
+    title = f"facetrace evidence report {doc['report_id'][:8]}"
+    out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+           "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+           "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">",
+           f"<title>{e(title)}</title><style>{CSS}</style></head><body>",
+           f"<header><h1>{e(title)}</h1><p>Scan {e(acq['scan_id'])} &middot; generated {e(doc['generated_at'])} "
+           f"by {e(doc['generated_by'] or 'unknown')} &middot; facetrace {e(doc['facetrace'])}"
+           f"{' &middot; <b>UNREDACTED</b>' if not doc['redacted'] else ' &middot; faces redacted'}</p></header><main>"]
+    scope = doc["scope"].get("subject_id")
+    out.append("<section><h2>Summary</h2>")
+    for label, value in [("files", counts.get("files")), ("images", counts.get("images")),
+                         ("faces", counts.get("faces")), ("unreadable", counts.get("unreadable")),
+                         ("findings", n_findings), ("enrolled people found",
+                                                     doc["counts_under_law"]["individuals_found"])]:
+        out.append(f"<span class='kpi' id='kpi-{e(label.replace(' ', '-'))}'><b>{e(str(value))}</b>{e(label)}</span>")
+    if scope:
+        out.append(f"<p class='note'>This report concerns subject {e(scope)} only.</p>")
+    out.append("<p class='note'>No face image is included: findings cite hashes and distances. "
+               "The signature and public key are in report.json; check them with "
+               "<code>facetrace report verify report.json --dump DUMP</code>.</p></section>")
+
+    out.append(f"<section><h2 id='findings'>Findings ({n_findings})</h2>")
+    if not doc["findings"]:
+        out.append("<p>No enrolled person was found in this dump.</p>")
+    for s in doc["findings"]:
+        bands = ", ".join(f"{k}: {v}" for k, v in s["items_by_band"].items())
+        out.append(f"<details open><summary>Subject {e(s['subject_id'])} &mdash; {len(s['items'])} item(s) ({e(bands)})"
+                   "</summary><table><tr><th>band</th><th>kind</th><th>member</th><th>evidence</th></tr>")
+        for item in s["items"]:
+            out.append(f"<tr><td><span class='band-{e(item['band'])}'>{e(item['band'])}</span></td>"
+                       f"<td>{e(item['kind'])}</td><td>{e(item['logical_path'])}"
+                       f"{'' if item['face_index'] is None else ' (face ' + str(item['face_index']) + ')'}</td>"
+                       f"<td><code>{e(_evidence_text(item['evidence']))}</code></td></tr>")
+        out.append("</table></details>")
+    out.append("</section>")
+
+    manifest = acq["manifest"]
+    out.append(f"<section><h2>Acquisition</h2><p>Inputs:</p><table><tr><th>path</th><th>kind</th><th>size</th>"
+               "<th>SHA-256</th></tr>")
+    for i in acq["inputs"]:
+        out.append(f"<tr><td>{e(i['path'])}</td><td>{e(i['kind'])}</td><td>{e(str(i['size']))}</td>"
+                   f"<td><code>{e(str(i['sha256']))}</code></td></tr>")
+    out.append(f"</table><p>Scan started {e(str(acq['started_at']))}, finished {e(str(acq['finished_at']))}.</p>")
+    out.append(f"<details><summary>Unreadable or skipped members ({len(acq['unreadable'])})</summary><table>"
+               "<tr><th>member</th><th>status</th><th>reason</th></tr>")
+    for u in acq["unreadable"]:
+        out.append(f"<tr><td>{e(u['path'])}</td><td>{e(u['status'])}</td><td>{e(str(u['reason']))}</td></tr>")
+    out.append("</table></details>")
+    for start in range(0, len(manifest), PAGE):
+        chunk = manifest[start:start + PAGE]
+        out.append(f"<details><summary>Manifest, members {start + 1}-{start + len(chunk)} of {len(manifest)}</summary>"
+                   "<table><tr><th>member</th><th>size</th><th>SHA-256</th><th>type</th><th>status</th></tr>")
+        for m in chunk:
+            out.append(f"<tr><td>{e(m['path'])}</td><td>{m['size']}</td><td><code>{e(str(m['sha256']))}</code></td>"
+                       f"<td>{e(m['type'])}</td><td>{e(m['status'])}</td></tr>")
+        out.append("</table></details>")
+    out.append("</section>")
+
+    out.append("<section><h2>Method</h2><table>")
+    versions = method["engine"].get("versions", {})
+    for k, v in versions.items():
+        out.append(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>")
+    for k, v in method["engine"].get("model_files", {}).items():
+        out.append(f"<tr><th>model {e(k)}</th><td><code>{e(v)}</code></td></tr>")
+    for k, v in {**method["parameters"], **method["policy"]}.items():
+        out.append(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>")
+    out.append(f"<tr><th>registry subjects at scan</th><td>{e(str(method['registry_subjects_at_scan']))}</td></tr>")
+    out.append(f"<tr><th>host</th><td>{e(json.dumps(method['host']))}</td></tr></table></section>")
+
+    law = doc["counts_under_law"]
+    out.append("<section><h2>Counts that matter under the law</h2>"
+               f"<p>Distinct enrolled individuals found: <b>{law['individuals_found']}</b>. "
+               f"Items of biometric data (faces) in the scanned members: <b>{law['items_of_biometric_data']}</b>.</p>"
+               "<p class='note'>Context only, not a verdict:</p><ul>"
+               + "".join(f"<li class='note'>{e(c)}</li>" for c in law["context"]) + "</ul></section>")
+    out.append(f"<section><h2>Chain of custody ({len(doc['custody'])} audit entries)</h2><table>"
+               "<tr><th>#</th><th>time</th><th>actor</th><th>action</th><th>entry hash</th></tr>")
+    for c in doc["custody"]:
+        out.append(f"<tr><td>{c['seq']}</td><td>{e(c['at'])}</td><td>{e(c['actor'])}</td><td>{e(c['action'])}</td>"
+                   f"<td><code>{e(c['hash'][:16])}</code></td></tr>")
+    out.append("</table></section></main></body></html>\n")
+    return "".join(out)
+
+
+def _evidence_text(ev: dict) -> str:
+    keep = {k: v for k, v in ev.items() if k not in ("thresholds",)}
+    return json.dumps(keep, ensure_ascii=False, sort_keys=True)
