@@ -17,7 +17,7 @@ th,td{border-bottom:1px solid #eceff2;padding:4px 6px;text-align:left;vertical-a
 th{background:#f0f2f5}.band-confident{color:#fff;background:#b3261e;padding:1px 6px;border-radius:3px}
 .band-probable{color:#fff;background:#c76b00;padding:1px 6px;border-radius:3px}
 .band-possible{color:#333;background:#e5e7ea;padding:1px 6px;border-radius:3px}
-.kpi{display:inline-block;margin:0 22px 8px 0}.kpi b{display:block;font-size:22px}
+.nw{white-space:nowrap;word-break:normal}.kpi{display:inline-block;margin:0 22px 8px 0}.kpi b{display:block;font-size:22px}
 .note{color:#555;font-size:12px}code{font-size:12px}details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 """
 
@@ -71,8 +71,8 @@ def render_html(doc: dict) -> str:
         out.append(f"<details open><summary>Subject {e(s['subject_id'])} &mdash; {len(s['items'])} item(s) ({e(bands)})"
                    "</summary><table><tr><th>band</th><th>kind</th><th>member</th><th>evidence</th></tr>")
         for item in s["items"]:
-            out.append(f"<tr><td><span class='band-{e(item['band'])}'>{e(item['band'])}</span></td>"
-                       f"<td>{e(item['kind'])}</td><td>{e(item['logical_path'])}"
+            out.append(f"<tr><td class='nw'><span class='band-{e(item['band'])}'>{e(item['band'])}</span></td>"
+                       f"<td class='nw'>{e(item['kind'])}</td><td>{e(item['logical_path'])}"
                        f"{'' if item['face_index'] is None else ' (face ' + str(item['face_index']) + ')'}</td>"
                        f"<td><code>{e(_evidence_text(item['evidence']))}</code></td></tr>")
         out.append("</table></details>")
