@@ -43,7 +43,7 @@ def render_html(doc: dict) -> str:
     counts = acq.get("counts") or {}
     n_findings = sum(len(s["items"]) for s in doc["findings"])
     title = f"facetrace evidence report {doc['report_id'][:8]}"
-    out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+    out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">",
            f"<title>{e(title)}</title><style>{CSS}</style></head><body>",
@@ -79,7 +79,7 @@ def render_html(doc: dict) -> str:
     out.append("</section>")
 
     manifest = acq["manifest"]
-    out.append(f"<section><h2>Acquisition</h2><p>Inputs:</p><table><tr><th>path</th><th>kind</th><th>size</th>"
+    out.append("<section><h2>Acquisition</h2><p>Inputs:</p><table><tr><th>path</th><th>kind</th><th>size</th>"
                "<th>SHA-256</th></tr>")
     for i in acq["inputs"]:
         out.append(f"<tr><td>{e(i['path'])}</td><td>{e(i['kind'])}</td><td>{e(str(i['size']))}</td>"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import io
 import tarfile
 
-from scanner.ingest.entries import Entry, SourceError
+from scanner.ingest.entries import Entry
 from scanner.ingest.tar import iter_tar
 from scanner.models import Status
 
