@@ -283,25 +283,32 @@ class RegistryStore:
 
     # -- templates for indexes --------------------------------------------------------------
 
-    def template_vectors(self, embedder: str, embedder_version: str):
-        """Return (ids, encodings, subject ids) of every active template made by this embedder."""
+    def template_vectors(self, embedder: str, embedder_version: str, subject_id: str | None = None):
+        """Return (ids, encodings, subject ids) of every active template made by this embedder.
+
+        With `subject_id`, only that subject's: adding one enrollment must not read the registry.
+        """
+        q = (select(Template.id, Template.encoding, Template.subject_id, Template.embedder, Template.embedder_version)
+             .join(Subject, Subject.id == Template.subject_id).where(Subject.status == "active"))
+        if subject_id is not None:
+            q = q.where(Template.subject_id == subject_id)
         with Session(self.engine) as s:
-            rows = s.execute(select(Template.id, Template.encoding, Template.subject_id, Template.embedder,
-                                    Template.embedder_version).join(Subject, Subject.id == Template.subject_id)
-                             .where(Subject.status == "active").order_by(Template.id)).all()
+            rows = s.execute(q.order_by(Template.id)).all()
         other = {(r.embedder, r.embedder_version) for r in rows} - {(embedder, embedder_version)}
         if other:
             raise ValueError(f"the registry holds templates made by {sorted(other)}, not by "
                              f"{embedder} {embedder_version}: re-enroll or use the matching engine")
         return ([r.id for r in rows], [unpack_encoding(r.encoding) for r in rows], [r.subject_id for r in rows])
 
-    def hash_rows(self):
+    def hash_rows(self, subject_id: str | None = None):
         """Return (ids, phashes, template ids, subject ids, variants) of every active template hash."""
+        q = (select(TemplateHash.id, TemplateHash.phash, TemplateHash.template_id, TemplateHash.subject_id,
+                    TemplateHash.variant).join(Subject, Subject.id == TemplateHash.subject_id)
+             .where(Subject.status == "active"))
+        if subject_id is not None:
+            q = q.where(TemplateHash.subject_id == subject_id)
         with Session(self.engine) as s:
-            rows = s.execute(select(TemplateHash.id, TemplateHash.phash, TemplateHash.template_id,
-                                    TemplateHash.subject_id, TemplateHash.variant)
-                             .join(Subject, Subject.id == TemplateHash.subject_id)
-                             .where(Subject.status == "active").order_by(TemplateHash.id)).all()
+            rows = s.execute(q.order_by(TemplateHash.id)).all()
         return ([r.id for r in rows], [r.phash for r in rows], [r.template_id for r in rows],
                 [r.subject_id for r in rows], [r.variant for r in rows])
 

@@ -87,13 +87,13 @@ class RegistryIndex:
 
     def add_subject(self, subject_id: str, template_ids: list[int]) -> None:
         """Add a newly enrolled subject's templates and hashes (read back from the database)."""
-        ids, encodings, subjects = self.store.template_vectors(self.embedder, self.embedder_version)
+        ids, encodings, subjects = self.store.template_vectors(self.embedder, self.embedder_version, subject_id)
         want = set(template_ids)
         sel = [i for i, t in enumerate(ids) if t in want]
         self.faces.add(np.asarray([ids[i] for i in sel], dtype=np.int64),
                        np.asarray([encodings[i] for i in sel], dtype=np.float32))
         self.template_subject.update({ids[i]: subjects[i] for i in sel})
-        hid, hexes, tids, hsubjects, variants = self.store.hash_rows()
+        hid, hexes, tids, hsubjects, variants = self.store.hash_rows(subject_id)
         hsel = [i for i, t in enumerate(tids) if t in want]
         self.hashes.add(np.asarray([hid[i] for i in hsel], dtype=np.int64), [hexes[i] for i in hsel])
         self.hash_info.update({hid[i]: (tids[i], hsubjects[i], variants[i]) for i in hsel})
