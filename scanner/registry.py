@@ -98,8 +98,7 @@ def _analyse_photo(name: str, data: bytes) -> EnrolledPhoto:
     from scanner.media.images import ImageDecodeError, decode_image
 
     options = ScanOptions()
-    workers.init_worker(options)
-    analysis = workers.analyse(data)
+    analysis = workers.analyse_here(data, options)
     if analysis.error:
         raise EnrollmentRefused(f"{name}: {analysis.error}")
     if len(analysis.faces) != 1:
@@ -267,8 +266,9 @@ def verify_erasure(registry: Registry, subject_id: str) -> list[str]:
     for what, n in registry.store.remaining_traces(subject_id).items():
         if n:
             problems.append(f"database still holds {n} {what} row(s)")
-    erased = [e for e in registry.store.audit_entries(subject_id) if e["action"] == "erase"]
-    withdrawn = [e for e in registry.store.audit_entries(subject_id) if e["action"] == "withdraw"]
+    entries = registry.store.audit_entries(subject_id)
+    erased = [e for e in entries if e["action"] == "erase"]
+    withdrawn = [e for e in entries if e["action"] == "withdraw"]
     template_ids, hash_ids = [], []
     for e in erased:
         template_ids += e["details"].get("templates", [])

@@ -59,6 +59,18 @@ def analyse(data: bytes) -> Analysis:
     return Analysis(image=fingerprint, faces=faces)
 
 
+def analyse_here(data: bytes, options: ScanOptions | None = None) -> Analysis:
+    """Analyse one member's bytes in this process (enrollment, a one-photo match).
+
+    The models load once per process: re-preparing for every call would reload dlib's models
+    (about half a second) for each enrollment.
+    """
+    options = options or ScanOptions()
+    if _options != options:
+        init_worker(options)
+    return analyse(data)
+
+
 class InlineExecutor:
     """A stand-in for a process pool that runs each task at once in this process (workers=1)."""
 

@@ -148,10 +148,8 @@ def match_photo(registry, name: str, data: bytes, actor: str) -> list[dict]:
     import hashlib
 
     from scanner import workers
-    from scanner.models import ScanOptions
 
-    workers.init_worker(ScanOptions())
-    analysis = workers.analyse(data)
+    analysis = workers.analyse_here(data)
     if analysis.error:
         from scanner.errors import UsageError
 
