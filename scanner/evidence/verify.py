@@ -26,7 +26,9 @@ def verify_dump(doc: dict, dump_paths: list[str]) -> list[str]:
     from scanner.ingest import MemberReader
     from scanner.models import ScanOptions
 
-    manifest = {e["relpath"]: e for e in doc.get("acquisition", {}).get("manifest", []) if e.get("sha256")}
+    entries = doc.get("acquisition", {}).get("manifest", [])
+    manifest = {e["relpath"]: e for e in entries if e.get("sha256")}
+    listed = {e["relpath"] for e in entries}  # unreadable members too: listed, without a hash
     whole = doc.get("scope", {}).get("subject_id") is None
     seen = {}
     for read in MemberReader(ScanOptions()).read(list(dump_paths)):
@@ -40,7 +42,6 @@ def verify_dump(doc: dict, dump_paths: list[str]) -> list[str]:
         elif seen[rel] != entry["sha256"]:
             problems.append(f"dump member {entry['path']} changed: SHA-256 {seen[rel]} instead of {entry['sha256']}")
     if whole:
-        for rel in sorted(set(seen) - set(manifest)):
-            if not any(e["relpath"] == rel for e in doc["acquisition"]["manifest"]):
-                problems.append(f"dump member {rel} is not in the report's manifest (added)")
+        for rel in sorted(set(seen) - listed):
+            problems.append(f"dump member {rel} is not in the report's manifest (added)")
     return problems
