@@ -18,7 +18,7 @@ demo: setup
 	$(UV) run --frozen --no-sync facetrace enroll $(DEMO)/enroll/*.jpg --consent default --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace scan --workspace $(DEMO)/workspace $(DEMO)/dump $(DEMO)/bundle.zip
 	$(UV) run --frozen --no-sync facetrace registry audit --verify --workspace $(DEMO)/workspace
-	$(UV) run --frozen --no-sync facetrace report --workspace $(DEMO)/workspace --out $(DEMO)/report
+	$(UV) run --frozen --no-sync facetrace report --workspace $(DEMO)/workspace --out $(DEMO)/report --case-uco
 	$(UV) run --frozen --no-sync facetrace report verify $(DEMO)/report/report.json --dump $(DEMO)/dump --dump $(DEMO)/bundle.zip
 
 # The report test renders HTML in Debian's headless Chromium; install it when we can (root with

@@ -28,6 +28,7 @@ def report_group():
     Examples:
       facetrace report --out case-42-report
       facetrace report 3fd0381502f54c92a080cbf046a073de --out r --subject 3f9c0a1b2c3d4e5f
+      facetrace report --out r --case-uco --dump /mnt/evidence/dump
       facetrace report verify case-42-report/report.json --dump ./dump
     """
 
@@ -36,20 +37,37 @@ def report_group():
 @click.argument("scan_id", required=False)
 @click.option("--out", "out_dir", required=True, metavar="DIR", help="Folder for report.json, report.html, manifest.txt.")
 @click.option("--subject", "subject_id", help="Only this enrolled subject's findings (for the person concerned).")
-@click.option("--unredacted", is_flag=True, help="Mark the report unredacted (recorded in the audit log).")
+@click.option("--unredacted", is_flag=True,
+              help="Show faces sharp instead of pixelated; the report is marked so and the audit log records it.")
+@click.option("--no-pictures", is_flag=True, help="Cut no pictures from the dump (findings cite hashes and distances only).")
+@click.option("--dump", "dump_paths", multiple=True, type=click.Path(exists=True),
+              help="Where the dump is now, if it moved since the scan (repeatable); pictures are cut from it.")
+@click.option("--case-uco", is_flag=True,
+              help="Also write report.jsonld: the report as CASE/UCO JSON-LD (for Autopsy and other forensic tools).")
 @workspace_options
 @translate_errors
-def write_command(scan_id, out_dir, subject_id, unredacted, workspace, db_url):
-    """Write report.json (signed, Ed25519), report.html (self-contained) and manifest.txt (hashdeep)."""
+def write_command(scan_id, out_dir, subject_id, unredacted, no_pictures, dump_paths, case_uco, workspace, db_url):
+    """Write report.json (signed, Ed25519), report.html (self-contained) and manifest.txt (hashdeep).
+
+    Each finding's picture is cut from the dump, whose bytes are checked against the scan first.
+    Pictures are pixelated unless --unredacted.
+    """
     from scanner.evidence import write_report
     from scanner.pipeline import open_store
 
     store, root = open_store(workspace, db_url)
-    out = write_report(store, root, out_dir, scan_id, subject_id=subject_id, unredacted=unredacted)
-    click.echo(f"Report {out['report_id']} of scan {out['scan_id']}: {out['findings']} finding(s)")
+    out = write_report(store, root, out_dir, scan_id, subject_id=subject_id, unredacted=unredacted,
+                       pictures=not no_pictures, dump_paths=list(dump_paths) or None, case_uco=case_uco)
+    pics = out["pictures"]
+    click.echo(f"Report {out['report_id']} of scan {out['scan_id']}: {out['findings']} finding(s), "
+               f"{pics['count']} {'UNREDACTED' if unredacted else 'pixelated'} picture(s)")
+    for note in pics["notes"]:
+        click.echo(f"  note: {note}", err=True)
     click.echo(f"  {out['json']}  (signed)")
     click.echo(f"  {out['html']}  (open in a browser; makes no network request)")
     click.echo(f"  {out['manifest']}  (hashdeep format)")
+    if case_uco:
+        click.echo(f"  {out['case_uco']}  (CASE/UCO JSON-LD)")
 
 
 @report_group.command("verify")

@@ -1,7 +1,8 @@
 """The evidence report: one typed, versioned document built from a stored scan.
 
-JSON and HTML are pure functions of this document (docs/report-format.md). Faces are never
-embedded: the report carries hashes, boxes' existence and distances, not pictures.
+JSON and HTML are pure functions of this document (docs/report-format.md). The workspace
+keeps no photos: each finding's picture is cut from the dump at report time (scanner.evidence.
+pictures), pixelated unless the report is unredacted, and signed with the rest.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ LEGAL_CONTEXT = [
 
 
 def build_report(store, scan_id: str | None = None, *, subject_id: str | None = None, unredacted: bool = False,
-                 actor: str = "") -> dict:
-    """Return the report document of a scan (the latest when `scan_id` is None)."""
+                 actor: str = "", pictures: bool = True, dump_paths: list[str] | None = None) -> dict:
+    """Return the report document of a scan (the latest when `scan_id` is None).
+
+    With `pictures`, each finding gets a picture cut from the dump, read again from `dump_paths`
+    (default: where the scan read it).
+    """
     from scanner.matching import policy
     from scanner.registry import audit_log
 
@@ -44,10 +49,18 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
     registry_size = next((e["details"].get("registry_subjects") for e in entries
                           if e["action"] == "scan_against_registry"), None)
     faces = sum(len(m["faces"]) for m in members if m["status"] == "ok")
+    cut, notes = {}, []
+    if pictures and findings:
+        from scanner.evidence.pictures import pictures_for_findings
+
+        cut, notes = pictures_for_findings(
+            findings, members, dump_paths or [i["abspath"] for i in scan["inputs"]], unredacted=unredacted,
+            max_pixels=int(scan["parameters"].get("max_image_pixels", 100_000_000)))
     by_subject: dict[str, list] = {}
     for f in findings:
         by_subject.setdefault(f["subject_id"], []).append(
-            {k: f[k] for k in ("kind", "band", "logical_path", "member_seq", "face_index", "evidence")})
+            {**{k: f[k] for k in ("kind", "band", "logical_path", "member_seq", "face_index", "evidence")},
+             "picture": cut.get((f["member_seq"], f["face_index"]))})
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -57,6 +70,8 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
         "facetrace": __version__,
         "scope": {"subject_id": subject_id} if subject_id else {"subject_id": None},
         "redacted": not unredacted,
+        "pictures": {"included": bool(pictures), "count": len(cut), "redaction": _redaction(unredacted),
+                     "notes": notes if pictures else ["pictures were not requested (--no-pictures)"]},
         "acquisition": {
             "scan_id": scan["id"],
             "started_at": scan["started_at"],
@@ -87,6 +102,12 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
         },
         "custody": entries,
     }
+
+
+def _redaction(unredacted: bool) -> str:
+    from scanner.evidence.pictures import redaction_method
+
+    return redaction_method(unredacted)
 
 
 def _count(items, key) -> dict:

@@ -18,6 +18,7 @@ th{background:#f0f2f5}.band-confident{color:#fff;background:#b3261e;padding:1px 
 .band-probable{color:#fff;background:#c76b00;padding:1px 6px;border-radius:3px}
 .band-possible{color:#333;background:#e5e7ea;padding:1px 6px;border-radius:3px}
 .nw{white-space:nowrap;word-break:normal}.kpi{display:inline-block;margin:0 22px 8px 0}.kpi b{display:block;font-size:22px}
+.pic{width:72px;height:auto;border-radius:3px}.px{image-rendering:pixelated}
 .note{color:#555;font-size:12px}code{font-size:12px}details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 """
 
@@ -59,8 +60,18 @@ def render_html(doc: dict) -> str:
         out.append(f"<span class='kpi' id='kpi-{e(label.replace(' ', '-'))}'><b>{e(str(value))}</b>{e(label)}</span>")
     if scope:
         out.append(f"<p class='note'>This report concerns subject {e(scope)} only.</p>")
-    out.append("<p class='note'>No face image is included: findings cite hashes and distances. "
-               "The signature and public key are in report.json; check them with "
+    pics = doc.get("pictures") or {}
+    if not pics.get("count"):
+        out.append("<p class='note'>No face picture is included: findings cite hashes and distances.</p>")
+    elif doc["redacted"]:
+        out.append(f"<p class='note'>Pictures are redacted ({e(pics['redaction'])}): they show where a face "
+                   "was found, not whose it is.</p>")
+    else:
+        out.append("<p class='note'><b>UNREDACTED: this report shows faces.</b> Its making is recorded in the "
+                   "workspace's audit log.</p>")
+    for note in pics.get("notes", []):
+        out.append(f"<p class='note'>Pictures: {e(note)}</p>")
+    out.append("<p class='note'>The signature and public key are in report.json; check them with "
                "<code>facetrace report verify report.json --dump DUMP</code>.</p></section>")
 
     out.append(f"<section><h2 id='findings'>Findings ({n_findings})</h2>")
@@ -69,9 +80,12 @@ def render_html(doc: dict) -> str:
     for s in doc["findings"]:
         bands = ", ".join(f"{k}: {v}" for k, v in s["items_by_band"].items())
         out.append(f"<details open><summary>Subject {e(s['subject_id'])} &mdash; {len(s['items'])} item(s) ({e(bands)})"
-                   "</summary><table><tr><th>band</th><th>kind</th><th>member</th><th>evidence</th></tr>")
+                   "</summary><table><tr><th>picture</th><th>band</th><th>kind</th><th>member</th><th>evidence</th></tr>")
         for item in s["items"]:
-            out.append(f"<tr><td class='nw'><span class='band-{e(item['band'])}'>{e(item['band'])}</span></td>"
+            pic = item.get("picture")
+            img = (f"<img class='pic{' px' if pic['redacted'] else ''}' alt='{'redacted ' if pic['redacted'] else ''}picture' "
+                   f"src='data:{e(pic['media_type'])};base64,{pic['data_base64']}'>" if pic else "&ndash;")
+            out.append(f"<tr><td>{img}</td><td class='nw'><span class='band-{e(item['band'])}'>{e(item['band'])}</span></td>"
                        f"<td class='nw'>{e(item['kind'])}</td><td>{e(item['logical_path'])}"
                        f"{'' if item['face_index'] is None else ' (face ' + str(item['face_index']) + ')'}</td>"
                        f"<td><code>{e(_evidence_text(item['evidence']))}</code></td></tr>")
