@@ -52,4 +52,10 @@ def format_finding(f: dict) -> str:
     else:
         detail = "identical bytes"
     face = "" if f["face_index"] is None else f" face {f['face_index']}"
+    if "video" in ev:
+        v = ev["video"]
+        face = f" at {', '.join(v['time_ranges'])} (person {v['track']})"
+        detail += f"; {v['track_frames_within_possible']} of {v['track_frames']} sampled frames agree"
+        if v.get("animation"):
+            detail += "; made from a single still"
     return f"  {f['band']:<9} {f['kind']:<11} subject {f['subject_id']}  {f['logical_path']}{face}  ({detail})"

@@ -32,15 +32,23 @@ PROBLEMS_SHOWN = 20
               help="Refuse to decode larger images (decompression bombs).")
 @click.option("--max-archive-depth", type=click.IntRange(0, 32), default=4, show_default=True,
               help="Open archives nested at most this deep.")
+@click.option("--video-every", type=click.FloatRange(0.04, 3600), default=1.0, show_default=True, metavar="SECONDS",
+              help="Videos: sample one frame per this many seconds, plus every scene change.")
+@click.option("--video-scene-change", type=click.FloatRange(0, 255), default=30.0, show_default=True,
+              help="Videos: mean grey-level change of a 32x18 thumbnail that counts as a scene change (0-255).")
+@click.option("--video-max-frames", type=click.IntRange(1), default=3600, show_default=True,
+              help="Videos: sample at most this many frames per video.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @translate_errors
 def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_max_side, workers,
-                 max_image_pixels, max_archive_depth, quiet):
-    """Scan files, folders and archives (zip, tar, tar.gz): hash every file, find and encode every face.
+                 max_image_pixels, max_archive_depth, video_every, video_scene_change, video_max_frames, quiet):
+    """Scan files, folders, archives and videos: hash every file, find and encode every face.
 
     Every member is accounted for: its path, size, SHA-256 and type; images get perceptual hashes
-    and a box and 128-d encoding per face; unreadable files are listed with the reason. Results
-    are stored in the workspace database.
+    and a box and 128-d encoding per face; videos (and animated GIFs) get sampled frames, each
+    with a perceptual hash and its faces, grouped into people with the time ranges where they
+    appear; unreadable files are listed with the reason. Results are stored in the workspace
+    database.
 
     \b
     Examples:
@@ -53,7 +61,9 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
     from scanner.pipeline import match_against_registry, new_scan_id, open_store, scan
 
     options = ScanOptions(detector=detector, upsample=upsample, detect_max_side=detect_max_side, workers=workers,
-                          max_image_pixels=max_image_pixels, max_archive_depth=max_archive_depth)
+                          max_image_pixels=max_image_pixels, max_archive_depth=max_archive_depth,
+                          video_every_ms=round(video_every * 1000), video_scene_change=video_scene_change,
+                          video_max_frames=video_max_frames)
     store, root = open_store(workspace, db_url)
     scan_id = new_scan_id()
     on_result = None
@@ -78,6 +88,13 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
     findings = match_against_registry(store, root, summary.scan_id)
     report = sys.stderr if as_json else sys.stdout
     _print_summary(report, summary, elapsed, problems)
+    for rel in summary.relations:
+        ev = rel["evidence"]
+        if as_json:
+            sys.stdout.write(json.dumps({"scan_id": summary.scan_id, "relation": rel["kind"], **ev},
+                                        ensure_ascii=False) + "\n")
+        report.write(f"Video copy: {ev['copy']} is a {rel['kind'].replace('_', ' ')} of {ev['original']} "
+                     f"({ev['shared_frames']:.0%} of sampled frames shared)\n")
     if findings is not None:
         _print_findings(report, findings)
     counts = summary.counts
@@ -95,6 +112,8 @@ def _print_summary(stream, summary, elapsed, problems) -> None:
         f"  archives    {c['archives']}",
         f"  images      {c['images']}",
         f"  faces       {c['faces']}  (in {c['images_with_faces']} images)",
+        f"  videos      {c.get('videos', 0)}  ({c.get('video_faces', 0)} faces of {c.get('video_people', 0)} people "
+        f"in sampled frames; {c.get('animations', 0)} made from a single still)",
         f"  duplicates  {c['duplicates']}",
         f"  unreadable  {c['unreadable']}",
         f"  skipped     {c['skipped']}",

@@ -3,7 +3,8 @@
 The only person in it is scikit-image's public-domain `astronaut` photo (Eileen Collins, NASA).
 The dump imitates a small traded "kit": one folder per person with re-encoded, resized, cropped,
 mirrored and EXIF-rotated copies, a byte-identical duplicate, non-face pictures, a truncated JPEG,
-a text file posing as a JPEG, and a zip bundle holding a second copy of the kit.
+a text file posing as a JPEG, a still-photo "liveness" clip and a re-encoded copy of it, and a zip
+bundle holding a second copy of the kit.
 
 Usage: python demo/build_demo.py OUT_DIR   (writes OUT_DIR/dump/, OUT_DIR/bundle.zip, OUT_DIR/enroll/)
 """
@@ -31,6 +32,34 @@ def png(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return buf.getvalue()
+
+
+def write_video(path: Path, frames: list, fps: int, codec: str, size: int, bit_rate: int | None = None) -> None:
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_image(image.resize((size, size)))))
+        container.mux(stream.encode())
+
+
+def liveness_clip(photo: Image.Image, seconds: int = 4, fps: int = 10) -> list:
+    """A 'photo animation': slow pan and zoom over one still, as sold to defeat liveness checks."""
+    import math
+
+    side, frames = min(photo.size), []
+    for i in range(seconds * fps):
+        zoom = 1.0 + 0.06 * math.sin(i / (seconds * fps) * math.pi)
+        crop = side / (1.1 * zoom)
+        cx, cy = side / 2 + 6 * math.sin(i / 7), side / 2 + 4 * math.cos(i / 9)
+        frames.append(photo.resize((256, 256), Image.BILINEAR,
+                                   box=(cx - crop / 2, cy - crop / 2, cx + crop / 2, cy + crop / 2)))
+    return frames
 
 
 def build(out: Path) -> None:
@@ -63,6 +92,10 @@ def build(out: Path) -> None:
     for name, blob in files.items():
         (person / name).write_bytes(blob)
     shutil.copyfile(person / "astronaut.jpg", person / "astronaut_copy.jpg")  # byte-identical
+    # a liveness-defeating clip made from the head crop, and a re-encoded copy of it
+    clip = liveness_clip(astronaut.crop((90, 0, 370, 300)).resize((300, 300)))
+    write_video(person / "astronaut_liveness.mp4", clip, 10, "libx264", 256)
+    write_video(extras / "clip_reencoded.avi", clip, 10, "mpeg4", 192, 300_000)
 
     for name, arr in [("coffee.jpg", data.coffee()), ("chelsea_cat.png", data.chelsea()),
                       ("rocket.jpg", data.rocket()), ("coins.png", data.coins())]:

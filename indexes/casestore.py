@@ -84,6 +84,7 @@ class MemberRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[str | None] = mapped_column(Text)  # logical path of the first copy
     image: Mapped[ImageRow | None] = relationship(back_populates="member", cascade="all, delete-orphan")
+    video: Mapped[VideoRow | None] = relationship(back_populates="member", cascade="all, delete-orphan")
     faces: Mapped[list[FaceRow]] = relationship(order_by="FaceRow.face_index", cascade="all, delete-orphan")
 
     __table_args__ = (
@@ -106,6 +107,17 @@ class ImageRow(Base):
     member: Mapped[MemberRow] = relationship(back_populates="image")
 
 
+class VideoRow(Base):
+    """A video's (or animated image's) fingerprint: stream facts, sampled frames' pHashes, tracks."""
+
+    __tablename__ = "videos"
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    duration_ms: Mapped[int] = mapped_column(BigInteger)
+    animation: Mapped[str | None] = mapped_column(Text)  # why it looks made from one still
+    fingerprint: Mapped[dict] = mapped_column(JSON)  # VideoFingerprint.as_record()
+    member: Mapped[MemberRow] = relationship(back_populates="video")
+
+
 class FaceRow(Base):
     __tablename__ = "faces"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -119,6 +131,20 @@ class FaceRow(Base):
     embedder: Mapped[str] = mapped_column(String(64))
     embedder_version: Mapped[str] = mapped_column(String(64))
     detector: Mapped[str] = mapped_column(String(16))
+    frame_ms: Mapped[int | None] = mapped_column(BigInteger)  # videos: the sampled frame's time
+    track: Mapped[int | None] = mapped_column(Integer)  # videos: the person within the video
+
+
+class RelationRow(Base):
+    """A relation between two members of a scan found after reading them all (a video and its copy)."""
+
+    __tablename__ = "relations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[str] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # reencoded_copy, reedited_copy
+    seq_a: Mapped[int] = mapped_column(Integer)  # the earlier member (the original, as far as the scan can tell)
+    seq_b: Mapped[int] = mapped_column(Integer)
+    evidence: Mapped[dict] = mapped_column(JSON)
 
 
 class Meta(Base):
@@ -173,13 +199,28 @@ class CaseStore:
             for row in rows:
                 row = dict(row)
                 image = row.pop("image", None)
+                video = row.pop("video", None)
                 faces = row.pop("faces", ())
                 m = MemberRow(scan_id=scan_id, **row)
                 if image is not None:
                     m.image = ImageRow(**image)
+                if video is not None:
+                    m.video = VideoRow(duration_ms=video["duration_ms"], animation=video["animation"],
+                                       fingerprint=video)
                 m.faces = [FaceRow(face_index=i, **{**f, "encoding": pack_encoding(f["encoding"])})
                            for i, f in enumerate(faces)]
                 s.add(m)
+
+    def add_relations(self, scan_id: str, rows: list[dict]) -> None:
+        if rows:
+            with Session(self.engine) as s, s.begin():
+                s.add_all([RelationRow(scan_id=scan_id, **r) for r in rows])
+
+    def relations(self, scan_id: str) -> list[dict]:
+        with Session(self.engine) as s:
+            return [{"kind": r.kind, "seq_a": r.seq_a, "seq_b": r.seq_b, "evidence": r.evidence}
+                    for r in s.scalars(select(RelationRow).where(RelationRow.scan_id == scan_id)
+                                       .order_by(RelationRow.id))]
 
     def get_scan(self, scan_id: str | None = None) -> dict | None:
         """Return a scan record (the latest when `scan_id` is None), or None."""
@@ -251,6 +292,7 @@ def _member_dict(m: MemberRow) -> dict:
         "reason": m.reason,
         "duplicate_of": m.duplicate_of,
         "image": None,
+        "video": None if m.video is None else m.video.fingerprint,
         "faces": [],
     }
     if m.image is not None:
@@ -259,7 +301,8 @@ def _member_dict(m: MemberRow) -> dict:
                         "phash": i.phash, "dhash": i.dhash, "hasher": i.hasher, "hasher_version": i.hasher_version}
     out["faces"] = [
         {"top": f.top, "right": f.right, "bottom": f.bottom, "left": f.left, "encoding": unpack_encoding(f.encoding),
-         "embedder": f.embedder, "embedder_version": f.embedder_version, "detector": f.detector}
+         "embedder": f.embedder, "embedder_version": f.embedder_version, "detector": f.detector,
+         "frame_ms": f.frame_ms, "track": f.track}
         for f in m.faces
     ]
     return out

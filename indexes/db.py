@@ -31,4 +31,22 @@ def open_engine(url: str):
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     Base.metadata.create_all(engine)
+    _add_new_nullable_columns(engine)
     return engine
+
+
+def _add_new_nullable_columns(engine) -> None:
+    """Give a workspace made by an earlier version the nullable columns added since (no data moves).
+
+    Only additions of nullable columns are handled here; anything else needs a real migration.
+    """
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))

@@ -57,6 +57,47 @@ class FaceBox:
 class Face:
     box: FaceBox
     encoding: tuple[float, ...]  # 128 float64 values, exactly as the embedder produced them
+    frame_ms: int | None = None  # videos: the sampled frame's time
+    track: int | None = None  # videos: the person (track) within the video, numbered by first appearance
+
+
+@dataclass(frozen=True)
+class VideoTrack:
+    """One person of a video: the time ranges (ms, inclusive sampled times) where their face shows."""
+
+    track: int
+    ranges: tuple[tuple[int, int], ...]
+    faces: int
+
+
+@dataclass(frozen=True)
+class VideoFingerprint:
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float | None
+    duration_ms: int
+    frames_decoded: int
+    samples: tuple[tuple[int, str], ...]  # (ms, pHash) of every sampled frame
+    tracks: tuple[VideoTrack, ...]
+    animation: str | None = None  # why the clip looks made from one still; None when it does not
+    note: str | None = None  # why decoding ended early, if it did
+
+    def as_record(self) -> dict:
+        return {"container": self.container, "codec": self.codec, "width": self.width, "height": self.height,
+                "fps": self.fps, "duration_ms": self.duration_ms, "frames_decoded": self.frames_decoded,
+                "samples": [[ms, h] for ms, h in self.samples],
+                "tracks": [{"track": t.track, "ranges": [list(r) for r in t.ranges], "faces": t.faces}
+                           for t in self.tracks],
+                "animation": self.animation, "note": self.note}
+
+    @classmethod
+    def from_record(cls, r: dict) -> VideoFingerprint:
+        return cls(r["container"], r["codec"], r["width"], r["height"], r["fps"], r["duration_ms"],
+                   r["frames_decoded"], tuple((ms, h) for ms, h in r["samples"]),
+                   tuple(VideoTrack(t["track"], tuple(tuple(x) for x in t["ranges"]), t["faces"])
+                         for t in r["tracks"]), r.get("animation"), r.get("note"))
 
 
 @dataclass(frozen=True)
@@ -76,6 +117,7 @@ class Analysis:
     image: ImageFingerprint | None = None
     faces: tuple[Face, ...] = ()
     error: str | None = None
+    video: VideoFingerprint | None = None  # videos and animated images
 
 
 @dataclass(frozen=True)
@@ -86,6 +128,7 @@ class MemberResult:
     duplicate_of: str | None = None  # logical path of the first member with the same bytes
     image: ImageFingerprint | None = None
     faces: tuple[Face, ...] = ()
+    video: VideoFingerprint | None = None
 
     def to_json(self, scan_id: str | None = None) -> dict:
         """Return the JSON Lines record documented in docs/scan-output.md."""
@@ -119,9 +162,11 @@ class MemberResult:
             {
                 "box": {"top": f.box.top, "right": f.box.right, "bottom": f.box.bottom, "left": f.box.left},
                 "encoding": list(f.encoding),
+                **({} if f.frame_ms is None else {"frame_ms": f.frame_ms, "track": f.track}),
             }
             for f in self.faces
         ]
+        record["video"] = None if self.video is None else self.video.as_record()
         return record
 
 
@@ -138,9 +183,15 @@ class ScanOptions:
     max_image_pixels: int = 100_000_000  # larger images are refused as possible decompression bombs
     max_member_bytes: int = 256 * 1024 * 1024  # larger members are hashed but not decoded
     max_archive_depth: int = 4  # archives nested deeper are listed but not opened
+    video_every_ms: int = 1000  # videos: one sampled frame per this many ms, plus scene changes
+    video_scene_change: float = 30.0  # mean grey-level change (0-255) of a 32x18 thumbnail that is a cut
+    video_max_frames: int = 3600  # videos: sampled frames at most (one hour at the default rate)
 
     def as_record(self) -> dict:
         return {
+            "video_every_ms": self.video_every_ms,
+            "video_scene_change": self.video_scene_change,
+            "video_max_frames": self.video_max_frames,
             "detector": self.detector,
             "upsample": self.upsample,
             "detect_max_side": self.detect_max_side,
@@ -185,6 +236,10 @@ class ScanCounts:
     skipped: int = 0
     archives: int = 0
     bytes_read: int = 0
+    videos: int = 0  # videos and animated images sampled as videos
+    video_faces: int = 0  # faces found in their sampled frames
+    video_people: int = 0  # people (tracks) in them, counted per video
+    animations: int = 0  # clips made from a single still
 
     def add(self, r: MemberResult) -> None:
         self.files += 1
@@ -196,7 +251,12 @@ class ScanCounts:
             self.skipped += 1
         if r.member.kind is Kind.ARCHIVE and r.status is not Status.UNREADABLE:
             self.archives += 1
-        if r.image is not None and r.status is Status.OK:  # duplicates count once, as their original
+        if r.video is not None and r.status is Status.OK:
+            self.videos += 1
+            self.video_faces += len(r.faces)
+            self.video_people += len(r.video.tracks)
+            self.animations += r.video.animation is not None
+        elif r.image is not None and r.status is Status.OK:  # duplicates count once, as their original
             self.images += 1
             self.faces += len(r.faces)
             self.images_with_faces += bool(r.faces)
@@ -218,6 +278,10 @@ class ScanCounts:
             "skipped": self.skipped,
             "archives": self.archives,
             "bytes": self.bytes_read,
+            "videos": self.videos,
+            "video_faces": self.video_faces,
+            "video_people": self.video_people,
+            "animations": self.animations,
         }
 
 
@@ -228,3 +292,4 @@ class ScanSummary:
     finished_at: str
     counts: dict
     workspace: str
+    relations: tuple = ()  # copies found between members (videos re-encoded or re-edited), as dicts

@@ -37,6 +37,7 @@ from scanner.models import (
     ScanOptions,
     ScanSummary,
     Status,
+    VideoFingerprint,
 )
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ class _Slot:
     future: Any = None  # Future[Analysis] for the first copy of an image
     duplicate_of: str | None = None  # logical path of the first member with the same bytes
     data: bytes | None = None  # kept until the analysis is back, to resubmit after a worker crash
+    path: str | None = None  # a video on disk: analysed from its file
+    video: bool = False
     crashes: int = 0
     analysis: Analysis | None = None
     result: MemberResult | None = None
@@ -146,15 +149,18 @@ def scan(
 
     run = _ScanRun(scan_id, store, options, info, on_result, progress, input_records)
     status = "interrupted"
+    relations: list[dict] = []
     try:
         run.execute(inputs)
+        relations = run.relate()
         status = "finished"
     finally:
         run.flush()
         store.finish_scan(scan_id, datetime.now(timezone.utc), status, run.counts.as_record(),
                           input_hashes=run.input_hashes)
     finished = datetime.now(timezone.utc)
-    return ScanSummary(scan_id, started.isoformat(), finished.isoformat(), run.counts.as_record(), workspace)
+    return ScanSummary(scan_id, started.isoformat(), finished.isoformat(), run.counts.as_record(), workspace,
+                       tuple(relations))
 
 
 class _ScanRun:
@@ -174,6 +180,7 @@ class _ScanRun:
         self.input_paths = {rec["path"]: i for i, rec in enumerate(input_records)}
         self.input_hashes: dict[int, str] = {}
         self.pool_failures = 0
+        self.videos: list[tuple] = []  # ((seq, path), sampled frames, pixels) of the analysed videos
 
     def execute(self, inputs: list[str]) -> None:
         from concurrent.futures.process import BrokenProcessPool
@@ -200,15 +207,18 @@ class _ScanRun:
             if first is not None:
                 return _Slot(read, duplicate_of=first)
             self.dedup.first_path[m.sha256] = m.logical_path
-        if read.status is None:  # an image to analyse
-            slot = _Slot(read, data=read.data)
+        if read.status is None:  # an image or a video to analyse
+            slot = _Slot(read, data=read.data, path=read.path, video=m.kind is Kind.VIDEO)
             read.data = None
-            slot.future = self.executor.submit(self._analyse, slot.data)
+            slot.future = self._submit(slot)
             return slot
         return _Slot(read)
 
     def _emit(self, slot: _Slot, pending: deque, broken_exc) -> None:
         result = self._resolve(slot, pending, broken_exc)
+        if result.video is not None and result.status is Status.OK:
+            self.videos.append(((result.member.seq, result.member.logical_path), result.video.samples,
+                                result.video.width * result.video.height))
         self.counts.add(result)
         self._record_input_hash(result)
         self.pending_rows.append(_row(result, self.info, self.options))
@@ -229,13 +239,15 @@ class _ScanRun:
             self.dedup.remember(m.sha256, analysis)
             if analysis.error is not None:
                 return MemberResult(m, Status.UNREADABLE, analysis.error, image=analysis.image)
-            return MemberResult(m, Status.OK, image=analysis.image, faces=analysis.faces)
+            return MemberResult(m, Status.OK, analysis.video.note if analysis.video else None, image=analysis.image,
+                                faces=analysis.faces, video=analysis.video)
         first_path = slot.duplicate_of
         if first_path is not None:
             analysis = self._analysis_for(m.sha256, m.kind)
             return MemberResult(m, Status.DUPLICATE, f"same bytes as {first_path}", duplicate_of=first_path,
                                 image=analysis.image if analysis else None,
-                                faces=analysis.faces if analysis else ())
+                                faces=analysis.faces if analysis else (),
+                                video=analysis.video if analysis else None)
         return MemberResult(m, read.status or Status.OK, read.reason)
 
     def _wait(self, slot: _Slot, pending: deque, broken_exc) -> Analysis:
@@ -267,27 +279,32 @@ class _ScanRun:
         self.executor = make_executor(self.options, self.workers)
         # Every task of the dead pool is lost; resubmit them. Only `culprit` is charged the crash.
         for s in [culprit, *pending]:
-            if s.future is not None and s.data is not None and (s is culprit or not _done_ok(s.future)):
+            if s.future is not None and (s.data is not None or s.path is not None) and (
+                    s is culprit or not _done_ok(s.future)):
                 if s is culprit and s.crashes >= MAX_CRASHES_PER_MEMBER:
                     continue
-                s.future = self.executor.submit(self._analyse, s.data)
+                s.future = self._submit(s)
+
+    def _submit(self, slot: _Slot):
+        return self.executor.submit(self._analyse, slot.data, slot.path, slot.video)
 
     def _analysis_for(self, sha: str, kind: Kind) -> Analysis | None:
-        if kind is not Kind.IMAGE:
+        if kind not in (Kind.IMAGE, Kind.VIDEO):
             return None
         cached = self.dedup.cache.get(sha)
         if cached is not None:
             return cached
         self.flush()
         row = self.store.analysis_by_sha(self.scan_id, sha)
-        if row is None or row["image"] is None:
+        if row is None or (row["image"] is None and row["video"] is None):
             return None
         img = row["image"]
         analysis = Analysis(
-            image=ImageFingerprint(img["width"], img["height"], img["format"], img["orientation"], img["phash"],
-                                   img["dhash"]),
-            faces=tuple(Face(FaceBox(f["top"], f["right"], f["bottom"], f["left"]), tuple(f["encoding"]))
-                        for f in row["faces"]),
+            image=None if img is None else ImageFingerprint(img["width"], img["height"], img["format"],
+                                                            img["orientation"], img["phash"], img["dhash"]),
+            faces=tuple(Face(FaceBox(f["top"], f["right"], f["bottom"], f["left"]), tuple(f["encoding"]),
+                             f["frame_ms"], f["track"]) for f in row["faces"]),
+            video=None if row["video"] is None else VideoFingerprint.from_record(row["video"]),
         )
         self.dedup.remember(sha, analysis)
         return analysis
@@ -296,6 +313,19 @@ class _ScanRun:
         idx = self.input_paths.get(result.member.logical_path)
         if idx is not None and result.member.sha256:
             self.input_hashes[idx] = result.member.sha256
+
+    def relate(self) -> list[dict]:
+        """Find the videos of this scan that are copies of each other; store and return the pairs."""
+        from scanner.fingerprints.video import find_video_copies
+
+        pairs = find_video_copies(self.videos)
+        self.videos = []
+        rows = [{"kind": p["relation"], "seq_a": p["original"][0], "seq_b": p["copy"][0],
+                 "evidence": {"original": p["original"][1], "copy": p["copy"][1],
+                              **{k: v for k, v in p.items() if k not in ("original", "copy")}}} for p in pairs]
+        self.flush()
+        self.store.add_relations(self.scan_id, rows)
+        return rows
 
     def flush(self) -> None:
         if self.pending_rows:
@@ -328,15 +358,18 @@ def _row(result: MemberResult, info: EngineInfo, options: ScanOptions) -> dict:
         "duplicate_of": result.duplicate_of,
     }
     # A duplicate's fingerprint is stored once, on its first copy.
-    if result.status is not Status.DUPLICATE and result.image is not None:
+    if result.status is not Status.DUPLICATE and (result.image is not None or result.video is not None):
         img = result.image
-        row["image"] = {"width": img.width, "height": img.height, "format": img.format,
-                        "orientation": img.orientation, "phash": img.phash, "dhash": img.dhash,
-                        "hasher": info.hasher, "hasher_version": info.hasher_version}
+        if img is not None:
+            row["image"] = {"width": img.width, "height": img.height, "format": img.format,
+                            "orientation": img.orientation, "phash": img.phash, "dhash": img.dhash,
+                            "hasher": info.hasher, "hasher_version": info.hasher_version}
+        if result.video is not None:
+            row["video"] = result.video.as_record()
         row["faces"] = [
             {"top": f.box.top, "right": f.box.right, "bottom": f.box.bottom, "left": f.box.left,
              "encoding": f.encoding, "embedder": info.embedder, "embedder_version": info.embedder_version,
-             "detector": options.detector}
+             "detector": options.detector, "frame_ms": f.frame_ms, "track": f.track}
             for f in result.faces
         ]
     return row

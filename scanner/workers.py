@@ -38,8 +38,10 @@ def _get_engine():
     return _engine
 
 
-def analyse(data: bytes) -> Analysis:
-    """Return the fingerprint of one image member's bytes."""
+def analyse(data: bytes | None, path: str | None = None, video: bool = False) -> Analysis:
+    """Return the fingerprint of one member: an image's bytes, or a video's bytes or file path."""
+    if video:
+        return analyse_video(data if data is not None else path)
     from scanner.fingerprints.perceptual import perceptual_hashes
     from scanner.media.images import ImageDecodeError, decode_image
 
@@ -52,11 +54,56 @@ def analyse(data: bytes) -> Analysis:
     width, height = image.size
     phash, dhash = perceptual_hashes(image)
     fingerprint = ImageFingerprint(width, height, decoded.format, decoded.orientation, phash, dhash)
+    if decoded.frames > 1:  # an animated GIF, WebP or PNG: its frames are sampled like a video's
+        return _analyse_frames(decoded.animation, fingerprint)
     try:
         faces = tuple(_get_engine().faces(image))
     except (RuntimeError, ValueError, MemoryError) as exc:  # dlib raises RuntimeError on odd inputs
         return Analysis(image=fingerprint, error=f"face detection failed: {exc}")
     return Analysis(image=fingerprint, faces=faces)
+
+
+def analyse_video(source: bytes | str) -> Analysis:
+    """Sample a video's frames, hash them, find faces, group them into people, check for animation."""
+    from scanner.media.video import sample_video
+
+    return _sampled(sample_video, source, None)
+
+
+def _analyse_frames(animated, fingerprint: ImageFingerprint) -> Analysis:
+    from scanner.media.video import sample_animation
+
+    return _sampled(sample_animation, animated, fingerprint)
+
+
+def _sampled(sampler, source, image: ImageFingerprint | None) -> Analysis:
+    from scanner.media.video import Sampling, VideoDecodeError
+
+    opts = _options
+    state = Sampling()
+    frames = sampler(source, state, every_ms=opts.video_every_ms, scene_change=opts.video_scene_change,
+                     max_frames=opts.video_max_frames, max_pixels=opts.max_image_pixels)
+    try:
+        return _video_analysis(frames, state, image)
+    except VideoDecodeError as exc:
+        return Analysis(image=image, error=str(exc))
+
+
+def _video_analysis(frames, state, image: ImageFingerprint | None) -> Analysis:
+    from scanner.fingerprints.video import (analyse_video_frames, animation_reason, group_tracks,
+                                            video_fingerprint)
+
+    try:
+        samples, faces = analyse_video_frames(frames, _get_engine())
+    except (RuntimeError, ValueError, MemoryError) as exc:
+        return Analysis(image=image, error=f"face detection failed: {exc}")
+    if state.info is None or (not samples and state.stopped):
+        return Analysis(image=image, error=state.stopped or "no frame could be decoded")
+    if not samples:
+        return Analysis(image=image, error="the video has no frame")
+    faces, tracks = group_tracks(faces, _options.video_every_ms)
+    fingerprint = video_fingerprint(state.info, state, samples, tracks, animation_reason(samples, faces))
+    return Analysis(image=image, faces=tuple(faces), video=fingerprint)
 
 
 def analyse_here(data: bytes, options: ScanOptions | None = None) -> Analysis:

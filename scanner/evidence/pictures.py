@@ -35,7 +35,8 @@ def pictures_for_findings(items: list[dict], members: list[dict], inputs: list[s
     and a note saying why.
     """
     from scanner.ingest import MemberReader
-    from scanner.media.images import ImageDecodeError, decode_image
+    from scanner.media.images import ImageDecodeError
+    from scanner.media.video import VideoDecodeError
     from scanner.models import ScanOptions
 
     by_seq = {m["seq"]: m for m in members}
@@ -66,21 +67,26 @@ def pictures_for_findings(items: list[dict], members: list[dict], inputs: list[s
             notes.append(f"{read.member.logical_path} changed since the scan (SHA-256 {read.member.sha256}): "
                          "no picture")
             continue
-        if read.data is None:
+        faces = faces_by_sha.get(expected[rel], [])
+        if read.data is None and read.path is None:
             notes.append(f"{read.member.logical_path} could not be read again ({read.reason}): no picture")
             continue
         try:
-            image = decode_image(read.data, max_pixels).image
-        except ImageDecodeError as exc:
+            frames = _frames_needed(read, wanted[rel], faces, max_pixels)
+        except (ImageDecodeError, VideoDecodeError) as exc:
             notes.append(f"{read.member.logical_path} could not be decoded again ({exc}): no picture")
             continue
-        faces = faces_by_sha.get(expected[rel], [])
         for key in wanted[rel]:
             face_index = key[1]
             if face_index is not None and face_index < len(faces):
+                image = frames.get(faces[face_index].get("frame_ms"))
+                if image is None:
+                    notes.append(f"{read.member.logical_path}: the frame at {faces[face_index]['frame_ms']} ms "
+                                 "could not be decoded again: no picture")
+                    continue
                 pic = _face_picture(image, faces[face_index], unredacted)
             else:
-                pic = _photo_picture(image, faces, unredacted)
+                pic = _photo_picture(frames[None], [f for f in faces if f.get("frame_ms") is None], unredacted)
             pictures[key] = {"media_type": "image/jpeg", "redacted": not unredacted,
                              "source_sha256": expected[rel], "data_base64": pic}
         if len(found) == len(wanted):
@@ -89,6 +95,21 @@ def pictures_for_findings(items: list[dict], members: list[dict], inputs: list[s
         if all(os.path.lexists(p) for p in inputs):
             notes.append(f"{rel} is no longer in the dump: no picture")
     return pictures, notes
+
+
+def _frames_needed(read, keys, faces: list[dict], max_pixels: int) -> dict:
+    """Decode what the findings need: {None: the image} for a photo, {ms: frame} for a video's faces."""
+    from scanner.media.images import decode_image
+    from scanner.media.video import frames_at
+
+    times = sorted({faces[i].get("frame_ms") for _seq, i in keys if i is not None and i < len(faces)} - {None})
+    if read.member.kind.value == "video":
+        return frames_at(read.data if read.data is not None else read.path, times, max_pixels)
+    decoded = decode_image(read.data, max_pixels)
+    out = {None: decoded.image}
+    if times and decoded.animation is not None:
+        out.update(frames_at(decoded.animation, times, max_pixels))
+    return out
 
 
 def _face_picture(image, face: dict, unredacted: bool) -> str:

@@ -87,7 +87,7 @@ def render_html(doc: dict) -> str:
                    f"src='data:{e(pic['media_type'])};base64,{pic['data_base64']}'>" if pic else "&ndash;")
             out.append(f"<tr><td>{img}</td><td class='nw'><span class='band-{e(item['band'])}'>{e(item['band'])}</span></td>"
                        f"<td class='nw'>{e(item['kind'])}</td><td>{e(item['logical_path'])}"
-                       f"{'' if item['face_index'] is None else ' (face ' + str(item['face_index']) + ')'}</td>"
+                       f"{_where(item)}</td>"
                        f"<td><code>{e(_evidence_text(item['evidence']))}</code></td></tr>")
         out.append("</table></details>")
     out.append("</section>")
@@ -138,6 +138,14 @@ def render_html(doc: dict) -> str:
                    f"<td><code>{e(c['hash'][:16])}</code></td></tr>")
     out.append("</table></section></main></body></html>\n")
     return "".join(out)
+
+
+def _where(item: dict) -> str:
+    video = item["evidence"].get("video")
+    if video:
+        return html.escape(f" at {', '.join(video['time_ranges'])} (person {video['track']})"
+                           + (" — made from a single still" if video.get("animation") else ""))
+    return "" if item["face_index"] is None else f" (face {item['face_index']})"
 
 
 def _evidence_text(ev: dict) -> str:

@@ -35,6 +35,7 @@ class ReadMember:
 
     member: Member
     data: bytes | None = None
+    path: str | None = None  # a video on disk: analysed from its file, never read into memory
     status: Status | None = None  # None: to be analysed; else final (skipped, unreadable, ok)
     reason: str | None = None
 
@@ -87,8 +88,8 @@ class MemberReader:
             with entry.open() as stream:
                 header = stream.read(HEADER_BYTES)
                 mime, kind = sniff(header)
-                on_disk_archive = kind is Kind.ARCHIVE and entry.disk_path is not None
-                if kind not in (Kind.IMAGE, Kind.ARCHIVE) or on_disk_archive:
+                on_disk = entry.disk_path is not None and kind in (Kind.ARCHIVE, Kind.VIDEO)
+                if kind not in (Kind.IMAGE, Kind.ARCHIVE, Kind.VIDEO) or on_disk:
                     kept = None
                 chunk = header
                 while chunk:
@@ -119,8 +120,14 @@ class MemberReader:
             else:
                 yield ReadMember(member, data=data)
         elif kind is Kind.VIDEO:
-            yield ReadMember(member, status=Status.SKIPPED,
-                             reason="video: fingerprinted by SHA-256 only; frame sampling is not in this version")
+            if entry.disk_path is not None:
+                yield ReadMember(member, path=entry.disk_path)
+            elif data is None:
+                yield ReadMember(member, status=Status.SKIPPED,
+                                 reason=f"video of {size} bytes in an archive, over the {opts.max_member_bytes}-byte "
+                                        "limit for decoding: SHA-256 recorded")
+            else:
+                yield ReadMember(member, data=data)
         elif mime.startswith("image/"):
             yield ReadMember(member, status=Status.SKIPPED,
                              reason=f"image format {mime} is not decoded by this version; SHA-256 recorded")

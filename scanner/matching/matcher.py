@@ -71,7 +71,9 @@ def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict
             findings[(seq, h.subject_id)] = _row(scan_id, h.subject_id, "near_copy", "confident", by_seq[seq],
                                                  face_index, {
                 "method": "face", "face_distance": round(h.distance, 6), "max_distance": policy.NEAR_COPY_FACE_MAX,
-                "template_id": h.template_id, "model": model, "policy": policy.POLICY_VERSION})
+                "template_id": h.template_id, "model": model, "policy": policy.POLICY_VERSION,
+                **({"video": _video_evidence(by_seq[seq], face_index, h.subject_id, all_hits)}
+                   if "video" in by_seq[seq] else {})})
     # A copy of an enrolled photo is already a finding, and its face (distance ~0 to a template)
     # would flatter a group's statistics: only other photos corroborate.
     copied = {seq for seq, _subject in findings}
@@ -95,6 +97,8 @@ def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict
                     "model": model, "thresholds": policy.thresholds()}
         if h.key in groups:
             evidence["group"] = groups[h.key]
+        if "video" in by_seq[seq]:
+            evidence["video"] = _video_evidence(by_seq[seq], face_index, h.subject_id, hits)
         findings[slot] = _row(scan_id, h.subject_id, "same_person", band, by_seq[seq], face_index, evidence)
     return sorted(findings.values(), key=lambda f: (f["member_seq"] if f["member_seq"] is not None else -1,
                                                     f["subject_id"]))
@@ -118,15 +122,35 @@ def scan_members_for_matching(case_store, scan_id: str) -> list[dict]:
     first: dict[str, dict] = {}
     out = []
     for m in case_store.iter_members(scan_id):
-        if m["status"] not in ("ok", "duplicate") or m["kind"] != "image":
+        if m["status"] not in ("ok", "duplicate") or m["kind"] not in ("image", "video"):
             continue
         if m["duplicate_of"] is None:
             first[m["sha256"]] = m
         src = first.get(m["sha256"], m)
-        out.append({"seq": m["seq"], "logical_path": m["logical_path"], "sha256": m["sha256"],
-                    "phash": src["image"]["phash"] if src.get("image") else None,
-                    "faces": [f["encoding"] for f in src["faces"]]})
+        item = {"seq": m["seq"], "logical_path": m["logical_path"], "sha256": m["sha256"],
+                "phash": src["image"]["phash"] if src.get("image") else None,
+                "faces": [f["encoding"] for f in src["faces"]]}
+        if src.get("video"):
+            item["video"] = {"frames": [(f["frame_ms"], f["track"]) for f in src["faces"]],
+                             "tracks": {t["track"]: t["ranges"] for t in src["video"]["tracks"]},
+                             "animation": src["video"].get("animation")}
+        out.append(item)
     return out
+
+
+def _video_evidence(member: dict, face_index: int, subject: str, hits) -> dict:
+    """Where in a video the matched person appears: the frame, their track's time ranges, corroboration."""
+    from scanner.media.video import fmt_ms
+
+    video = member["video"]
+    frame_ms, track = video["frames"][face_index]
+    ranges = video["tracks"].get(track, [])
+    in_track = [h for h in hits if h.key[0] == member["seq"] and h.subject_id == subject
+                and video["frames"][h.key[1]][1] == track and h.distance <= policy.FACE_POSSIBLE_MAX]
+    return {"frame_ms": frame_ms, "track": track, "time_ranges_ms": ranges,
+            "time_ranges": [fmt_ms(a) if fmt_ms(a) == fmt_ms(b) else f"{fmt_ms(a)}-{fmt_ms(b)}" for a, b in ranges],
+            "track_frames": sum(1 for _ms, t in video["frames"] if t == track),
+            "track_frames_within_possible": len(in_track), "animation": video["animation"]}
 
 
 def match_scan(registry, case_store, scan_id: str, actor: str) -> list[dict]:

@@ -22,6 +22,8 @@ class DecodedImage:
     image: object  # PIL.Image.Image in RGB mode, EXIF orientation applied
     format: str
     orientation: int
+    frames: int = 1  # more than one: an animated GIF, WebP or PNG
+    animation: object = None  # the opened multi-frame image, to iterate its frames
 
 
 def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
@@ -48,6 +50,11 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
             "(possible decompression bomb): not decoded")
     fmt = im.format or "unknown"
     try:
+        frames = int(getattr(im, "n_frames", 1) or 1)
+    except (OSError, ValueError, SyntaxError, EOFError):
+        frames = 1  # a broken frame table: the first frame is still an image
+    opened = im
+    try:
         orientation = int(im.getexif().get(ORIENTATION_TAG, 1) or 1)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the picture itself
         orientation = 1
@@ -60,7 +67,10 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
             rgb = _to_rgb(im)
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageDecodeError(f"image data is truncated or corrupt: {exc}") from None
-    return DecodedImage(rgb, fmt, orientation if orientation in range(1, 9) else 1)
+    if frames > 1:
+        opened.seek(0)
+    return DecodedImage(rgb, fmt, orientation if orientation in range(1, 9) else 1, frames,
+                        opened if frames > 1 else None)
 
 
 def _to_rgb(im):

@@ -22,7 +22,7 @@ class LazyExecutor:
         self.crash_on = crash_on or set()
         self.crashed: list[bytes] = []
 
-    def submit(self, fn, data):
+    def submit(self, fn, data, path=None, video=False):
         self.outstanding += 1
         self.peak = max(self.peak, self.outstanding)
         fut = _LazyFuture(self, fn, data)
