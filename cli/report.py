@@ -74,12 +74,14 @@ def write_command(scan_id, out_dir, subject_id, unredacted, no_pictures, dump_pa
 @click.argument("report", type=click.Path(exists=True, dir_okay=False))
 @click.option("--dump", "dump_paths", multiple=True, type=click.Path(exists=True),
               help="Re-hash this dump (file, folder or archive; repeatable) against the report's manifest.")
+@click.option("--password", "passwords", multiple=True, metavar="PASSWORD",
+              help="Password for encrypted members of the dump, as given to the scan (repeatable).")
 @translate_errors
-def verify_command(report, dump_paths):
+def verify_command(report, dump_paths, passwords):
     """Check a report's signature and, with --dump, every member's SHA-256 (exit 1 on any difference)."""
     from scanner.evidence.verify import verify_report
 
-    problems = verify_report(report, list(dump_paths))
+    problems = verify_report(report, list(dump_paths), tuple(passwords))
     if problems:
         for p in problems:
             click.echo(f"FAILED: {p}")

@@ -38,11 +38,17 @@ PROBLEMS_SHOWN = 20
               help="Videos: mean grey-level change of a 32x18 thumbnail that counts as a scene change (0-255).")
 @click.option("--video-max-frames", type=click.IntRange(1), default=3600, show_default=True,
               help="Videos: sample at most this many frames per video.")
+@click.option("--password", "passwords", multiple=True, metavar="PASSWORD",
+              help="Try this password on encrypted zip (ZipCrypto) and 7z members (repeatable; never stored).")
+@click.option("--resume", "resume_id", metavar="SCAN_ID",
+              help="Resume this interrupted scan (by default the latest unfinished scan of the same inputs "
+                   "with the same parameters is resumed).")
+@click.option("--no-resume", is_flag=True, help="Always start a new scan, even if an unfinished one could resume.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @translate_errors
 def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_max_side, workers,
-                 max_image_pixels, max_archive_depth, video_every, video_scene_change, video_max_frames, quiet):
-    """Scan files, folders, archives and videos: hash every file, find and encode every face.
+                 max_image_pixels, max_archive_depth, video_every, video_scene_change, video_max_frames, passwords, resume_id, no_resume, quiet):
+    """Scan files, folders, archives (zip, tar, 7z, nested) and videos: hash every file, find every face.
 
     Every member is accounted for: its path, size, SHA-256 and type; images get perceptual hashes
     and a box and 128-d encoding per face; videos (and animated GIFs) get sampled frames, each
@@ -58,14 +64,15 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
     """
     from scanner.ingest import estimate_count
     from scanner.models import ScanOptions
-    from scanner.pipeline import match_against_registry, new_scan_id, open_store, scan
+    from scanner.pipeline import match_against_registry, new_scan_id, open_store, resumable_scan_id, scan
 
     options = ScanOptions(detector=detector, upsample=upsample, detect_max_side=detect_max_side, workers=workers,
                           max_image_pixels=max_image_pixels, max_archive_depth=max_archive_depth,
                           video_every_ms=round(video_every * 1000), video_scene_change=video_scene_change,
-                          video_max_frames=video_max_frames)
+                          video_max_frames=video_max_frames, passwords=tuple(passwords))
     store, root = open_store(workspace, db_url)
-    scan_id = new_scan_id()
+    resumed = resumable_scan_id(store, list(paths), options, resume_id or not no_resume)
+    scan_id = resumed or new_scan_id()
     on_result = None
     if as_json:
         def on_result(result):
@@ -83,7 +90,7 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
     started = time.monotonic()
     with _progress(quiet, estimate_count(list(paths))) as progress:
         summary = scan(list(paths), store, options, on_result=collect, progress=progress, workspace=root,
-                       scan_id=scan_id)
+                       scan_id=scan_id, resume=resumed or False)
     elapsed = time.monotonic() - started
     findings = match_against_registry(store, root, summary.scan_id)
     report = sys.stderr if as_json else sys.stdout
@@ -106,7 +113,9 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
 def _print_summary(stream, summary, elapsed, problems) -> None:
     c = summary.counts
     lines = [
-        f"Scan {summary.scan_id} finished in {elapsed:.1f} s",
+        f"Scan {summary.scan_id} finished in {elapsed:.1f} s"
+        + (f" (resumed: {summary.resumed_members} members taken as stored, {summary.analysed} analysed now)"
+           if summary.resumed_members else ""),
         f"  workspace   {summary.workspace}",
         f"  files       {c['files']}  ({c['bytes']:,} bytes)",
         f"  archives    {c['archives']}",

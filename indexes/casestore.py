@@ -21,6 +21,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    delete,
     func,
     select,
 )
@@ -83,6 +84,7 @@ class MemberRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[str | None] = mapped_column(Text)  # logical path of the first copy
+    raw_name: Mapped[str | None] = mapped_column(Text)  # hex of a legacy-encoded name's stored bytes
     image: Mapped[ImageRow | None] = relationship(back_populates="member", cascade="all, delete-orphan")
     video: Mapped[VideoRow | None] = relationship(back_populates="member", cascade="all, delete-orphan")
     faces: Mapped[list[FaceRow]] = relationship(order_by="FaceRow.face_index", cascade="all, delete-orphan")
@@ -212,9 +214,24 @@ class CaseStore:
                 s.add(m)
 
     def add_relations(self, scan_id: str, rows: list[dict]) -> None:
-        if rows:
-            with Session(self.engine) as s, s.begin():
-                s.add_all([RelationRow(scan_id=scan_id, **r) for r in rows])
+        """Store a scan's relations, replacing any a run of it stored before being interrupted."""
+        with Session(self.engine) as s, s.begin():
+            s.execute(delete(RelationRow).where(RelationRow.scan_id == scan_id))
+            s.add_all([RelationRow(scan_id=scan_id, **r) for r in rows])
+
+    def unfinished_scans(self) -> list[dict]:
+        """Scans that never finished (still running, or killed), newest first."""
+        with Session(self.engine) as s:
+            return [_scan_dict(x) for x in s.scalars(select(Scan).where(Scan.status.in_(("running", "interrupted")))
+                                                      .order_by(Scan.started_at.desc()))]
+
+    def reopen_scan(self, scan_id: str, host: dict) -> None:
+        """Mark an unfinished scan running again, by this process."""
+        with Session(self.engine) as s, s.begin():
+            scan = s.get(Scan, scan_id)
+            scan.status = "running"
+            scan.finished_at = None
+            scan.host = {**host, "resumed": (scan.host or {}).get("resumed", 0) + 1}
 
     def relations(self, scan_id: str) -> list[dict]:
         with Session(self.engine) as s:
@@ -291,6 +308,7 @@ def _member_dict(m: MemberRow) -> dict:
         "status": m.status,
         "reason": m.reason,
         "duplicate_of": m.duplicate_of,
+        "raw_name": m.raw_name,
         "image": None,
         "video": None if m.video is None else m.video.fingerprint,
         "faces": [],

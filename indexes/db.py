@@ -11,6 +11,8 @@ class Base(DeclarativeBase):
 
 
 def _sqlite_pragmas(dbapi_conn, _record):
+    # SQLAlchemy, not pysqlite, starts transactions (see _begin_immediate)
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     # WAL lets a reader (a report, the HTTP service) work while a scan writes; busy_timeout makes
     # a second writer wait instead of failing at once.
@@ -22,6 +24,14 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.close()
 
 
+def _begin_immediate(conn):
+    # Take SQLite's write lock when a transaction starts, not at its first write: two scans (or a
+    # scan and the HTTP service) appending at once then wait their turn (busy_timeout) instead of
+    # failing on a stale snapshot. WAL keeps each transaction short to wait for.
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def open_engine(url: str):
     """Return an engine for `url` with every table of the workspace schema created."""
     import indexes.casestore  # noqa: F401 - registers the tables on Base.metadata
@@ -30,6 +40,7 @@ def open_engine(url: str):
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _begin_immediate)
     Base.metadata.create_all(engine)
     _add_new_nullable_columns(engine)
     return engine
@@ -42,8 +53,8 @@ def _add_new_nullable_columns(engine) -> None:
     """
     from sqlalchemy import inspect, text
 
-    inspector = inspect(engine)
     with engine.begin() as conn:
+        inspector = inspect(conn)
         for table in Base.metadata.sorted_tables:
             have = {c["name"] for c in inspector.get_columns(table.name)}
             for column in table.columns:

@@ -38,6 +38,7 @@ class Member:
     sha256: str | None  # None when not a byte could be read
     mime: str  # detected from content, never from the name
     kind: Kind
+    raw_name: str | None = None  # hex of the name's stored bytes, when decoded from a legacy encoding (GBK, ...)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class MemberResult:
             "status": self.status.value,
             "reason": self.reason,
             "duplicate_of": self.duplicate_of,
+            "raw_name": m.raw_name,
             "image": None,
             "faces": [],
         }
@@ -183,12 +185,20 @@ class ScanOptions:
     max_image_pixels: int = 100_000_000  # larger images are refused as possible decompression bombs
     max_member_bytes: int = 256 * 1024 * 1024  # larger members are hashed but not decoded
     max_archive_depth: int = 4  # archives nested deeper are listed but not opened
+    # Decompression bombs: a member expanding more than this many times its compressed size (past
+    # 1 MiB) is stopped, and an archive may expand to at most max(this ratio x its size, 1 GiB).
+    max_expansion_ratio: int = 200
+    min_archive_budget: int = 1 << 30
+    passwords: tuple[str, ...] = ()  # tried on encrypted zip and 7z members; never recorded
     video_every_ms: int = 1000  # videos: one sampled frame per this many ms, plus scene changes
     video_scene_change: float = 30.0  # mean grey-level change (0-255) of a 32x18 thumbnail that is a cut
     video_max_frames: int = 3600  # videos: sampled frames at most (one hour at the default rate)
 
     def as_record(self) -> dict:
         return {
+            "max_expansion_ratio": self.max_expansion_ratio,
+            "min_archive_budget": self.min_archive_budget,
+            "passwords_given": len(self.passwords),
             "video_every_ms": self.video_every_ms,
             "video_scene_change": self.video_scene_change,
             "video_max_frames": self.video_max_frames,
@@ -293,3 +303,5 @@ class ScanSummary:
     counts: dict
     workspace: str
     relations: tuple = ()  # copies found between members (videos re-encoded or re-edited), as dicts
+    resumed_members: int = 0  # members taken as stored from the interrupted run this one resumed
+    analysed: int = 0  # members analysed (decoded, faces found) by this run

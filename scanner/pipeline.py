@@ -10,6 +10,7 @@ the store).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import platform
@@ -129,8 +130,15 @@ def scan(
     progress: ProgressCallback | None = None,
     workspace: str = "",
     scan_id: str | None = None,
+    resume: str | bool = False,
 ) -> ScanSummary:
-    """Scan files, folders and archives; store and return what was found in every member."""
+    """Scan files, folders and archives; store and return what was found in every member.
+
+    `resume`: True resumes the latest unfinished scan of the same inputs with the same parameters
+    if there is one whose process is gone (else starts a new scan); a scan id resumes that scan.
+    A resumed scan re-reads the inputs but takes every member stored before the interruption as
+    it is, analysing only the rest.
+    """
     validate_options(options)
     if not inputs:
         raise UsageError("nothing to scan: give at least one file, folder or archive")
@@ -138,16 +146,23 @@ def scan(
     if missing and len(missing) == len(inputs):
         raise InputNotFoundError(f"no such file or folder: {', '.join(missing)}")
     info = engine_info(options)
-    scan_id = scan_id or new_scan_id()
-    started = datetime.now(timezone.utc)
     input_records = [_input_record(p) for p in inputs]
-    try:
-        store.create_scan(scan_id, started, __version__, info.as_record(), options.as_record(), _host(options),
-                          input_records)
-    except Exception as exc:  # noqa: BLE001 - any database failure becomes one clear error
-        raise WorkspaceError(f"cannot record the scan in the workspace database: {exc}") from exc
+    previous = _resumable(store, input_records, options, info, resume) if resume else None
+    if previous is not None:
+        scan_id = previous["id"]
+        started = datetime.fromisoformat(previous["started_at"])
+        store.reopen_scan(scan_id, _host(options))
+    else:
+        scan_id = scan_id or new_scan_id()
+        started = datetime.now(timezone.utc)
+        try:
+            store.create_scan(scan_id, started, __version__, info.as_record(), options.as_record(), _host(options),
+                              input_records)
+        except Exception as exc:  # noqa: BLE001 - any database failure becomes one clear error
+            raise WorkspaceError(f"cannot record the scan in the workspace database: {exc}") from exc
 
-    run = _ScanRun(scan_id, store, options, info, on_result, progress, input_records)
+    run = _ScanRun(scan_id, store, options, info, on_result, progress, input_records,
+                   stored=_prefix(store, scan_id) if previous is not None else None)
     status = "interrupted"
     relations: list[dict] = []
     try:
@@ -160,11 +175,61 @@ def scan(
                           input_hashes=run.input_hashes)
     finished = datetime.now(timezone.utc)
     return ScanSummary(scan_id, started.isoformat(), finished.isoformat(), run.counts.as_record(), workspace,
-                       tuple(relations))
+                       tuple(relations), run.resumed, run.analysed)
+
+
+def resumable_scan_id(store, inputs: list[str], options: ScanOptions, resume: str | bool) -> str | None:
+    """The id of the scan that `scan(..., resume=resume)` would resume, or None for a new scan."""
+    if not resume:
+        return None
+    found = _resumable(store, [_input_record(p) for p in inputs], options, engine_info(options), resume)
+    return None if found is None else found["id"]
+
+
+def _prefix(store, scan_id: str):
+    """The members an interrupted run stored (always a prefix in seq order: rows are flushed in order)."""
+    return itertools.islice(store.iter_members(scan_id), store.count_members(scan_id))
+
+
+def _resumable(store, input_records: list[dict], options: ScanOptions, info: EngineInfo,
+               resume: str | bool) -> dict | None:
+    """Return the unfinished scan to resume, or None to start a new one."""
+    same_inputs = [r["abspath"] for r in input_records]
+    for scan in store.unfinished_scans():
+        if resume is not True and scan["id"] != resume:
+            continue
+        why = None
+        if [i["abspath"] for i in scan["inputs"]] != same_inputs:
+            why = "its inputs were other paths"
+        elif scan["parameters"] != options.as_record() or scan["engine"] != info.as_record():
+            why = "it ran with other parameters or another engine version"
+        elif _still_running(scan):
+            why = f"it is still running (process {scan['host'].get('pid')})"
+        if why is None:
+            return scan
+        if resume is not True:
+            raise UsageError(f"cannot resume scan {resume}: {why}")
+    if resume is not True:
+        raise UsageError(f"no unfinished scan {resume!r} in this workspace")
+    return None
+
+
+def _still_running(scan: dict) -> bool:
+    host = scan.get("host") or {}
+    if scan["status"] != "running" or host.get("hostname") != socket.gethostname() or not host.get("pid"):
+        # another machine's scan: only its own status says it stopped
+        return scan["status"] == "running" and host.get("hostname") != socket.gethostname()
+    try:
+        os.kill(int(host["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _ScanRun:
-    def __init__(self, scan_id, store, options, info, on_result, progress, input_records):
+    def __init__(self, scan_id, store, options, info, on_result, progress, input_records, stored=None):
         self.scan_id = scan_id
         self.store = store
         self.options = options
@@ -181,6 +246,9 @@ class _ScanRun:
         self.input_hashes: dict[int, str] = {}
         self.pool_failures = 0
         self.videos: list[tuple] = []  # ((seq, path), sampled frames, pixels) of the analysed videos
+        self.stored = stored  # members stored by the interrupted run being resumed, in seq order
+        self.resumed = 0
+        self.analysed = 0
 
     def execute(self, inputs: list[str]) -> None:
         from concurrent.futures.process import BrokenProcessPool
@@ -192,6 +260,10 @@ class _ScanRun:
         pending: deque[_Slot] = deque()
         try:
             for read in MemberReader(self.options).read(inputs):
+                row = self._stored_row(read.member)
+                if row is not None:
+                    self._replay(read, row)
+                    continue
                 pending.append(self._slot(read))
                 while pending and (len(pending) > self.in_flight or _ready(pending[0])):
                     self._emit(pending.popleft(), pending, BrokenProcessPool)
@@ -199,6 +271,45 @@ class _ScanRun:
                 self._emit(pending.popleft(), pending, BrokenProcessPool)
         finally:
             self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def _stored_row(self, m) -> dict | None:
+        """The row the interrupted run stored for this member, or None past the stored prefix."""
+        if self.stored is None:
+            return None
+        row = next(self.stored, None)
+        if row is None:
+            self.stored = None
+            return None
+        if row["seq"] != m.seq or row["logical_path"] != m.logical_path or (
+                row["sha256"] is not None and m.sha256 is not None and row["sha256"] != m.sha256):
+            raise FacetraceError(
+                f"cannot resume: member {m.seq} is now {m.logical_path} (SHA-256 {m.sha256}), but the interrupted "
+                f"scan stored {row['logical_path']} (SHA-256 {row['sha256']}); the inputs changed. "
+                "Start a new scan with --no-resume.")
+        return row
+
+    def _replay(self, read: ReadMember, row: dict) -> None:
+        """Account for a member the interrupted run already stored, without analysing it again."""
+        m = read.member
+        read.data = None
+        if m.sha256 is not None and read.status in (None, Status.OK) and row["duplicate_of"] is None:
+            self.dedup.first_path.setdefault(m.sha256, m.logical_path)  # as _slot did in the first run
+        if row["duplicate_of"] is not None:
+            analysis = self._analysis_for(m.sha256, m.kind)
+        else:
+            analysis = _analysis_from_row(row)
+        result = MemberResult(m, Status(row["status"]), row["reason"], row["duplicate_of"],
+                              analysis.image if analysis else None, analysis.faces if analysis else (),
+                              analysis.video if analysis else None)
+        if result.video is not None and result.status is Status.OK:
+            self.videos.append(((m.seq, m.logical_path), result.video.samples, result.video.width * result.video.height))
+        self.resumed += 1
+        self.counts.add(result)
+        self._record_input_hash(result)
+        if self.on_result is not None:
+            self.on_result(result)
+        if self.progress is not None:
+            self.progress(self.counts, result)
 
     def _slot(self, read: ReadMember) -> _Slot:
         m = read.member
@@ -238,13 +349,14 @@ class _ScanRun:
             slot.data = None
             self.dedup.remember(m.sha256, analysis)
             if analysis.error is not None:
-                return MemberResult(m, Status.UNREADABLE, analysis.error, image=analysis.image)
-            return MemberResult(m, Status.OK, analysis.video.note if analysis.video else None, image=analysis.image,
-                                faces=analysis.faces, video=analysis.video)
+                return MemberResult(m, Status.UNREADABLE, _join(read.note, analysis.error), image=analysis.image)
+            return MemberResult(m, Status.OK, _join(read.note, analysis.video.note if analysis.video else None),
+                                image=analysis.image, faces=analysis.faces, video=analysis.video)
         first_path = slot.duplicate_of
         if first_path is not None:
             analysis = self._analysis_for(m.sha256, m.kind)
-            return MemberResult(m, Status.DUPLICATE, f"same bytes as {first_path}", duplicate_of=first_path,
+            return MemberResult(m, Status.DUPLICATE, _join(read.note, f"same bytes as {first_path}"),
+                                duplicate_of=first_path,
                                 image=analysis.image if analysis else None,
                                 faces=analysis.faces if analysis else (),
                                 video=analysis.video if analysis else None)
@@ -286,6 +398,8 @@ class _ScanRun:
                 s.future = self._submit(s)
 
     def _submit(self, slot: _Slot):
+        if slot.crashes == 0:
+            self.analysed += 1
         return self.executor.submit(self._analyse, slot.data, slot.path, slot.video)
 
     def _analysis_for(self, sha: str, kind: Kind) -> Analysis | None:
@@ -298,14 +412,7 @@ class _ScanRun:
         row = self.store.analysis_by_sha(self.scan_id, sha)
         if row is None or (row["image"] is None and row["video"] is None):
             return None
-        img = row["image"]
-        analysis = Analysis(
-            image=None if img is None else ImageFingerprint(img["width"], img["height"], img["format"],
-                                                            img["orientation"], img["phash"], img["dhash"]),
-            faces=tuple(Face(FaceBox(f["top"], f["right"], f["bottom"], f["left"]), tuple(f["encoding"]),
-                             f["frame_ms"], f["track"]) for f in row["faces"]),
-            video=None if row["video"] is None else VideoFingerprint.from_record(row["video"]),
-        )
+        analysis = _analysis_from_row(row)
         self.dedup.remember(sha, analysis)
         return analysis
 
@@ -334,6 +441,24 @@ class _ScanRun:
         self.last_flush = time.monotonic()
 
 
+def _analysis_from_row(row: dict) -> Analysis | None:
+    """Rebuild what a stored member's analysis found (image, faces, video), or None if it has none."""
+    if row["image"] is None and row["video"] is None:
+        return None
+    img = row["image"]
+    return Analysis(
+        image=None if img is None else ImageFingerprint(img["width"], img["height"], img["format"],
+                                                        img["orientation"], img["phash"], img["dhash"]),
+        faces=tuple(Face(FaceBox(f["top"], f["right"], f["bottom"], f["left"]), tuple(f["encoding"]),
+                         f["frame_ms"], f["track"]) for f in row["faces"]),
+        video=None if row["video"] is None else VideoFingerprint.from_record(row["video"]),
+    )
+
+
+def _join(*parts: str | None) -> str | None:
+    return "; ".join(p for p in parts if p) or None
+
+
 def _ready(slot: _Slot) -> bool:
     # A duplicate is always behind its first copy in the queue, so it is ready once at the head.
     return slot.future is None or slot.future.done()
@@ -356,6 +481,7 @@ def _row(result: MemberResult, info: EngineInfo, options: ScanOptions) -> dict:
         "status": result.status.value,
         "reason": result.reason,
         "duplicate_of": result.duplicate_of,
+        "raw_name": m.raw_name,
     }
     # A duplicate's fingerprint is stored once, on its first copy.
     if result.status is not Status.DUPLICATE and (result.image is not None or result.video is not None):
@@ -388,6 +514,7 @@ def _input_record(path: str) -> dict:
 
 def _host(options: ScanOptions) -> dict:
     return {
+        "pid": os.getpid(),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),

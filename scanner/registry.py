@@ -253,7 +253,7 @@ def _compact_database(registry: Registry) -> None:
     """Make SQLite drop erased rows from its write-ahead log too (secure_delete zeroes the pages)."""
     engine = registry.store.engine
     if engine.dialect.name == "sqlite":
-        with engine.connect() as conn:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from scanner.evidence.signing import verify_document
 
 
-def verify_report(report_path: str | Path, dump_paths: list[str] | None = None) -> list[str]:
+def verify_report(report_path: str | Path, dump_paths: list[str] | None = None,
+                  passwords: tuple[str, ...] = ()) -> list[str]:
     """Return every problem found (empty: the report and the dump are as signed)."""
     raw = Path(report_path).read_bytes()
     try:
@@ -17,11 +18,11 @@ def verify_report(report_path: str | Path, dump_paths: list[str] | None = None) 
         return [f"the report is not valid JSON any more ({exc}): it was altered"]
     problems = verify_document(doc)
     if dump_paths:
-        problems += verify_dump(doc, dump_paths)
+        problems += verify_dump(doc, dump_paths, passwords)
     return problems
 
 
-def verify_dump(doc: dict, dump_paths: list[str]) -> list[str]:
+def verify_dump(doc: dict, dump_paths: list[str], passwords: tuple[str, ...] = ()) -> list[str]:
     """Re-read the dump and compare every member's SHA-256 with the report's manifest."""
     from scanner.ingest import MemberReader
     from scanner.models import ScanOptions
@@ -31,7 +32,7 @@ def verify_dump(doc: dict, dump_paths: list[str]) -> list[str]:
     listed = {e["relpath"] for e in entries}  # unreadable members too: listed, without a hash
     whole = doc.get("scope", {}).get("subject_id") is None
     seen = {}
-    for read in MemberReader(ScanOptions()).read(list(dump_paths)):
+    for read in MemberReader(ScanOptions(passwords=tuple(passwords))).read(list(dump_paths)):
         m = read.member
         if m.sha256 is not None:
             seen[m.relpath] = m.sha256

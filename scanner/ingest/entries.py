@@ -21,6 +21,9 @@ class Entry:
     status: Status | None = None  # preset for entries refused before reading (links, encrypted)
     reason: str | None = None
     mime: str = ""  # preset type for refused entries (inode/symlink, ...)
+    packed_size: int | None = None  # compressed size in the archive, when the format says (zip, 7z)
+    raw_name: bytes | None = None  # the name's bytes as stored, when it was decoded from a legacy encoding
+    note: str | None = None  # something odd about the entry that does not stop it being read
 
 
 @dataclass
@@ -40,3 +43,13 @@ def member_relpath(rel_prefix: str, name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
     return rel_prefix + name
+
+
+def name_warning(name: str) -> str | None:
+    """Say why an archive member's name would be dangerous to extract (nothing is extracted)."""
+    text = name.replace("\\", "/")
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":" and text[0].isalpha()):
+        return "absolute member name: read in place, nothing extracted"
+    if ".." in text.split("/"):
+        return "member name leaves the archive's folder ('..'): read in place, nothing extracted"
+    return None

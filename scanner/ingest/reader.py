@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from scanner.ingest.entries import Entry, SourceError
 from scanner.ingest.folder import file_entry, iter_folder
+from scanner.ingest.sevenzip import iter_7z
 from scanner.ingest.tar import iter_tar
 from scanner.ingest.zip import iter_zip
 from scanner.media.sniff import HEADER_BYTES, claims_image, sniff
@@ -36,6 +37,7 @@ class ReadMember:
     member: Member
     data: bytes | None = None
     path: str | None = None  # a video on disk: analysed from its file, never read into memory
+    note: str | None = None  # something odd about the member that did not stop it being read
     status: Status | None = None  # None: to be analysed; else final (skipped, unreadable, ok)
     reason: str | None = None
 
@@ -46,6 +48,7 @@ class MemberReader:
     def __init__(self, options: ScanOptions):
         self.options = options
         self._seq = itertools.count()
+        self._budget: _Budget | None = None  # bytes the outermost archive being read may still expand to
 
     def read(self, inputs: list[str]) -> Iterator[ReadMember]:
         for path in inputs:
@@ -72,18 +75,26 @@ class MemberReader:
 
     def _refused(self, entry: Entry) -> ReadMember:
         member = Member(next(self._seq), entry.logical_path, entry.relpath, entry.size or 0, None,
-                        entry.mime or "", Kind.OTHER)
-        return ReadMember(member, status=entry.status, reason=entry.reason)
+                        entry.mime or "", Kind.OTHER, _hex(entry.raw_name))
+        return ReadMember(member, status=entry.status, reason=_join(entry.note, entry.reason))
 
     def _read_entry(self, entry: Entry, depth: int, top_level: bool = False) -> Iterator[ReadMember]:
         if entry.status is not None or entry.open is None:
             yield self._refused(entry)
             return
         opts = self.options
+        budget = self._budget if entry.disk_path is None else None
+        if budget is not None and budget.spent_out:
+            yield self._bomb(entry, 0, "", Kind.OTHER, budget.reason(opts) + "; not read")
+            return
         digest = hashlib.sha256()
         kept: list[bytes] | None = []
         size = 0
         mime, kind = "", Kind.OTHER
+        ratio_limit = None
+        if entry.packed_size is not None and budget is not None:
+            ratio_limit = max(BOMB_MIN_BYTES, opts.max_expansion_ratio * entry.packed_size)
+        bomb = None
         try:
             with entry.open() as stream:
                 header = stream.read(HEADER_BYTES)
@@ -95,6 +106,13 @@ class MemberReader:
                 while chunk:
                     digest.update(chunk)
                     size += len(chunk)
+                    if ratio_limit is not None and size > ratio_limit:
+                        bomb = (f"possible decompression bomb: expanded more than {opts.max_expansion_ratio}x its "
+                                f"compressed size of {entry.packed_size} bytes; read stopped after {size} bytes")
+                        break
+                    if budget is not None and not budget.spend(len(chunk)):
+                        bomb = f"{budget.reason(opts)}; read stopped after {size} bytes of this member"
+                        break
                     if kept is not None:
                         if size > opts.max_member_bytes:
                             kept = None
@@ -103,8 +121,12 @@ class MemberReader:
                     chunk = stream.read(CHUNK)
         except _READ_ERRORS as exc:
             member = Member(next(self._seq), entry.logical_path, entry.relpath, entry.size or size, None,
-                            mime or "application/octet-stream", kind)
-            yield ReadMember(member, status=Status.UNREADABLE, reason=f"read failed after {size} bytes: {_describe(exc)}")
+                            mime or "application/octet-stream", kind, _hex(entry.raw_name))
+            yield ReadMember(member, status=Status.UNREADABLE,
+                             reason=_join(entry.note, f"read failed after {size} bytes: {_describe(exc)}"))
+            return
+        if bomb is not None:
+            yield self._bomb(entry, size, mime, kind, bomb)
             return
         data = b"".join(kept) if kept is not None else None
         sha = digest.hexdigest()
@@ -112,7 +134,22 @@ class MemberReader:
         if kind is Kind.ARCHIVE:
             yield from self._read_archive(entry, size, sha, mime, data, depth, top_level)
             return
-        member = Member(next(self._seq), entry.logical_path, entry.relpath, size, sha, mime, kind)
+        member = Member(next(self._seq), entry.logical_path, entry.relpath, size, sha, mime, kind,
+                        _hex(entry.raw_name))
+        for read in self._classify(entry, member, data):
+            read.note = entry.note
+            if read.status is not None:
+                read.reason = _join(entry.note, read.reason)
+            yield read
+
+    def _bomb(self, entry: Entry, size: int, mime: str, kind: Kind, reason: str) -> ReadMember:
+        member = Member(next(self._seq), entry.logical_path, entry.relpath, size, None,
+                        mime or "application/octet-stream", kind, _hex(entry.raw_name))
+        return ReadMember(member, status=Status.SKIPPED, reason=_join(entry.note, reason))
+
+    def _classify(self, entry: Entry, member: Member, data: bytes | None) -> Iterator[ReadMember]:
+        opts = self.options
+        kind, mime, size = member.kind, member.mime, member.size
         if kind is Kind.IMAGE:
             if data is None:
                 yield ReadMember(member, status=Status.SKIPPED,
@@ -140,8 +177,19 @@ class MemberReader:
 
     def _read_archive(self, entry: Entry, size: int, sha: str, mime: str, data: bytes | None, depth: int,
                       top_level: bool) -> Iterator[ReadMember]:
+        outermost = self._budget is None
+        if outermost:
+            self._budget = _Budget(max(self.options.min_archive_budget, self.options.max_expansion_ratio * size))
+        try:
+            yield from self._read_archive_members(entry, size, sha, mime, data, depth, top_level)
+        finally:
+            if outermost:
+                self._budget = None
+
+    def _read_archive_members(self, entry: Entry, size: int, sha: str, mime: str, data: bytes | None, depth: int,
+                              top_level: bool) -> Iterator[ReadMember]:
         opts = self.options
-        archive = Member(-1, entry.logical_path, entry.relpath, size, sha, mime, Kind.ARCHIVE)
+        archive = Member(-1, entry.logical_path, entry.relpath, size, sha, mime, Kind.ARCHIVE, _hex(entry.raw_name))
         if depth >= opts.max_archive_depth:
             yield self._final(archive, Status.SKIPPED,
                               f"archive nested more than {opts.max_archive_depth} levels deep: listed, not opened")
@@ -155,7 +203,9 @@ class MemberReader:
         opened = open(entry.disk_path, "rb") if data is None else io.BytesIO(data)
         with opened as fileobj:
             if mime == "application/zip":
-                children = iter_zip(fileobj, entry.logical_path, rel_prefix)
+                children = iter_zip(fileobj, entry.logical_path, rel_prefix, opts.passwords)
+            elif mime == "application/x-7z-compressed":
+                children = iter_7z(fileobj, entry.logical_path, rel_prefix, opts.passwords)
             else:
                 children = iter_tar(fileobj, entry.logical_path, rel_prefix)
             for item in children:
@@ -163,15 +213,51 @@ class MemberReader:
                     errors.append(item.reason)
                     continue
                 yield from self._read_entry(item, depth + 1)
+        budget = self._budget
+        if budget is not None and budget.spent_out and budget.blamed is None:
+            budget.blamed = entry.logical_path
+            errors.append(budget.reason(opts) + "; the members after that point were listed, not read")
         if errors:
-            yield self._final(archive, Status.UNREADABLE, "; ".join(errors))
+            yield self._final(archive, Status.UNREADABLE, _join(entry.note, "; ".join(errors)))
         else:
-            yield self._final(archive, Status.OK, None)
+            yield self._final(archive, Status.OK, entry.note)
 
     def _final(self, member: Member, status: Status, reason: str | None) -> ReadMember:
         m = Member(next(self._seq), member.logical_path, member.relpath, member.size, member.sha256, member.mime,
-                   member.kind)
+                   member.kind, member.raw_name)
         return ReadMember(m, status=status, reason=reason)
+
+
+BOMB_MIN_BYTES = 1 << 20  # below this, a member is never called a bomb, whatever its ratio
+
+
+class _Budget:
+    """Bytes that the outermost archive being read (and every archive inside it) may expand to."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self.spent_out = False
+        self.blamed: str | None = None
+
+    def spend(self, n: int) -> bool:
+        self.used += n
+        if self.used > self.limit:
+            self.spent_out = True
+        return not self.spent_out
+
+    def reason(self, opts: ScanOptions) -> str:
+        return (f"possible decompression bomb: the archive expanded past {self.limit} bytes "
+                f"(max({opts.max_expansion_ratio}x its size, {opts.min_archive_budget} bytes))")
+
+
+def _hex(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.hex()
+
+
+def _join(*parts: str | None) -> str | None:
+    text = "; ".join(p for p in parts if p)
+    return text or None
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,7 +7,7 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from scanner.ingest.entries import Entry, SourceError, member_relpath
+from scanner.ingest.entries import Entry, SourceError, member_relpath, name_warning
 from scanner.models import Status
 
 _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError, ValueError)
@@ -39,7 +39,7 @@ def iter_tar(fileobj: BinaryIO, logical_prefix: str, rel_prefix: str) -> Iterato
                     yield Entry(logical, rel, None, status=Status.SKIPPED,
                                 reason="special file (device or pipe): not read", mime="inode/special")
                 else:
-                    yield Entry(logical, rel, ti.size, open=_opener(tf, ti))
+                    yield Entry(logical, rel, ti.size, open=_opener(tf, ti), note=name_warning(ti.name))
     except _READ_ERRORS as exc:
         yield SourceError(f"archive truncated or corrupt after {count} members: {exc}")
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from scanner.ingest.entries import Entry, SourceError, member_relpath
+from scanner.ingest.entries import Entry, SourceError, member_relpath, name_warning
 from scanner.models import Status
 
 _UTF8_FLAG = 0x800
@@ -15,8 +16,13 @@ _S_IFMT = 0o170000
 _S_IFLNK = 0o120000
 
 
-def iter_zip(source: str | BinaryIO, logical_prefix: str, rel_prefix: str) -> Iterator[Entry | SourceError]:
-    """Yield one Entry per file member of the zip `source`, in central-directory order."""
+def iter_zip(source: str | BinaryIO, logical_prefix: str, rel_prefix: str,
+             passwords: tuple[str, ...] = ()) -> Iterator[Entry | SourceError]:
+    """Yield one Entry per file member of the zip `source`, in central-directory order.
+
+    Encrypted members are read with the first of `passwords` that opens them (ZipCrypto; AES
+    zips are listed as such), else listed as "encrypted, not read".
+    """
     try:
         zf = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
@@ -29,15 +35,28 @@ def iter_zip(source: str | BinaryIO, logical_prefix: str, rel_prefix: str) -> It
             name = decode_member_name(info)
             logical = f"{logical_prefix}!/{name}"
             rel = member_relpath(rel_prefix, name)
+            extra = {"packed_size": info.compress_size, "note": name_warning(name),
+                     "raw_name": None if info.flag_bits & _UTF8_FLAG or name == info.filename
+                     else _raw_name(info)}
             mode = info.external_attr >> 16
             if (mode & _S_IFMT) == _S_IFLNK:
                 yield Entry(logical, rel, info.file_size, status=Status.SKIPPED,
-                            reason="symbolic link stored in the archive: not followed", mime="inode/symlink")
+                            reason="symbolic link stored in the archive: not followed", mime="inode/symlink", **extra)
             elif info.flag_bits & _ENCRYPTED_FLAG:
-                yield Entry(logical, rel, info.file_size, status=Status.SKIPPED,
-                            reason="encrypted, not read (no password given)", mime="application/x-encrypted")
+                if info.compress_type == _AES:
+                    yield Entry(logical, rel, info.file_size, status=Status.SKIPPED, mime="application/x-encrypted",
+                                reason="encrypted with AES, not read (this version reads ZipCrypto zips only)",
+                                **extra)
+                    continue
+                pwd = _password_for(zf, info, passwords)
+                if pwd is None:
+                    why = "no password given" if not passwords else f"none of the {len(passwords)} passwords opens it"
+                    yield Entry(logical, rel, info.file_size, status=Status.SKIPPED,
+                                reason=f"encrypted, not read ({why})", mime="application/x-encrypted", **extra)
+                else:
+                    yield Entry(logical, rel, info.file_size, open=_opener(zf, info, pwd), **extra)
             else:
-                yield Entry(logical, rel, info.file_size, open=_opener(zf, info))
+                yield Entry(logical, rel, info.file_size, open=_opener(zf, info), **extra)
 
 
 def decode_member_name(info: zipfile.ZipInfo) -> str:
@@ -60,5 +79,27 @@ def decode_member_name(info: zipfile.ZipInfo) -> str:
     return info.filename
 
 
-def _opener(zf: zipfile.ZipFile, info: zipfile.ZipInfo):
-    return lambda: zf.open(info)
+_AES = 99  # the WinZip AES "compression method"
+
+
+def _raw_name(info: zipfile.ZipInfo) -> bytes | None:
+    try:
+        return info.filename.encode("cp437")
+    except UnicodeEncodeError:
+        return None
+
+
+def _password_for(zf: zipfile.ZipFile, info: zipfile.ZipInfo, passwords: tuple[str, ...]) -> bytes | None:
+    for pw in passwords:
+        pwd = pw.encode("utf-8")
+        try:
+            with zf.open(info, pwd=pwd) as f:
+                f.read(1)  # ZipCrypto checks a one-byte verifier: a wrong password fails here
+            return pwd
+        except (RuntimeError, zipfile.BadZipFile, zlib.error, ValueError):
+            continue
+    return None
+
+
+def _opener(zf: zipfile.ZipFile, info: zipfile.ZipInfo, pwd: bytes | None = None):
+    return lambda: zf.open(info, pwd=pwd)

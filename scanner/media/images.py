@@ -30,6 +30,7 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     """Decode `data` into an upright RGB image, refusing more than `max_pixels` pixels."""
     from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+    _register_heif()
     # Our own limit replaces Pillow's global warning/error pair, so the reason is explicit.
     Image.MAX_IMAGE_PIXELS = None
     # face_recognition sets this to True when imported; a truncated file must be reported, not
@@ -55,13 +56,18 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
         frames = 1  # a broken frame table: the first frame is still an image
     opened = im
     try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on odd but decodable files
+            im.load()  # the pixels first: GIF and other multi-frame formats load their first frame
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        raise ImageDecodeError(f"image data is truncated or corrupt: {exc}") from None
+    try:
         orientation = int(im.getexif().get(ORIENTATION_TAG, 1) or 1)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the picture itself
         orientation = 1
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow warns on odd but decodable files
-            im.load()  # GIF and other multi-frame formats: the first frame
+            warnings.simplefilter("ignore")
             if orientation != 1:
                 im = ImageOps.exif_transpose(im)
             rgb = _to_rgb(im)
@@ -71,6 +77,22 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
         opened.seek(0)
     return DecodedImage(rgb, fmt, orientation if orientation in range(1, 9) else 1, frames,
                         opened if frames > 1 else None)
+
+
+_heif_registered = False
+
+
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF (phone photos) through pillow-heif, once per process."""
+    global _heif_registered
+    if not _heif_registered:
+        try:
+            from pillow_heif import register_heif_opener
+
+            register_heif_opener()
+        except ImportError:  # pragma: no cover - a dependency of the package
+            pass
+        _heif_registered = True
 
 
 def _to_rgb(im):

@@ -19,13 +19,17 @@ IMAGE_MIMES = {
     "image/gif",
     "image/bmp",
     "image/tiff",
+    "image/heic",
+    "image/heif",
+    "image/avif",
 }
-ARCHIVE_MIMES = {"application/zip", "application/x-tar", "application/gzip"}
+ARCHIVE_MIMES = {"application/zip", "application/x-tar", "application/gzip", "application/x-7z-compressed",
+                 "application/x-bzip2", "application/x-xz"}
 VIDEO_MIMES_PREFIX = "video/"
 
 IMAGE_EXTENSIONS = {
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
-    ".heic", ".heif",
+    ".heic", ".heif", ".avif",
 }
 
 

@@ -36,6 +36,14 @@ def test_gbk_names_from_chinese_windows_are_decoded():
     blob = blob.replace(placeholder, raw)  # a legacy zip: GBK bytes, UTF-8 flag not set
     entries = list(iter_zip(io.BytesIO(blob), "d.zip", ""))
     assert entries[0].relpath == name
+    assert entries[0].raw_name == raw  # the stored bytes are kept, for the record
+
+
+def test_dangerous_names_are_noted_never_extracted():
+    blob = _zip({"../../evil.txt": b"x", "/abs/evil2.txt": b"y", "fine/ok.txt": b"z"})
+    notes = {e.relpath: e.note for e in iter_zip(io.BytesIO(blob), "d.zip", "")}
+    assert "leaves the archive's folder" in notes["../../evil.txt"]
+    assert "absolute member name" in notes["/abs/evil2.txt"] and notes["fine/ok.txt"] is None
 
 
 def test_encrypted_member_is_listed_not_read():
