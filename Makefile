@@ -17,6 +17,7 @@ demo: setup
 	$(UV) run --frozen --no-sync python demo/build_demo.py $(DEMO)
 	$(UV) run --frozen --no-sync facetrace enroll $(DEMO)/enroll/*.jpg --consent default --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace scan --workspace $(DEMO)/workspace $(DEMO)/dump $(DEMO)/bundle.zip
+	$(UV) run --frozen --no-sync facetrace profile --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace registry audit --verify --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace report --workspace $(DEMO)/workspace --out $(DEMO)/report --case-uco
 	$(UV) run --frozen --no-sync facetrace report verify $(DEMO)/report/report.json --dump $(DEMO)/dump --dump $(DEMO)/bundle.zip

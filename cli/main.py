@@ -7,6 +7,7 @@ import click
 from cli.common import EXIT_CODES, setup_logging
 from cli.enroll import enroll_command
 from cli.match import match_command
+from cli.profile import profile_command
 from cli.registry_cmd import registry_group
 from cli.report import report_group
 from cli.scan import scan_command
@@ -31,6 +32,7 @@ cli.add_command(enroll_command)
 cli.add_command(match_command)
 cli.add_command(registry_group)
 cli.add_command(report_group)
+cli.add_command(profile_command)
 
 
 def main() -> None:

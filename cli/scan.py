@@ -64,7 +64,8 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
     """
     from scanner.ingest import estimate_count
     from scanner.models import ScanOptions
-    from scanner.pipeline import match_against_registry, new_scan_id, open_store, resumable_scan_id, scan
+    from scanner.pipeline import (match_against_registry, new_scan_id, open_store, resumable_scan_id, scan,
+                                  stored_records)
 
     options = ScanOptions(detector=detector, upsample=upsample, detect_max_side=detect_max_side, workers=workers,
                           max_image_pixels=max_image_pixels, max_archive_depth=max_archive_depth,
@@ -73,25 +74,21 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
     store, root = open_store(workspace, db_url)
     resumed = resumable_scan_id(store, list(paths), options, resume_id or not no_resume)
     scan_id = resumed or new_scan_id()
-    on_result = None
-    if as_json:
-        def on_result(result):
-            sys.stdout.write(json.dumps(result.to_json(scan_id), ensure_ascii=False) + "\n")
-
     problems = []
 
     def collect(result):
         if result.status.value in ("unreadable", "skipped"):
             if len(problems) < PROBLEMS_SHOWN:
                 problems.append(result)
-        if on_result is not None:
-            on_result(result)
 
     started = time.monotonic()
     with _progress(quiet, estimate_count(list(paths))) as progress:
         summary = scan(list(paths), store, options, on_result=collect, progress=progress, workspace=root,
                        scan_id=scan_id, resume=resumed or False)
     elapsed = time.monotonic() - started
+    if as_json:  # read back from the store: each face's person is known only once all were seen
+        for record in stored_records(store, summary.scan_id):
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     findings = match_against_registry(store, root, summary.scan_id)
     report = sys.stderr if as_json else sys.stdout
     _print_summary(report, summary, elapsed, problems)
@@ -121,6 +118,7 @@ def _print_summary(stream, summary, elapsed, problems) -> None:
         f"  archives    {c['archives']}",
         f"  images      {c['images']}",
         f"  faces       {c['faces']}  (in {c['images_with_faces']} images)",
+        f"  people      {c.get('people', 0)}  (faces clustered; {c.get('background_faces', 0)} background faces aside)",
         f"  videos      {c.get('videos', 0)}  ({c.get('video_faces', 0)} faces of {c.get('video_people', 0)} people "
         f"in sampled frames; {c.get('animations', 0)} made from a single still)",
         f"  duplicates  {c['duplicates']}",

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -85,6 +86,7 @@ class MemberRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[str | None] = mapped_column(Text)  # logical path of the first copy
     raw_name: Mapped[str | None] = mapped_column(Text)  # hex of a legacy-encoded name's stored bytes
+    hint: Mapped[str | None] = mapped_column(String(32))  # landmarks, price_list, readme
     image: Mapped[ImageRow | None] = relationship(back_populates="member", cascade="all, delete-orphan")
     video: Mapped[VideoRow | None] = relationship(back_populates="member", cascade="all, delete-orphan")
     faces: Mapped[list[FaceRow]] = relationship(order_by="FaceRow.face_index", cascade="all, delete-orphan")
@@ -106,6 +108,7 @@ class ImageRow(Base):
     dhash: Mapped[str] = mapped_column(String(16))
     hasher: Mapped[str] = mapped_column(String(64))
     hasher_version: Mapped[str] = mapped_column(String(64))
+    capture: Mapped[dict | None] = mapped_column(JSON)  # EXIF make, model, software, time taken, GPS present
     member: Mapped[MemberRow] = relationship(back_populates="image")
 
 
@@ -135,6 +138,8 @@ class FaceRow(Base):
     detector: Mapped[str] = mapped_column(String(16))
     frame_ms: Mapped[int | None] = mapped_column(BigInteger)  # videos: the sampled frame's time
     track: Mapped[int | None] = mapped_column(Integer)  # videos: the person within the video
+    person: Mapped[int | None] = mapped_column(Integer)  # the person (cluster) within the scan
+    background: Mapped[bool | None] = mapped_column(Boolean)  # a face that counts as no one (a passer-by)
 
 
 class RelationRow(Base):
@@ -212,6 +217,35 @@ class CaseStore:
                 m.faces = [FaceRow(face_index=i, **{**f, "encoding": pack_encoding(f["encoding"])})
                            for i, f in enumerate(faces)]
                 s.add(m)
+
+    def iter_faces(self, scan_id: str) -> Iterator[dict]:
+        """Every stored face of a scan with what clustering needs: member, index, box, encoding, image size."""
+        with Session(self.engine) as s:
+            q = (select(MemberRow.seq, MemberRow.relpath, FaceRow.id, FaceRow.face_index, FaceRow.top, FaceRow.right,
+                        FaceRow.bottom, FaceRow.left, FaceRow.encoding, FaceRow.track, FaceRow.frame_ms,
+                        ImageRow.width, ImageRow.height, VideoRow.member_id)
+                 .join(FaceRow, FaceRow.member_id == MemberRow.id)
+                 .outerjoin(ImageRow, ImageRow.member_id == MemberRow.id)
+                 .outerjoin(VideoRow, VideoRow.member_id == MemberRow.id)
+                 .where(MemberRow.scan_id == scan_id).order_by(MemberRow.seq, FaceRow.face_index))
+            for r in s.execute(q).yield_per(2000):
+                yield {"seq": r[0], "relpath": r[1], "face_id": r[2], "face_index": r[3], "top": r[4], "right": r[5],
+                       "bottom": r[6], "left": r[7], "encoding": unpack_encoding(r[8]), "track": r[9],
+                       "frame_ms": r[10], "width": r[11], "height": r[12], "video": r[13] is not None}
+
+    def faces_without_person(self, scan_id: str) -> int:
+        with Session(self.engine) as s:
+            return s.scalar(select(func.count()).select_from(FaceRow).join(MemberRow, FaceRow.member_id == MemberRow.id)
+                            .where(MemberRow.scan_id == scan_id, FaceRow.person.is_(None)))
+
+    def set_people(self, assignments: list[tuple[int, int, bool]]) -> None:
+        """Store each face's person: [(face row id, person, background)]."""
+        from sqlalchemy import update
+
+        with Session(self.engine) as s, s.begin():
+            for i in range(0, len(assignments), 5000):
+                s.execute(update(FaceRow), [{"id": f, "person": p, "background": b}
+                                            for f, p, b in assignments[i:i + 5000]])
 
     def add_relations(self, scan_id: str, rows: list[dict]) -> None:
         """Store a scan's relations, replacing any a run of it stored before being interrupted."""
@@ -309,6 +343,7 @@ def _member_dict(m: MemberRow) -> dict:
         "reason": m.reason,
         "duplicate_of": m.duplicate_of,
         "raw_name": m.raw_name,
+        "hint": m.hint,
         "image": None,
         "video": None if m.video is None else m.video.fingerprint,
         "faces": [],
@@ -316,11 +351,12 @@ def _member_dict(m: MemberRow) -> dict:
     if m.image is not None:
         i = m.image
         out["image"] = {"width": i.width, "height": i.height, "format": i.format, "orientation": i.orientation,
-                        "phash": i.phash, "dhash": i.dhash, "hasher": i.hasher, "hasher_version": i.hasher_version}
+                        "phash": i.phash, "dhash": i.dhash, "hasher": i.hasher, "hasher_version": i.hasher_version,
+                        "capture": i.capture}
     out["faces"] = [
         {"top": f.top, "right": f.right, "bottom": f.bottom, "left": f.left, "encoding": unpack_encoding(f.encoding),
          "embedder": f.embedder, "embedder_version": f.embedder_version, "detector": f.detector,
-         "frame_ms": f.frame_ms, "track": f.track}
+         "frame_ms": f.frame_ms, "track": f.track, "person": f.person, "background": f.background}
         for f in m.faces
     ]
     return out

@@ -39,6 +39,7 @@ class Member:
     mime: str  # detected from content, never from the name
     kind: Kind
     raw_name: str | None = None  # hex of the name's stored bytes, when decoded from a legacy encoding (GBK, ...)
+    hint: str | None = None  # what a small file is for: landmarks, price_list, readme (media.sniff.content_hint)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class ImageFingerprint:
     orientation: int  # EXIF orientation tag that was applied (1 = none)
     phash: str  # 64-bit perceptual hash, 16 hex digits
     dhash: str  # 64-bit difference hash, 16 hex digits
+    capture: dict | None = None  # EXIF capture metadata: make, model, software, taken, gps (docs/profile.md)
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ class MemberResult:
             "reason": self.reason,
             "duplicate_of": self.duplicate_of,
             "raw_name": m.raw_name,
+            "hint": m.hint,
             "image": None,
             "faces": [],
         }
@@ -159,6 +162,7 @@ class MemberResult:
                 "orientation": img.orientation,
                 "phash": img.phash,
                 "dhash": img.dhash,
+                "capture": img.capture,
             }
         record["faces"] = [
             {
@@ -250,6 +254,8 @@ class ScanCounts:
     video_faces: int = 0  # faces found in their sampled frames
     video_people: int = 0  # people (tracks) in them, counted per video
     animations: int = 0  # clips made from a single still
+    people: int = 0  # distinct people among all faces (docs/profile.md), background faces aside
+    background_faces: int = 0
 
     def add(self, r: MemberResult) -> None:
         self.files += 1
@@ -292,6 +298,8 @@ class ScanCounts:
             "video_faces": self.video_faces,
             "video_people": self.video_people,
             "animations": self.animations,
+            "people": self.people,
+            "background_faces": self.background_faces,
         }
 
 

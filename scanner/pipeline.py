@@ -18,6 +18,7 @@ import socket
 import time
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +34,7 @@ from scanner.models import (
     FaceBox,
     ImageFingerprint,
     Kind,
+    Member,
     MemberResult,
     ScanCounts,
     ScanOptions,
@@ -168,6 +170,7 @@ def scan(
     try:
         run.execute(inputs)
         relations = run.relate()
+        run.find_people()
         status = "finished"
     finally:
         run.flush()
@@ -434,11 +437,49 @@ class _ScanRun:
         self.store.add_relations(self.scan_id, rows)
         return rows
 
+    def find_people(self) -> None:
+        """Cluster every face of the scan into people (docs/profile.md); store each face's person."""
+        from scanner.profile.people import assign_people
+
+        self.flush()
+        assignments, summary = assign_people(list(self.store.iter_faces(self.scan_id)))
+        self.store.set_people(assignments)  # also on a resumed scan: clusters need every face
+        self.counts.people = summary["people"]
+        self.counts.background_faces = summary["background_faces"]
+
     def flush(self) -> None:
         if self.pending_rows:
             self.store.add_members(self.scan_id, self.pending_rows)
             self.pending_rows = []
         self.last_flush = time.monotonic()
+
+
+def stored_records(store, scan_id: str) -> Iterator[dict]:
+    """The scan's members as `--json` records (docs/scan-output.md), read back from the store.
+
+    Unlike records made during the scan, these carry each face's person (cluster), known only
+    once every face has been seen.
+    """
+    firsts: OrderedDict = OrderedDict()
+    for row in store.iter_members(scan_id):
+        src = row
+        if row["duplicate_of"] is not None and row["sha256"]:
+            src = firsts.get(row["sha256"]) or store.analysis_by_sha(scan_id, row["sha256"]) or row
+        elif row["sha256"] and (row["image"] or row["video"]):
+            firsts[row["sha256"]] = row
+            while len(firsts) > ANALYSIS_CACHE:
+                firsts.popitem(last=False)
+        analysis = _analysis_from_row(src)
+        member = Member(row["seq"], row["logical_path"], row["relpath"], row["size"], row["sha256"], row["mime"],
+                        Kind(row["kind"]), row["raw_name"], row["hint"])
+        result = MemberResult(member, Status(row["status"]), row["reason"], row["duplicate_of"],
+                              analysis.image if analysis else None, analysis.faces if analysis else (),
+                              analysis.video if analysis else None)
+        record = result.to_json(scan_id)
+        for face, stored in zip(record["faces"], src["faces"]):
+            face["person"] = stored["person"]
+            face["background"] = bool(stored["background"])
+        yield record
 
 
 def _analysis_from_row(row: dict) -> Analysis | None:
@@ -448,7 +489,8 @@ def _analysis_from_row(row: dict) -> Analysis | None:
     img = row["image"]
     return Analysis(
         image=None if img is None else ImageFingerprint(img["width"], img["height"], img["format"],
-                                                        img["orientation"], img["phash"], img["dhash"]),
+                                                        img["orientation"], img["phash"], img["dhash"],
+                                                        img.get("capture")),
         faces=tuple(Face(FaceBox(f["top"], f["right"], f["bottom"], f["left"]), tuple(f["encoding"]),
                          f["frame_ms"], f["track"]) for f in row["faces"]),
         video=None if row["video"] is None else VideoFingerprint.from_record(row["video"]),
@@ -482,6 +524,7 @@ def _row(result: MemberResult, info: EngineInfo, options: ScanOptions) -> dict:
         "reason": result.reason,
         "duplicate_of": result.duplicate_of,
         "raw_name": m.raw_name,
+        "hint": m.hint,
     }
     # A duplicate's fingerprint is stored once, on its first copy.
     if result.status is not Status.DUPLICATE and (result.image is not None or result.video is not None):
@@ -489,7 +532,7 @@ def _row(result: MemberResult, info: EngineInfo, options: ScanOptions) -> dict:
         if img is not None:
             row["image"] = {"width": img.width, "height": img.height, "format": img.format,
                             "orientation": img.orientation, "phash": img.phash, "dhash": img.dhash,
-                            "hasher": info.hasher, "hasher_version": info.hasher_version}
+                            "hasher": info.hasher, "hasher_version": info.hasher_version, "capture": img.capture}
         if result.video is not None:
             row["video"] = result.video.as_record()
         row["faces"] = [

@@ -53,7 +53,7 @@ def analyse(data: bytes | None, path: str | None = None, video: bool = False) ->
     image = decoded.image
     width, height = image.size
     phash, dhash = perceptual_hashes(image)
-    fingerprint = ImageFingerprint(width, height, decoded.format, decoded.orientation, phash, dhash)
+    fingerprint = ImageFingerprint(width, height, decoded.format, decoded.orientation, phash, dhash, decoded.capture)
     if decoded.frames > 1:  # an animated GIF, WebP or PNG: its frames are sampled like a video's
         return _analyse_frames(decoded.animation, fingerprint)
     try:

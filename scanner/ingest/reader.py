@@ -23,7 +23,7 @@ from scanner.ingest.folder import file_entry, iter_folder
 from scanner.ingest.sevenzip import iter_7z
 from scanner.ingest.tar import iter_tar
 from scanner.ingest.zip import iter_zip
-from scanner.media.sniff import HEADER_BYTES, claims_image, sniff
+from scanner.media.sniff import HEADER_BYTES, claims_image, content_hint, sniff
 from scanner.models import Kind, Member, ScanOptions, Status
 
 CHUNK = 1 << 20
@@ -134,8 +134,9 @@ class MemberReader:
         if kind is Kind.ARCHIVE:
             yield from self._read_archive(entry, size, sha, mime, data, depth, top_level)
             return
+        hint = content_hint(entry.relpath, header, mime) if kind is Kind.OTHER and size else None
         member = Member(next(self._seq), entry.logical_path, entry.relpath, size, sha, mime, kind,
-                        _hex(entry.raw_name))
+                        _hex(entry.raw_name), hint)
         for read in self._classify(entry, member, data):
             read.note = entry.note
             if read.status is not None:

@@ -22,6 +22,7 @@ class DecodedImage:
     image: object  # PIL.Image.Image in RGB mode, EXIF orientation applied
     format: str
     orientation: int
+    capture: dict | None = None  # EXIF camera make and model, software, time taken, whether GPS is present
     frames: int = 1  # more than one: an animated GIF, WebP or PNG
     animation: object = None  # the opened multi-frame image, to iterate its frames
 
@@ -61,8 +62,11 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
             im.load()  # the pixels first: GIF and other multi-frame formats load their first frame
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageDecodeError(f"image data is truncated or corrupt: {exc}") from None
+    capture = None
     try:
-        orientation = int(im.getexif().get(ORIENTATION_TAG, 1) or 1)
+        exif = im.getexif()
+        orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
+        capture = capture_metadata(exif)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the picture itself
         orientation = 1
     try:
@@ -75,8 +79,25 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
         raise ImageDecodeError(f"image data is truncated or corrupt: {exc}") from None
     if frames > 1:
         opened.seek(0)
-    return DecodedImage(rgb, fmt, orientation if orientation in range(1, 9) else 1, frames,
+    return DecodedImage(rgb, fmt, orientation if orientation in range(1, 9) else 1, capture, frames,
                         opened if frames > 1 else None)
+
+
+_MAKE, _MODEL, _SOFTWARE, _DATETIME, _EXIF_IFD, _GPS_IFD, _TAKEN = 0x010F, 0x0110, 0x0131, 0x0132, 0x8769, 0x8825, 0x9003
+
+
+def capture_metadata(exif) -> dict | None:
+    """The EXIF facts that tell how a photo was captured, or None when the photo carries none."""
+    def text(value):
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        return None if value is None else str(value).strip("\x00 ").strip() or None
+
+    sub = exif.get_ifd(_EXIF_IFD) if _EXIF_IFD in exif else {}
+    gps = exif.get_ifd(_GPS_IFD) if _GPS_IFD in exif else {}
+    out = {"make": text(exif.get(_MAKE)), "model": text(exif.get(_MODEL)), "software": text(exif.get(_SOFTWARE)),
+           "taken": text(sub.get(_TAKEN) or exif.get(_DATETIME)), "gps": bool(gps)}
+    return out if any(v for v in out.values()) else None
 
 
 _heif_registered = False

@@ -80,3 +80,39 @@ def _looks_like_text(header: bytes) -> bool:
 def claims_image(name: str) -> bool:
     """Return True when a member's name says it is an image."""
     return posixpath.splitext(name.lower())[1] in IMAGE_EXTENSIONS
+
+
+_POINT = None
+_PRICE_WORDS = ("price", "yuan", "usd", "rmb", "per person", "for sale", "wechat", "telegram", "元", "价格", "每人",
+                "出售", "一套", "打包", "微信")
+
+
+def content_hint(name: str, header: bytes, mime: str) -> str | None:
+    """What a small non-media file is for, from its name and first bytes: the sidecars of a traded kit.
+
+    "landmarks" (face landmark or annotation point lists: .pts, or text/JSON holding five or more
+    coordinate pairs), "price_list" (a seller's note naming prices or contacts), "readme".
+    """
+    import re
+
+    global _POINT
+    if _POINT is None:
+        _POINT = re.compile(rb"-?\d+(?:\.\d+)?\s*[, \t]\s*-?\d+(?:\.\d+)?")
+    lower = name.lower()
+    base = posixpath.basename(lower)
+    if lower.endswith(".pts") or header.startswith(b"version: 1") and b"n_points" in header[:200]:
+        return "landmarks"
+    if not (mime.startswith("text/") or mime in ("application/json", "application/octet-stream")) or b"\x00" in header:
+        return None
+    if len(_POINT.findall(header)) >= 5 and (lower.endswith((".txt", ".json", ".pts", ".csv", ".xml"))
+                                             or mime == "application/json"):
+        return "landmarks"
+    try:
+        text = header.decode("utf-8").lower()
+    except UnicodeDecodeError:
+        text = header.decode("gb18030", "replace").lower()
+    if any(w in text for w in _PRICE_WORDS):
+        return "price_list"
+    if base.startswith(("readme", "read_me", "说明", "使用说明")):
+        return "readme"
+    return None

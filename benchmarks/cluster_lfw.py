@@ -1,0 +1,94 @@
+"""Benchmark: choose how to cluster a dump's faces into people, measured on lfw_deepfunneled.
+
+Scans ../shared/facedata/lfw_deepfunneled (1,896 photos, 279 people) once into a workspace (kept
+in --cache for reruns), takes each photo's primary face (scanner.profile.people.is_primary) with
+its folder as the true identity, and prints for each method and threshold: the estimated number
+of people (clusters holding a primary face), its error against 279, and
+pairwise precision, recall and F1 over the primary faces. Background faces are counted apart.
+
+Usage: python benchmarks/cluster_lfw.py [--folder DIR] [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def load_faces(folder: Path, cache: Path):
+    from scanner.models import ScanOptions
+    from scanner.pipeline import open_store, scan
+
+    store, _root = open_store(str(cache))
+    done = [s for s in store.list_scans() if s["status"] == "finished"
+            and [i["abspath"] for i in s["inputs"]] == [str(folder.resolve())]]
+    scan_id = done[-1]["id"] if done else scan([str(folder.resolve())], store, ScanOptions()).scan_id
+    return [m for m in store.iter_members(scan_id) if m["status"] == "ok" and m["image"]]
+
+
+def main() -> None:
+    from scanner.profile.people import chinese_whispers, cluster, is_primary, pairwise_scores
+
+    default = Path(os.environ.get("FACETRACE_FACEDATA", REPO.parent / "shared" / "facedata")) / "lfw_deepfunneled"
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--folder", type=Path, default=default)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/facetrace-lfw-cache"))
+    args = ap.parse_args()
+    members = load_faces(args.folder, args.cache)
+    encs, truth, primary = [], [], []
+    for m in members:
+        for f in m["faces"]:
+            encs.append(f["encoding"])
+            truth.append(m["relpath"].split("/")[0])
+            primary.append(is_primary(f, m["faces"], m["image"]["width"], m["image"]["height"]))
+    encs = np.asarray(encs)
+    primary = np.asarray(primary)
+    people = len(set(truth))
+    print(f"{len(members)} photos with faces, {len(encs)} faces, {int(primary.sum())} primary, "
+          f"{len(encs) - int(primary.sum())} background; {people} people")
+    print(f"{'method':<38} thr   people  error   precision recall  F1      time")
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    runs = [("ward (scanner.profile.people.cluster)", None)]
+    runs += [("ward", t) for t in (0.8, 0.9, 1.0, 1.2)]
+    runs += [(m, t) for m in ("average-linkage", "complete-linkage", "chinese-whispers", "connected")
+             for t in (0.45, 0.5, 0.55, 0.6, 0.65)]
+    for method, thr in runs:
+        if True:
+            t = time.perf_counter()
+            if thr is None:
+                labels = cluster(encs)
+            elif method == "ward":
+                labels = list(fcluster(linkage(encs, "ward"), thr, criterion="distance"))
+            elif method == "chinese-whispers":
+                labels = chinese_whispers(encs, thr)
+            elif method in ("average-linkage", "complete-linkage"):
+                labels = list(fcluster(linkage(encs, method.split("-")[0]), thr, criterion="distance"))
+            else:
+                from scipy.sparse import coo_matrix
+                from scipy.sparse.csgraph import connected_components
+
+                from scanner.profile.people import link_graph
+
+                e = link_graph(encs, thr)
+                g = coo_matrix(([1] * len(e), ([a for a, _, _ in e], [b for _, b, _ in e])), shape=(len(encs),) * 2)
+                labels = list(connected_components(g, directed=False)[1])
+            elapsed = time.perf_counter() - t
+            labels = np.asarray(labels)
+            counted = set(labels[primary])
+            s = pairwise_scores(list(labels[primary]), [t for t, p in zip(truth, primary) if p])
+            print(f"{method:<38} {'0.95' if thr is None else f'{thr:.2f}'}  {len(counted):>6}  {(len(counted) - people) / people:+6.1%}  "
+                  f"{s['precision']:.4f}    {s['recall']:.4f}  {s['f1']:.4f}  {elapsed:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Dump profiling: people in a dump, packaging, capture metadata, bundle assessment."""
