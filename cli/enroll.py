@@ -57,11 +57,20 @@ def enroll_command(photos, consent_text, consent_version, purpose, scope, jurisd
                     keep_photos=keep_photos)
     for w in result.warnings:
         click.echo(f"Warning: {w}", err=True)
+    earlier = result.earlier or {"scans": 0, "findings": []}
     if as_json:
         click.echo(json.dumps({"subject_id": result.subject_id, "deletion_token": result.deletion_token,
-                               "receipt": str(result.receipt_path)}))
+                               "receipt": str(result.receipt_path), "earlier_scans_searched": earlier["scans"],
+                               "earlier_findings": earlier["findings"]}))
         return
     click.echo(f"Enrolled subject {result.subject_id} from {len(photos)} photo(s).")
     click.echo(f"Deletion token (shown once, keep it safe): {result.deletion_token}")
     click.echo(f"Consent receipt: {result.receipt_path}")
+    if earlier["scans"]:
+        click.echo(f"Searched {earlier['scans']} earlier scan(s) of this workspace: "
+                   f"{len(earlier['findings'])} finding(s) concerning this person.")
+        from cli.match import format_finding
+
+        for f in earlier["findings"][:20]:
+            click.echo(format_finding(f))
     sys.stdout.flush()

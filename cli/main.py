@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.common import EXIT_CODES, setup_logging
+from cli.datasets import datasets_group
 from cli.enroll import enroll_command
 from cli.match import match_command
 from cli.profile import profile_command
@@ -33,6 +34,7 @@ cli.add_command(match_command)
 cli.add_command(registry_group)
 cli.add_command(report_group)
 cli.add_command(profile_command)
+cli.add_command(datasets_group)
 
 
 def main() -> None:

@@ -53,6 +53,9 @@ def format_profile(p: dict) -> str:
         lines.append(f"  capture     no EXIF capture data in {cap['images']} photos")
     for e in cap["evidence"]:
         lines.append(f"              {e}")
+    for k in p.get("known_datasets", []):
+        lines.append(f"  known       {k['members']} members are {k['match'].replace('_', ' ')}s of items of the known "
+                     f"dataset {k['dataset']}")
     verdict = "LIKELY a face-data bundle" if bundle["likely_bundle"] else "not assessed as a bundle"
     lines.append(f"  bundle      score {bundle['score']:.2f} (threshold {bundle['threshold']}): {verdict}")
     for r in bundle["reasons"]:

@@ -119,6 +119,8 @@ def _print_summary(stream, summary, elapsed, problems) -> None:
         f"  images      {c['images']}",
         f"  faces       {c['faces']}  (in {c['images_with_faces']} images)",
         f"  people      {c.get('people', 0)}  (faces clustered; {c.get('background_faces', 0)} background faces aside)",
+        *([f"  known       {c['known_items']}  (members from known public datasets: `facetrace profile`)"]
+          if c.get("known_items") else []),
         f"  videos      {c.get('videos', 0)}  ({c.get('video_faces', 0)} faces of {c.get('video_people', 0)} people "
         f"in sampled frames; {c.get('animations', 0)} made from a single still)",
         f"  duplicates  {c['duplicates']}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
@@ -86,6 +86,7 @@ class MemberRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[str | None] = mapped_column(Text)  # logical path of the first copy
     raw_name: Mapped[str | None] = mapped_column(Text)  # hex of a legacy-encoded name's stored bytes
+    known_source: Mapped[dict | None] = mapped_column(JSON)  # the known dataset the member comes from
     hint: Mapped[str | None] = mapped_column(String(32))  # landmarks, price_list, readme
     image: Mapped[ImageRow | None] = relationship(back_populates="member", cascade="all, delete-orphan")
     video: Mapped[VideoRow | None] = relationship(back_populates="member", cascade="all, delete-orphan")
@@ -152,6 +153,27 @@ class RelationRow(Base):
     seq_a: Mapped[int] = mapped_column(Integer)  # the earlier member (the original, as far as the scan can tell)
     seq_b: Mapped[int] = mapped_column(Integer)
     evidence: Mapped[dict] = mapped_column(JSON)
+
+
+class DatasetRow(Base):
+    """A known public dataset (LFW, ...), fingerprinted so scans can say which items come from it."""
+
+    __tablename__ = "datasets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    source: Mapped[str] = mapped_column(Text)  # the path it was fingerprinted from
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    items: Mapped[int] = mapped_column(Integer)
+    hasher: Mapped[str] = mapped_column(String(64))
+
+
+class DatasetItemRow(Base):
+    __tablename__ = "dataset_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    relpath: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    phash: Mapped[str | None] = mapped_column(String(16))
 
 
 class Meta(Base):
@@ -232,6 +254,49 @@ class CaseStore:
                 yield {"seq": r[0], "relpath": r[1], "face_id": r[2], "face_index": r[3], "top": r[4], "right": r[5],
                        "bottom": r[6], "left": r[7], "encoding": unpack_encoding(r[8]), "track": r[9],
                        "frame_ms": r[10], "width": r[11], "height": r[12], "video": r[13] is not None}
+
+    def add_dataset(self, name: str, source: str, items: list[dict], hasher: str) -> int:
+        """Store a known dataset's fingerprints (replacing one of the same name); return its id."""
+        with Session(self.engine) as s, s.begin():
+            old = s.scalars(select(DatasetRow).where(DatasetRow.name == name)).first()
+            if old is not None:
+                s.execute(delete(DatasetItemRow).where(DatasetItemRow.dataset_id == old.id))
+                s.delete(old)
+                s.flush()
+            row = DatasetRow(name=name, source=source, added_at=datetime.now(timezone.utc), items=len(items),
+                             hasher=hasher)
+            s.add(row)
+            s.flush()
+            s.add_all([DatasetItemRow(dataset_id=row.id, **i) for i in items])
+            return row.id
+
+    def datasets(self) -> list[dict]:
+        with Session(self.engine) as s:
+            return [{"id": d.id, "name": d.name, "source": d.source, "added_at": d.added_at.isoformat(),
+                     "items": d.items, "hasher": d.hasher}
+                    for d in s.scalars(select(DatasetRow).order_by(DatasetRow.name))]
+
+    def dataset_items(self) -> list[tuple[str, str, str, str | None]]:
+        """(dataset name, relpath, sha256, phash) of every item of every known dataset."""
+        with Session(self.engine) as s:
+            return [tuple(r) for r in s.execute(
+                select(DatasetRow.name, DatasetItemRow.relpath, DatasetItemRow.sha256, DatasetItemRow.phash)
+                .join(DatasetRow, DatasetRow.id == DatasetItemRow.dataset_id))]
+
+    def member_hashes(self, scan_id: str) -> Iterator[tuple[int, str | None, str | None]]:
+        """(member id, sha256, pHash) of every member of a scan with a SHA-256."""
+        with Session(self.engine) as s:
+            q = (select(MemberRow.id, MemberRow.sha256, ImageRow.phash)
+                 .outerjoin(ImageRow, ImageRow.member_id == MemberRow.id)
+                 .where(MemberRow.scan_id == scan_id, MemberRow.sha256.is_not(None)))
+            yield from (tuple(r) for r in s.execute(q).yield_per(5000))
+
+    def set_known_sources(self, marks: list[tuple[int, dict | None]]) -> None:
+        from sqlalchemy import update
+
+        with Session(self.engine) as s, s.begin():
+            for i in range(0, len(marks), 5000):
+                s.execute(update(MemberRow), [{"id": m, "known_source": k} for m, k in marks[i:i + 5000]])
 
     def faces_without_person(self, scan_id: str) -> int:
         with Session(self.engine) as s:
@@ -344,6 +409,7 @@ def _member_dict(m: MemberRow) -> dict:
         "duplicate_of": m.duplicate_of,
         "raw_name": m.raw_name,
         "hint": m.hint,
+        "known_source": m.known_source,
         "image": None,
         "video": None if m.video is None else m.video.fingerprint,
         "faces": [],

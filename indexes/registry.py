@@ -327,6 +327,11 @@ class RegistryStore:
                     out.setdefault(r.photo_sha256, []).append((r.id, r.subject_id))
         return out
 
+    def templates_by_photo_sha_of(self, subject_id: str) -> list[str]:
+        """The SHA-256 of each photo a subject enrolled with."""
+        with Session(self.engine) as s:
+            return list(s.scalars(select(Template.photo_sha256).where(Template.subject_id == subject_id)))
+
     # -- findings -----------------------------------------------------------------------------
 
     def add_findings(self, rows: list[dict]) -> None:

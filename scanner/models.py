@@ -256,6 +256,7 @@ class ScanCounts:
     animations: int = 0  # clips made from a single still
     people: int = 0  # distinct people among all faces (docs/profile.md), background faces aside
     background_faces: int = 0
+    known_items: int = 0  # members that come from a known public dataset
 
     def add(self, r: MemberResult) -> None:
         self.files += 1
@@ -300,6 +301,7 @@ class ScanCounts:
             "animations": self.animations,
             "people": self.people,
             "background_faces": self.background_faces,
+            "known_items": self.known_items,
         }
 
 

@@ -171,6 +171,7 @@ def scan(
         run.execute(inputs)
         relations = run.relate()
         run.find_people()
+        run.mark_known()
         status = "finished"
     finally:
         run.flush()
@@ -447,6 +448,12 @@ class _ScanRun:
         self.counts.people = summary["people"]
         self.counts.background_faces = summary["background_faces"]
 
+    def mark_known(self) -> None:
+        """Mark the members that come from a known public dataset (docs/profile.md)."""
+        from scanner.profile.datasets import mark_known
+
+        self.counts.known_items = mark_known(self.store, self.scan_id)
+
     def flush(self) -> None:
         if self.pending_rows:
             self.store.add_members(self.scan_id, self.pending_rows)
@@ -476,6 +483,7 @@ def stored_records(store, scan_id: str) -> Iterator[dict]:
                               analysis.image if analysis else None, analysis.faces if analysis else (),
                               analysis.video if analysis else None)
         record = result.to_json(scan_id)
+        record["known_source"] = row["known_source"]
         for face, stored in zip(record["faces"], src["faces"]):
             face["person"] = stored["person"]
             face["background"] = bool(stored["background"])

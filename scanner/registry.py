@@ -53,6 +53,7 @@ class Registry:
     embedder: str
     embedder_version: str
     hasher: str
+    case_store: object = None  # the workspace's indexes.casestore.CaseStore: its scans are searched on enrollment
 
 
 def open_registry(case_store, root: str | os.PathLike) -> Registry:
@@ -68,7 +69,7 @@ def open_registry(case_store, root: str | os.PathLike) -> Registry:
         index = RegistryIndex(root, store, DlibFaceEngine.name, version, HASHER)
     except ValueError as exc:
         raise FacetraceError(str(exc)) from None
-    return Registry(Path(root), store, index, DlibFaceEngine.name, version, HASHER)
+    return Registry(Path(root), store, index, DlibFaceEngine.name, version, HASHER, case_store)
 
 
 # -- enrollment ----------------------------------------------------------------------------------
@@ -90,6 +91,7 @@ class EnrollResult:
     receipt: dict
     receipt_path: Path
     warnings: list[str] = field(default_factory=list)
+    earlier: dict | None = None  # the search of earlier scans: {"scans": n, "findings": [...]}
 
 
 def _analyse_photo(name: str, data: bytes) -> EnrolledPhoto:
@@ -140,8 +142,12 @@ def _variant_hashes(image, perceptual_hashes) -> dict[str, str]:
 
 
 def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: ConsentInput, *, label: str | None = None,
-           keep_photos: bool = False, actor: str | None = None) -> EnrollResult:
-    """Enroll one person from photos that each show exactly one face, all of the same person."""
+           keep_photos: bool = False, actor: str | None = None, search_earlier: bool = True) -> EnrollResult:
+    """Enroll one person from photos that each show exactly one face, all of the same person.
+
+    With `search_earlier`, every scan already in the workspace is then searched for them
+    (matching.matcher.search_earlier_scans), without reading any dump again.
+    """
     if not photos:
         raise EnrollmentRefused("give at least one photo (3 or more recommended)")
     analysed = [_analyse_photo(name, data) for name, data in photos]
@@ -174,7 +180,12 @@ def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: Consent
         "how_to_erase": "facetrace registry erase SUBJECT_ID --token TOKEN (or the enrollment page)",
     })
     path = _write_receipt(registry.root, f"consent-{subject_id}.json", receipt)
-    return EnrollResult(subject_id, token, receipt, path, warnings)
+    earlier = None
+    if search_earlier and registry.case_store is not None:
+        from scanner.matching.matcher import search_earlier_scans
+
+        earlier = search_earlier_scans(registry, registry.case_store, subject_id, actor or default_actor())
+    return EnrollResult(subject_id, token, receipt, path, warnings, earlier)
 
 
 def _check_same_person(photos: list[EnrolledPhoto]) -> None:

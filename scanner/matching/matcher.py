@@ -184,3 +184,45 @@ def match_photo(registry, name: str, data: bytes, actor: str) -> list[dict]:
     registry.store.audit("search", actor, None, {"photo_sha256": member["sha256"], "faces": len(member["faces"]),
                                                  "subjects_found": sorted({f["subject_id"] for f in findings})})
     return findings
+
+
+def search_earlier_scans(registry, case_store, subject_id: str, actor: str) -> dict:
+    """Search every earlier scan of the workspace for a newly enrolled subject; store the findings.
+
+    No dump is read again: the stored faces, hashes and perceptual hashes are searched. Only the
+    members that could concern the subject (a face within the "possible" distance of one of the
+    subject's templates, the SHA-256 of an enrolled photo, or a pHash near one of its variants)
+    are matched, against the whole registry, so bands and margins are those a new scan would give.
+    """
+    from indexes.hashes import hamming
+
+    _ids, vectors, _subjects = registry.store.template_vectors(registry.embedder, registry.embedder_version,
+                                                               subject_id)
+    if not vectors:
+        return {"scans": 0, "findings": []}
+    templates = np.asarray(vectors)
+    _h, phashes, _t, _s, _v = registry.store.hash_rows(subject_id)
+    shas = set(registry.store.templates_by_photo_sha_of(subject_id))
+    found, searched = [], 0
+    for scan in case_store.list_scans():
+        if scan["status"] != "finished":
+            continue
+        searched += 1
+        candidates = []
+        for m in scan_members_for_matching(case_store, scan["id"]):
+            near_face = bool(m["faces"]) and float(np.min(np.linalg.norm(
+                np.asarray(m["faces"])[:, None, :] - templates[None, :, :], axis=2))) <= policy.FACE_POSSIBLE_MAX
+            near_hash = m.get("phash") is not None and any(
+                hamming(m["phash"], h) <= policy.NEAR_COPY_MAX_BITS for h in phashes)
+            if near_face or near_hash or m.get("sha256") in shas:
+                candidates.append(m)
+        if not candidates:
+            continue
+        rows = [f for f in match_items(registry, candidates, scan["id"]) if f["subject_id"] == subject_id]
+        registry.store.add_findings(rows)
+        found += rows
+    if searched:
+        registry.store.audit("retroactive_search", actor, subject_id, {
+            "scans_searched": searched, "findings": len(found),
+            "scans_with_findings": sorted({f["scan_id"] for f in found})})
+    return {"scans": searched, "findings": found}

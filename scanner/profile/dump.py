@@ -42,8 +42,11 @@ def build_profile(store, scan_id: str | None = None) -> dict:
     images = with_exif = with_gps = background = 0
     firsts: dict[str, dict] = {}
     members = 0
+    known: Counter = Counter()
     for m in store.iter_members(scan["id"]):
         members += 1
+        if m.get("known_source"):
+            known[(m["known_source"]["dataset"], m["known_source"]["match"])] += 1
         src = firsts.get(m["sha256"], m) if m["duplicate_of"] else m
         if m["duplicate_of"] is None and m["sha256"]:
             firsts[m["sha256"]] = {"faces": m["faces"], "image": m["image"], "video": m["video"]}
@@ -105,6 +108,7 @@ def build_profile(store, scan_id: str | None = None) -> dict:
         "packaging": packaging,
         "sidecars": {k: {"count": len(v), "examples": v[:5]} for k, v in sorted(sidecars.items())},
         "capture": capture,
+        "known_datasets": [{"dataset": d, "match": k, "members": n} for (d, k), n in sorted(known.items())],
     }
     profile["bundle"] = assess_bundle(profile)
     return profile
@@ -221,5 +225,10 @@ def assess_bundle(profile: dict) -> dict:
     if n >= MIN_PEOPLE and people["videos_per_person"]["median"] >= 1:
         add("videos_per_person", f"median {people['videos_per_person']['median']:g} videos per person")
     score = round(score, 3)
-    return {"score": score, "likely_bundle": score >= LIKELY_BUNDLE, "threshold": LIKELY_BUNDLE, "reasons": reasons,
-            "not_a_verdict": "signals of how the dump was collected and packaged; not proof of a sale"}
+    out = {"score": score, "likely_bundle": score >= LIKELY_BUNDLE, "threshold": LIKELY_BUNDLE, "reasons": reasons,
+           "not_a_verdict": "signals of how the dump was collected and packaged; not proof of a sale"}
+    known = sum(k["members"] for k in profile.get("known_datasets", []))
+    if known:
+        out["caveat"] = (f"{known} of {profile['members']} members come from known public datasets "
+                         f"({', '.join(sorted({k['dataset'] for k in profile['known_datasets']}))})")
+    return out

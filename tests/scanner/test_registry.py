@@ -194,3 +194,30 @@ def test_audit_chain_detects_edits_and_deletions(tmp_path):
     con.execute("delete from audit_log where seq = 4")  # the newest entry, removed
     con.commit()
     assert any("removed" in p for p in reg.store.verify_audit())
+
+
+def test_enrolling_after_a_scan_finds_the_person_in_it_without_rescanning(tmp_path):
+    person = sorted(facedata_path("lfw_deepfunneled", "Ana_Palacio").iterdir())
+    strangers = sorted(facedata_path("lfw_deepfunneled", "Abdullah_Gul").iterdir())
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    for p in person[3:7] + strangers[:3]:
+        (dump / p.name).write_bytes(p.read_bytes())
+    (dump / "copy_of_enrolled.jpg").write_bytes(person[0].read_bytes())
+    summary, _ = run_scan([dump], tmp_path / "ws")
+    store, root = open_store(str(tmp_path / "ws"))
+    reg = open_registry(store, root)
+    assert match_against_registry(store, root, summary.scan_id) is None  # nobody enrolled yet
+    result = enroll(reg, [(p.name, p.read_bytes()) for p in person[:3]], ConsentInput())
+    assert len(store.list_scans()) == 1  # the dump was not scanned again
+    found = result.earlier["findings"]
+    assert result.earlier["scans"] == 1
+    assert {f["subject_id"] for f in found} == {result.subject_id}
+    assert {f["scan_id"] for f in found} == {summary.scan_id}
+    paths = {f["logical_path"].rsplit("/", 1)[1]: f for f in found}
+    assert {p.name for p in person[3:7]} <= set(paths) and not any(s.name in paths for s in strangers[:3])
+    assert paths["copy_of_enrolled.jpg"]["kind"] == "exact_copy"
+    # recorded like a scan's findings, and audited
+    assert len(reg.store.findings(scan_id=summary.scan_id, subject_id=result.subject_id)) == len(found)
+    (entry,) = [e for e in reg.store.audit_entries() if e["action"] == "retroactive_search"]
+    assert entry["details"]["findings"] == len(found) and entry["subject_id"] == result.subject_id
