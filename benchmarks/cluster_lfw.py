@@ -24,14 +24,18 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def load_faces(folder: Path, cache: Path):
+def scan_of(folder: Path, cache: Path):
     from scanner.models import ScanOptions
     from scanner.pipeline import open_store, scan
 
     store, _root = open_store(str(cache))
     done = [s for s in store.list_scans() if s["status"] == "finished"
             and [i["abspath"] for i in s["inputs"]] == [str(folder.resolve())]]
-    scan_id = done[-1]["id"] if done else scan([str(folder.resolve())], store, ScanOptions()).scan_id
+    return store, (done[-1]["id"] if done else scan([str(folder.resolve())], store, ScanOptions()).scan_id)
+
+
+def load_faces(folder: Path, cache: Path):
+    store, scan_id = scan_of(folder, cache)
     return [m for m in store.iter_members(scan_id) if m["status"] == "ok" and m["image"]]
 
 
@@ -88,6 +92,15 @@ def main() -> None:
             s = pairwise_scores(list(labels[primary]), [t for t, p in zip(truth, primary) if p])
             print(f"{method:<38} {'0.95' if thr is None else f'{thr:.2f}'}  {len(counted):>6}  {(len(counted) - people) / people:+6.1%}  "
                   f"{s['precision']:.4f}    {s['recall']:.4f}  {s['f1']:.4f}  {elapsed:.2f} s")
+    from scanner.profile.dump import build_profile
+    from scanner.profile.people import assign_people
+
+    store, scan_id = scan_of(args.folder, args.cache)
+    assignments, _summary = assign_people(list(store.iter_faces(scan_id)))  # this version's clustering
+    store.set_people(assignments)
+    profile = build_profile(store, scan_id)
+    print(f"facetrace profile: {profile['packaging']['signature']}")
+    print(f"  photos per person {profile['people']['photos_per_person']}; bundle score {profile['bundle']['score']}")
 
 
 if __name__ == "__main__":

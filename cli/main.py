@@ -7,6 +7,7 @@ import click
 from cli.common import EXIT_CODES, setup_logging
 from cli.datasets import datasets_group
 from cli.enroll import enroll_command
+from cli.lineage import lineage_command
 from cli.match import match_command
 from cli.profile import profile_command
 from cli.registry_cmd import registry_group
@@ -35,6 +36,7 @@ cli.add_command(registry_group)
 cli.add_command(report_group)
 cli.add_command(profile_command)
 cli.add_command(datasets_group)
+cli.add_command(lineage_command)
 
 
 def main() -> None:

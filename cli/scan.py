@@ -99,6 +99,11 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
                                         ensure_ascii=False) + "\n")
         report.write(f"Video copy: {ev['copy']} is a {rel['kind'].replace('_', ' ')} of {ev['original']} "
                      f"({ev['shared_frames']:.0%} of sampled frames shared)\n")
+    for rel in summary.lineage:
+        ev = rel["evidence"]
+        report.write(f"Lineage: this dump is {ev['description']} ({ev['share_of_a']:.0%} of its items are here; "
+                     f"{ev['share_of_b']:.0%} of this dump's come from it, {ev['near_copies']} as near copies; "
+                     f"{ev['people_shared']} people shared)\n")
     if findings is not None:
         _print_findings(report, findings)
     counts = summary.counts

@@ -176,6 +176,17 @@ class DatasetItemRow(Base):
     phash: Mapped[str | None] = mapped_column(String(16))
 
 
+class LineageRow(Base):
+    """How a scanned dump relates to an earlier one: shared items and people, and the relation's kind."""
+
+    __tablename__ = "lineage"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[str] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), index=True)
+    earlier_scan_id: Mapped[str] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    evidence: Mapped[dict] = mapped_column(JSON)
+
+
 class Meta(Base):
     __tablename__ = "meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -297,6 +308,50 @@ class CaseStore:
         with Session(self.engine) as s, s.begin():
             for i in range(0, len(marks), 5000):
                 s.execute(update(MemberRow), [{"id": m, "known_source": k} for m, k in marks[i:i + 5000]])
+
+    def content_items(self, scan_id: str) -> list[tuple[str, str | None]]:
+        """(SHA-256, pHash or None) of each distinct image or video of a scan (first copies only)."""
+        with Session(self.engine) as s:
+            q = (select(MemberRow.sha256, ImageRow.phash, VideoRow.fingerprint)
+                 .outerjoin(ImageRow, ImageRow.member_id == MemberRow.id)
+                 .outerjoin(VideoRow, VideoRow.member_id == MemberRow.id)
+                 .where(MemberRow.scan_id == scan_id, MemberRow.duplicate_of.is_(None), MemberRow.status == "ok",
+                        MemberRow.kind.in_(("image", "video"))))
+            out = []
+            for sha, phash, video in s.execute(q):
+                if phash is None and video and video.get("samples"):
+                    samples = video["samples"]
+                    phash = samples[len(samples) // 2][1]  # a video's middle sampled frame stands for it
+                out.append((sha, phash))
+            return out
+
+    def person_centroids(self, scan_id: str) -> dict[int, list[float]]:
+        """The mean encoding of each person (non-background faces) of a scan."""
+        import numpy as np
+
+        sums: dict[int, list] = {}
+        with Session(self.engine) as s:
+            q = (select(FaceRow.person, FaceRow.encoding).join(MemberRow, FaceRow.member_id == MemberRow.id)
+                 .where(MemberRow.scan_id == scan_id, FaceRow.person.is_not(None),
+                        FaceRow.background.is_not(True)))
+            for person, blob in s.execute(q).yield_per(5000):
+                v = np.asarray(unpack_encoding(blob))
+                if person in sums:
+                    sums[person][0] += v
+                    sums[person][1] += 1
+                else:
+                    sums[person] = [v, 1]
+        return {p: list(total / n) for p, (total, n) in sums.items()}
+
+    def set_lineage(self, scan_id: str, rows: list[dict]) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.execute(delete(LineageRow).where(LineageRow.scan_id == scan_id))
+            s.add_all([LineageRow(scan_id=scan_id, **r) for r in rows])
+
+    def lineage(self) -> list[dict]:
+        with Session(self.engine) as s:
+            return [{"scan_id": r.scan_id, "earlier_scan_id": r.earlier_scan_id, "kind": r.kind, "evidence": r.evidence}
+                    for r in s.scalars(select(LineageRow).order_by(LineageRow.id))]
 
     def faces_without_person(self, scan_id: str) -> int:
         with Session(self.engine) as s:

@@ -315,3 +315,4 @@ class ScanSummary:
     relations: tuple = ()  # copies found between members (videos re-encoded or re-edited), as dicts
     resumed_members: int = 0  # members taken as stored from the interrupted run this one resumed
     analysed: int = 0  # members analysed (decoded, faces found) by this run
+    lineage: tuple = ()  # how this dump relates to earlier scans of the workspace, as dicts

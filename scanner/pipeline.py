@@ -167,11 +167,13 @@ def scan(
                    stored=_prefix(store, scan_id) if previous is not None else None)
     status = "interrupted"
     relations: list[dict] = []
+    lineage: list[dict] = []
     try:
         run.execute(inputs)
         relations = run.relate()
         run.find_people()
         run.mark_known()
+        lineage = run.relate_to_earlier()
         status = "finished"
     finally:
         run.flush()
@@ -179,7 +181,7 @@ def scan(
                           input_hashes=run.input_hashes)
     finished = datetime.now(timezone.utc)
     return ScanSummary(scan_id, started.isoformat(), finished.isoformat(), run.counts.as_record(), workspace,
-                       tuple(relations), run.resumed, run.analysed)
+                       tuple(relations), run.resumed, run.analysed, tuple(lineage))
 
 
 def resumable_scan_id(store, inputs: list[str], options: ScanOptions, resume: str | bool) -> str | None:
@@ -453,6 +455,12 @@ class _ScanRun:
         from scanner.profile.datasets import mark_known
 
         self.counts.known_items = mark_known(self.store, self.scan_id)
+
+    def relate_to_earlier(self) -> list[dict]:
+        """Compare this dump with every earlier scan of the workspace (docs/profile.md "Lineage")."""
+        from scanner.profile.lineage import relate_to_earlier
+
+        return relate_to_earlier(self.store, self.scan_id)
 
     def flush(self) -> None:
         if self.pending_rows:

@@ -101,6 +101,8 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
             "context": LEGAL_CONTEXT,
         },
         "custody": entries,
+        "lineage": [r for r in store.lineage() if scan["id"] in (r["scan_id"], r["earlier_scan_id"])]
+        if subject_id is None else [],
     }
 
 

@@ -131,6 +131,19 @@ def render_html(doc: dict) -> str:
                f"Items of biometric data (faces) in the scanned members: <b>{law['items_of_biometric_data']}</b>.</p>"
                "<p class='note'>Context only, not a verdict:</p><ul>"
                + "".join(f"<li class='note'>{e(c)}</li>" for c in law["context"]) + "</ul></section>")
+    lineage = doc.get("lineage") or []
+    out.append(f"<section><h2>Lineage ({len(lineage)} relation(s) to other dumps)</h2>")
+    if not lineage:
+        out.append("<p>No other dump of this workspace shares items or people with this one.</p>")
+    else:
+        out.append("<table><tr><th>dump</th><th>relation</th><th>shared</th></tr>")
+        for r in lineage:
+            ev = r["evidence"]
+            out.append(f"<tr><td><code>{e(r['scan_id'])}</code></td><td>{e(ev['description'])}</td>"
+                       f"<td>{ev['exact']} identical, {ev['near_copies']} near copies; {ev['share_of_a']:.0%} of the "
+                       f"earlier dump, {ev['share_of_b']:.0%} of the later; {ev['people_shared']} people</td></tr>")
+        out.append("</table>")
+    out.append("</section>")
     out.append(f"<section><h2>Chain of custody ({len(doc['custody'])} audit entries)</h2><table>"
                "<tr><th>#</th><th>time</th><th>actor</th><th>action</th><th>entry hash</th></tr>")
     for c in doc["custody"]:
