@@ -25,9 +25,10 @@ demo: setup
 # The report test renders HTML in Debian's headless Chromium; install it when we can (root with
 # apt-get), otherwise that one test is skipped with the reason.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
-		|| echo "chromium could not be installed: the browser test will be skipped"; }
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 \
+		|| echo "chromium or chromium-driver could not be installed: the browser tests will be skipped"; }
 
 test: setup browser
 	$(UV) run --frozen --no-sync pytest

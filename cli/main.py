@@ -13,6 +13,7 @@ from cli.profile import profile_command
 from cli.registry_cmd import registry_group
 from cli.report import report_group
 from cli.scan import scan_command
+from cli.serve import keys_group, serve_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -37,6 +38,8 @@ cli.add_command(report_group)
 cli.add_command(profile_command)
 cli.add_command(datasets_group)
 cli.add_command(lineage_command)
+cli.add_command(serve_command)
+cli.add_command(keys_group)
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ def open_engine(url: str):
     """Return an engine for `url` with every table of the workspace schema created."""
     import indexes.casestore  # noqa: F401 - registers the tables on Base.metadata
     import indexes.registry  # noqa: F401
+    import indexes.service  # noqa: F401
 
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":

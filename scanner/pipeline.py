@@ -133,13 +133,15 @@ def scan(
     workspace: str = "",
     scan_id: str | None = None,
     resume: str | bool = False,
+    lineage: bool = True,
 ) -> ScanSummary:
     """Scan files, folders and archives; store and return what was found in every member.
 
     `resume`: True resumes the latest unfinished scan of the same inputs with the same parameters
     if there is one whose process is gone (else starts a new scan); a scan id resumes that scan.
     A resumed scan re-reads the inputs but takes every member stored before the interruption as
-    it is, analysing only the rest.
+    it is, analysing only the rest. `lineage=False` skips the comparison with every earlier scan
+    (the HTTP service's screens: one upload is not a dump whose lineage matters).
     """
     validate_options(options)
     if not inputs:
@@ -167,13 +169,13 @@ def scan(
                    stored=_prefix(store, scan_id) if previous is not None else None)
     status = "interrupted"
     relations: list[dict] = []
-    lineage: list[dict] = []
+    compare_lineage, lineage = lineage, []
     try:
         run.execute(inputs)
         relations = run.relate()
         run.find_people()
         run.mark_known()
-        lineage = run.relate_to_earlier()
+        lineage = run.relate_to_earlier() if compare_lineage else []
         status = "finished"
     finally:
         run.flush()
@@ -591,4 +593,24 @@ def match_against_registry(store, workspace: str, scan_id: str, actor: str | Non
     if RegistryStore(store.engine).count_active_subjects() == 0:
         return None
     registry = open_registry(store, workspace)
-    return match_scan(registry, store, scan_id, actor or default_actor())
+    findings = match_scan(registry, store, scan_id, actor or default_actor())
+    notify_subjects(registry, store, findings, scan_id)
+    return findings
+
+
+def notify_subjects(registry, store, findings: list[dict], scan_id: str | None) -> int:
+    """Deliver a signed notification to each found subject that registered a webhook (docs/api.md)."""
+    from indexes.service import ServiceStore
+    from scanner.notify import deliver, finding_payload
+
+    hooks = ServiceStore(store.engine)
+    sent = 0
+    for sid in sorted({f["subject_id"] for f in findings}):
+        hook = hooks.webhook("subject", sid)
+        if hook is None:
+            continue
+        payload = finding_payload("finding", [f for f in findings if f["subject_id"] == sid], scan_id)
+        sent += deliver(hook["url"], payload, hook["secret"],
+                        lambda action, details, sid=sid: registry.store.audit(action, "facetrace-scan", sid, details),
+                        f"subject:{sid}")
+    return sent

@@ -1,0 +1,1 @@
+"""facetrace's HTTP service (FastAPI): `facetrace serve` (docs/api.md)."""

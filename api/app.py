@@ -1,0 +1,196 @@
+"""The HTTP service: platforms screen uploads, individuals enroll, check their exposure and erase.
+
+Every route declares who may call it (`ACCESS`): public, an individual's deletion token, or API
+keys of given roles. A test enumerates the routes and checks that each is declared and enforced.
+Errors share one JSON shape: {"error": {"code": "...", "message": "..."}}.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api import pages
+from api.errors import ApiError, error_response
+
+ACCESS: dict[tuple[str, str], str] = {}  # (method, path) -> "public" | "token" | "roles:a,b"
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_upload_bytes: int = 2 << 30  # a screened upload larger than this is refused (413)
+    max_form_bytes: int = 64 << 20  # an enrollment form (photos) larger than this is refused
+    key_rate_per_minute: int = 6000  # requests per API key
+    address_rate_per_minute: int = 600  # requests per client address without a key (and for public routes)
+    webhook_retries: int = 4
+    webhook_backoff_s: float = 0.5
+
+
+class RateLimiter:
+    """Token buckets per caller, refilled continuously."""
+
+    def __init__(self):
+        self.buckets: dict[str, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, who: str, per_minute: int) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            tokens, last = self.buckets.get(who, (float(per_minute), now))
+            tokens = min(float(per_minute), tokens + (now - last) * per_minute / 60.0)
+            if tokens < 1.0:
+                self.buckets[who] = (tokens, now)
+                return False
+            self.buckets[who] = (tokens - 1.0, now)
+            return True
+
+
+class Service:
+    """What every request shares: the workspace, its registry, the key store, the limits."""
+
+    def __init__(self, workspace: str | None, db_url: str | None, settings: Settings):
+        from indexes.service import ServiceStore
+        from scanner.pipeline import open_store
+        from scanner.registry import open_registry
+
+        self.settings = settings
+        self.store, self.root = open_store(workspace, db_url)
+        self.registry = open_registry(self.store, self.root)
+        self.keys = ServiceStore(self.store.engine)
+        self.limiter = RateLimiter()
+        self.lock = threading.RLock()  # the registry's index is changed and searched under it
+        self.uploads = Path(self.root) / "uploads"
+        self.uploads.mkdir(mode=0o700, exist_ok=True)
+        self.deliveries: list[threading.Thread] = []
+
+    def audit(self, action: str, actor: str, subject_id: str | None, details: dict) -> None:
+        self.registry.store.audit(action, actor, subject_id, details)
+
+    def notify(self, owner_kind: str, owner_id: str, payload: dict) -> bool:
+        """Deliver a notification to the owner's webhook, if any, in the background."""
+        from scanner.notify import deliver
+
+        hook = self.keys.webhook(owner_kind, owner_id)
+        if hook is None:
+            return False
+        s = self.settings
+
+        def run():
+            deliver(hook["url"], payload, hook["secret"],
+                    lambda action, details: self.audit(action, "facetrace-service", owner_id
+                                                       if owner_kind == "subject" else None, details),
+                    f"{owner_kind}:{owner_id}", retries=s.webhook_retries, backoff_s=s.webhook_backoff_s)
+
+        t = threading.Thread(target=run, name="webhook", daemon=True)
+        t.start()
+        self.deliveries.append(t)
+        return True
+
+
+def access(kind: str, *roles: str):
+    """A dependency that authorises a request: "public", "token" (checked by the route), or "key"."""
+
+    def check(request: Request):
+        svc: Service = request.app.state.service
+        who = request.client.host if request.client else "unknown"
+        key = _key_from(request)
+        caller = None
+        if key:
+            caller = svc.keys.check_key(key)
+            if caller is None:
+                raise ApiError(401, "invalid_key", "the API key is not valid or was revoked")
+        if caller is not None:
+            if not svc.limiter.allow(f"key:{caller['key_id']}", svc.settings.key_rate_per_minute):
+                raise ApiError(429, "rate_limited", "too many requests for this API key; slow down")
+        elif not svc.limiter.allow(f"addr:{who}", svc.settings.address_rate_per_minute):
+            raise ApiError(429, "rate_limited", "too many requests from this address; slow down")
+        if kind == "token" and request.url.path.startswith("/v1/") and not request.headers.get("x-deletion-token"):
+            raise ApiError(401, "missing_token", "send your deletion token in the X-Deletion-Token header")
+        if kind == "key":
+            if caller is None:
+                raise ApiError(401, "missing_key", "this endpoint needs an API key (Authorization: Bearer KEY)")
+            if caller["role"] not in roles:
+                raise ApiError(403, "forbidden_role", f"role {caller['role']} may not call this endpoint "
+                                                      f"(needs {' or '.join(roles)})")
+        request.state.caller = caller
+        return caller
+
+    check.access = kind if kind != "key" else "roles:" + ",".join(roles)
+    return check
+
+
+def _key_from(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def create_app(workspace: str | None = None, db_url: str | None = None, settings: Settings | None = None) -> FastAPI:
+    from starlette.formparsers import MultiPartParser
+
+    from api import routes
+
+    settings = settings or Settings()
+    # enrollment photos stay in memory (bounded by max_form_bytes): nothing is spooled to /tmp
+    MultiPartParser.spool_max_size = settings.max_form_bytes
+    app = FastAPI(title="facetrace", version=_version(),
+                  description="Screen uploads for enrolled people's faces; enroll, check exposure, erase. "
+                              "Errors: {\"error\": {\"code\", \"message\"}}.")
+    app.state.service = Service(workspace, db_url, settings)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request, exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return error_response(422, "invalid_request", f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request, exc: Exception):
+        import logging
+
+        logging.getLogger("facetrace.api").exception("internal error")
+        return error_response(500, "internal", f"internal error ({type(exc).__name__}); see the service log")
+
+    routes.register(app, access, ACCESS)
+    pages.register(app, access, ACCESS)
+    for path, method in (("/openapi.json", "GET"), ("/docs", "GET"), ("/docs/oauth2-redirect", "GET"),
+                         ("/redoc", "GET")):
+        ACCESS[(method, path)] = "public"
+    return app
+
+
+def _version() -> str:
+    from scanner import __version__
+
+    return __version__
+
+
+def new_upload_path(svc: Service) -> Path:
+    return svc.uploads / uuid.uuid4().hex
+
+
+def cleanup(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+

@@ -1,0 +1,353 @@
+"""The JSON API (`/v1/...`). Who may call each route is declared with it and recorded in ACCESS."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from typing import Annotated, Literal
+
+from fastapi import Depends, File, Form, Header, Query, Request, UploadFile
+from pydantic import BaseModel, Field, field_validator
+
+from api.errors import ApiError, error_responses
+
+SUBJECT_ID = re.compile(r"^[0-9a-f]{16}$")
+MIN_PHOTOS = 3
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class ConsentText(BaseModel):
+    version: str
+    sha256: str
+    text: str
+    purpose: str
+    scope: str
+
+
+class Finding(BaseModel):
+    subject_id: str
+    kind: str
+    band: str
+    evidence: dict
+
+
+class ScreenItem(BaseModel):
+    path: str
+    kind: str
+    type: str
+    status: str
+    reason: str | None
+    sha256: str | None
+    faces: int
+    findings: list[Finding]
+
+
+class ScreenResult(BaseModel):
+    scan_id: str
+    items: list[ScreenItem]
+    findings: int
+    subjects_found: list[str]
+    bundle: dict | None = Field(None, description="trading-bundle assessment, for archives and multi-file uploads")
+
+
+class Enrolled(BaseModel):
+    subject_id: str
+    deletion_token: str = Field(description="shown once; needed to check exposure and to erase")
+    consent_receipt: dict
+    earlier_findings: int
+
+
+class Exposure(BaseModel):
+    subject_id: str
+    status: str
+    findings: list[dict]
+
+
+class Erased(BaseModel):
+    subject_id: str
+    receipt: dict
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(pattern=r"^https?://[^\s]{1,2000}$")
+
+    @field_validator("url")
+    @classmethod
+    def _parsable(cls, url: str) -> str:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(url)
+            host, _port = parts.hostname, parts.port  # both raise on a malformed address or port
+        except ValueError as exc:
+            raise ValueError(f"not a usable URL: {exc}") from None
+        if not host:
+            raise ValueError("the URL has no host")
+        return url
+
+
+class WebhookOut(BaseModel):
+    url: str
+    secret: str = Field(description="HMAC-SHA256 key: each delivery's X-Facetrace-Signature is sha256=HMAC(body)")
+
+
+class KeyIn(BaseModel):
+    role: Literal["admin", "investigator", "platform"]
+    label: str | None = Field(None, max_length=200)
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    role: str
+    key: str = Field(description="shown once; only its hash is stored")
+
+
+def register(app, access, table: dict) -> None:
+    def route(method: str, path: str, who, **kw):
+        table[(method, path)] = who.access
+        return app.api_route(path, methods=[method], dependencies=[Depends(who)], **kw)
+
+    svc_of = _svc
+    public = access("public")
+    token = access("token")
+    screeners = access("key", "admin", "investigator", "platform")
+    admin = access("key", "admin")
+
+    @route("GET", "/v1/health", public, response_model=Health, tags=["service"], responses=error_responses(401, 429))
+    def health():
+        """Liveness and version."""
+        from scanner import __version__
+
+        return {"status": "ok", "version": __version__}
+
+    @route("GET", "/v1/consent-text", public, response_model=ConsentText, tags=["individuals"],
+           responses=error_responses(401, 429))
+    def consent_text():
+        """The consent text a person agrees to when enrolling."""
+        from scanner.consent import ConsentInput
+
+        c = ConsentInput()
+        return {"version": c.text_version, "sha256": c.text_sha256, "text": c.text, "purpose": c.purpose,
+                "scope": c.scope}
+
+    @route("POST", "/v1/screen", screeners, response_model=ScreenResult, tags=["platforms"],
+           responses=error_responses(400, 401, 403, 413, 422, 429),
+           openapi_extra={"requestBody": {"required": True, "description": "the file's bytes", "content": {
+               "application/octet-stream": {"schema": {"type": "string", "format": "binary", "minLength": 1}}}}})
+    async def screen(request: Request, filename: Annotated[str, Query(max_length=255)] = "upload"):
+        """Screen an upload (image, video or archive, sent as the raw request body) against the registry.
+
+        The body is streamed to the workspace, scanned, matched and deleted; only hashes and
+        encodings stay, as for any scan. Enrolled people found are notified through their webhook.
+        """
+        svc = svc_of(request)
+        folder = svc.uploads / _new_id()
+        folder.mkdir(mode=0o700)
+        target = folder / _safe_name(filename)
+        try:
+            await _receive(request, target, svc.settings.max_upload_bytes)
+            from starlette.concurrency import run_in_threadpool
+
+            return await run_in_threadpool(_screen_file, svc, target, request.state.caller)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    @route("POST", "/v1/subjects", public, response_model=Enrolled, tags=["individuals"],
+           responses=error_responses(400, 401, 409, 413, 422, 429))
+    def enroll(request: Request, photos: Annotated[list[UploadFile], File(description="3 or more photos of you")],
+               consent: Annotated[bool, Form(description="true: I agree to the consent text")],
+               consent_version: Annotated[str, Form(max_length=64)] = ""):
+        """Enroll yourself with 3 or more photos and explicit consent; receive a deletion token and a receipt."""
+        svc = svc_of(request)
+        return _enroll(svc, photos, consent, consent_version)
+
+    @route("GET", "/v1/subjects/{subject_id}/exposure", token, response_model=Exposure, tags=["individuals"],
+           responses=error_responses(401, 403, 404, 422, 429))
+    def exposure(request: Request, subject_id: str,
+                 x_deletion_token: Annotated[str | None, Header()] = None):
+        """The findings that concern you (ids, bands, kinds and when; never pictures)."""
+        svc = svc_of(request)
+        subj = _own_subject(svc, subject_id, x_deletion_token)
+        return _exposure(svc, subj)
+
+    @route("DELETE", "/v1/subjects/{subject_id}", token, response_model=Erased, tags=["individuals"],
+           responses=error_responses(400, 401, 403, 404, 422, 429))
+    def erase(request: Request, subject_id: str, x_deletion_token: Annotated[str | None, Header()] = None):
+        """Erase yourself: templates, hashes, findings, consent details, webhooks; receive an erasure receipt."""
+        svc = svc_of(request)
+        _own_subject(svc, subject_id, x_deletion_token)
+        return _erase(svc, subject_id, x_deletion_token)
+
+    @route("PUT", "/v1/subjects/{subject_id}/webhook", token, response_model=WebhookOut, tags=["individuals"],
+           responses=error_responses(401, 403, 404, 422, 429))
+    def subject_webhook(request: Request, subject_id: str, body: WebhookIn,
+                        x_deletion_token: Annotated[str | None, Header()] = None):
+        """Be notified (signed POST) when a scan or a screen finds you."""
+        svc = svc_of(request)
+        _own_subject(svc, subject_id, x_deletion_token)
+        secret = svc.keys.add_webhook("subject", subject_id, body.url)
+        svc.audit("webhook_registered", "subject", subject_id, {"url_host": _host(body.url)})
+        return {"url": body.url, "secret": secret}
+
+    @route("PUT", "/v1/webhook", screeners, response_model=WebhookOut, tags=["platforms"],
+           responses=error_responses(401, 403, 422, 429))
+    def key_webhook(request: Request, body: WebhookIn):
+        """Register the calling key's webhook: each screen that finds someone is reported to it."""
+        svc = svc_of(request)
+        key_id = request.state.caller["key_id"]
+        secret = svc.keys.add_webhook("key", key_id, body.url)
+        svc.audit("webhook_registered", f"key:{key_id}", None, {"url_host": _host(body.url)})
+        return {"url": body.url, "secret": secret}
+
+    @route("POST", "/v1/keys", admin, response_model=KeyOut, tags=["service"],
+           responses=error_responses(401, 403, 422, 429))
+    def create_key(request: Request, body: KeyIn):
+        """Create an API key (admin only); the key is returned once."""
+        svc = svc_of(request)
+        key_id, key = svc.keys.create_key(body.role, body.label)
+        svc.audit("api_key_created", f"key:{request.state.caller['key_id']}", None, {"key_id": key_id,
+                                                                                    "role": body.role})
+        return {"key_id": key_id, "role": body.role, "key": key}
+
+
+# -- the work behind the routes (shared with the HTML pages) ----------------------------------------
+
+
+def _svc(request: Request):
+    return request.app.state.service
+
+
+def _new_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def _safe_name(name: str) -> str:
+    base = re.sub(r"[^\w.\-]+", "_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip("._") or "upload"
+    return base[:120]
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or ""
+
+
+async def _receive(request: Request, target, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"the upload is {declared} bytes; the limit is {limit} bytes")
+    size = 0
+    with open(target, "wb") as out:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "too_large", f"the upload passed the limit of {limit} bytes")
+            out.write(chunk)
+    if size == 0:
+        raise ApiError(400, "empty_upload", "the request body is empty: send the file's bytes as the body")
+
+
+def _screen_file(svc, path, caller) -> dict:
+    from scanner.matching.matcher import match_scan
+    from scanner.models import ScanOptions
+    from scanner.notify import finding_payload
+    from scanner.pipeline import scan, stored_records
+    from scanner.profile.dump import build_profile
+
+    summary = scan([str(path)], svc.store, ScanOptions(workers=1), workspace=svc.root, lineage=False)
+    actor = f"key:{caller['key_id']}" if caller else "anonymous"
+    with svc.lock:
+        findings = match_scan(svc.registry, svc.store, summary.scan_id, actor) if len(svc.registry.index) else []
+    by_seq: dict[int, list] = {}
+    for f in findings:
+        by_seq.setdefault(f["member_seq"], []).append(
+            {"subject_id": f["subject_id"], "kind": f["kind"], "band": f["band"], "evidence": f["evidence"]})
+    items = [{"path": r["relpath"], "kind": r["kind"], "type": r["type"], "status": r["status"],
+              "reason": r["reason"], "sha256": r["sha256"], "faces": len(r["faces"]),
+              "findings": by_seq.get(r["seq"], [])} for r in stored_records(svc.store, summary.scan_id)]
+    bundle = None
+    if len(items) > 1:
+        bundle = build_profile(svc.store, summary.scan_id)["bundle"]
+    subjects = sorted({f["subject_id"] for f in findings})
+    for sid in subjects:
+        svc.notify("subject", sid, finding_payload("finding", [f for f in findings if f["subject_id"] == sid],
+                                                   summary.scan_id))
+    if caller and findings:
+        svc.notify("key", caller["key_id"], finding_payload("screen_findings", findings, summary.scan_id))
+    return {"scan_id": summary.scan_id, "items": items, "findings": len(findings), "subjects_found": subjects,
+            "bundle": bundle}
+
+
+def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
+    from scanner.consent import ConsentInput
+    from scanner.errors import FacetraceError
+    from scanner.registry import enroll
+
+    c = ConsentInput()
+    if not consent:
+        raise ApiError(400, "consent_required", "enrollment needs your explicit consent (consent=true)")
+    if consent_version and consent_version != c.text_version:
+        raise ApiError(409, "consent_text_changed", f"the consent text is now version {c.text_version}; read it "
+                                                    "again (GET /v1/consent-text) and resubmit")
+    if len(photos) < MIN_PHOTOS:
+        raise ApiError(400, "too_few_photos", f"give at least {MIN_PHOTOS} photos of yourself")
+    data = []
+    total = 0
+    for p in photos:
+        blob = p.file.read()
+        total += len(blob)
+        if total > svc.settings.max_form_bytes:
+            raise ApiError(413, "too_large", f"the photos pass the limit of {svc.settings.max_form_bytes} bytes")
+        data.append((_safe_name(p.filename or "photo"), blob))
+    try:
+        with svc.lock:
+            result = enroll(svc.registry, data, c, actor="web-enrollment")
+    except FacetraceError as exc:
+        raise ApiError(422, "enrollment_refused", str(exc)) from None
+    return {"subject_id": result.subject_id, "deletion_token": result.deletion_token,
+            "consent_receipt": result.receipt,
+            "earlier_findings": len((result.earlier or {}).get("findings", []))}
+
+
+def _own_subject(svc, subject_id: str, token: str | None) -> dict:
+    if not token:
+        raise ApiError(401, "missing_token", "send your deletion token in the X-Deletion-Token header")
+    if not SUBJECT_ID.match(subject_id):
+        raise ApiError(404, "unknown_subject", "no such subject")
+    subj = svc.registry.store.get_subject(subject_id)
+    if subj is None or subj["status"] == "erased":
+        raise ApiError(404, "unknown_subject", "no such subject (or it was erased)")
+    if not svc.registry.store.check_token(subject_id, token):
+        raise ApiError(403, "bad_token", "the deletion token does not match this subject")
+    return subj
+
+
+def _exposure(svc, subj: dict) -> dict:
+    sid = subj["subject_id"] if "subject_id" in subj else subj["id"]
+    rows = svc.registry.store.findings(subject_id=sid)
+    svc.audit("exposure_check", "subject", sid, {"findings": len(rows)})
+    return {"subject_id": sid, "status": subj["status"],
+            "findings": [{"scan_id": f["scan_id"], "kind": f["kind"], "band": f["band"],
+                          "found_at": str(f.get("created_at", "")), "member_seq": f["member_seq"],
+                          "video_time_ranges": (f["evidence"].get("video") or {}).get("time_ranges")}
+                         for f in rows]}
+
+
+def _erase(svc, subject_id: str, token: str) -> dict:
+    from scanner.errors import FacetraceError
+    from scanner.registry import erase
+
+    try:
+        with svc.lock:
+            receipt = erase(svc.registry, subject_id, token=token, actor="subject")
+    except FacetraceError as exc:
+        raise ApiError(400, "erase_failed", str(exc)) from None
+    svc.keys.delete_webhooks("subject", subject_id)
+    receipt = {k: v for k, v in receipt.items() if k != "receipt_path"}
+    return {"subject_id": subject_id, "receipt": receipt}

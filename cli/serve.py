@@ -1,0 +1,72 @@
+"""`facetrace serve` and `facetrace keys`: the HTTP service over a workspace, and its API keys."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import EXIT_CODES, translate_errors, workspace_options
+
+
+@click.command("serve", epilog=EXIT_CODES)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--max-upload-mb", default=2048, show_default=True, type=click.IntRange(1),
+              help="Refuse screened uploads larger than this (413).")
+@workspace_options
+@translate_errors
+def serve_command(host, port, max_upload_mb, workspace, db_url):
+    """Serve the HTTP API and the enrollment pages over the workspace (OpenAPI at /openapi.json).
+
+    Platforms screen uploads with an API key (`facetrace keys create --role platform`);
+    individuals enroll, check what was found and erase themselves at / (docs/api.md).
+    """
+    import uvicorn
+
+    from api.app import Settings, create_app
+
+    app = create_app(workspace, db_url, Settings(max_upload_bytes=max_upload_mb << 20))
+
+    click.echo(f"facetrace serving {app.state.service.root} on http://{host}:{port}/ (Ctrl-C stops)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@click.group("keys", epilog=EXIT_CODES)
+def keys_group():
+    """API keys of the HTTP service: roles admin, investigator, platform (stored hashed)."""
+
+
+@keys_group.command("create")
+@click.option("--role", type=click.Choice(["admin", "investigator", "platform"]), required=True)
+@click.option("--label", help="Who the key is for.")
+@workspace_options
+@translate_errors
+def keys_create(role, label, workspace, db_url):
+    """Create a key; it is printed once and only its hash is kept."""
+    from scanner.service import create_key
+
+    key_id, key = create_key(workspace, db_url, role, label)
+    click.echo(f"Key {key_id} ({role}) created. It is shown only now:")
+    click.echo(key)
+
+
+@keys_group.command("list")
+@workspace_options
+@translate_errors
+def keys_list(workspace, db_url):
+    """List keys (ids, roles, labels; never the keys)."""
+    from scanner.service import list_keys
+
+    for k in list_keys(workspace, db_url):
+        click.echo(f"{k['key_id']}  {k['role']:<12} {'revoked' if k['revoked'] else 'active':<8} "
+                   f"{k['created_at']}  {k['label'] or ''}")
+
+
+@keys_group.command("revoke")
+@click.argument("key_id")
+@workspace_options
+@translate_errors
+def keys_revoke(key_id, workspace, db_url):
+    """Revoke a key at once."""
+    from scanner.service import revoke_key
+
+    click.echo(f"Key {key_id} revoked." if revoke_key(workspace, db_url, key_id) else f"No active key {key_id}.")
