@@ -348,6 +348,5 @@ def _erase(svc, subject_id: str, token: str) -> dict:
             receipt = erase(svc.registry, subject_id, token=token, actor="subject")
     except FacetraceError as exc:
         raise ApiError(400, "erase_failed", str(exc)) from None
-    svc.keys.delete_webhooks("subject", subject_id)
     receipt = {k: v for k, v in receipt.items() if k != "receipt_path"}
     return {"subject_id": subject_id, "receipt": receipt}

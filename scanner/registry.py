@@ -244,8 +244,11 @@ def erase(registry: Registry, subject_id: str, *, token: str | None = None, acto
         raise UsageError(f"subject {subject_id} was already erased at {subj['erased_at']}")
     if token is not None and not registry.store.check_token(subject_id, token):
         raise UsageError("the deletion token does not match this subject")
+    from indexes.service import ServiceStore
+
     deleted = registry.store.erase(subject_id, actor or default_actor())
     registry.index.remove_templates(deleted["templates"])
+    ServiceStore(registry.store.engine).delete_webhooks("subject", subject_id)
     (registry.root / "receipts" / f"consent-{subject_id}.json").unlink(missing_ok=True)
     _compact_database(registry)
     receipt = _receipt("erasure", {
@@ -293,6 +296,10 @@ def verify_erasure(registry: Registry, subject_id: str) -> list[str]:
         problems.append(f"index file {name} still holds the subject's entries")
     if (registry.root / "receipts" / f"consent-{subject_id}.json").exists():
         problems.append("the consent receipt (with photo hashes) is still in the workspace")
+    from indexes.service import ServiceStore
+
+    if ServiceStore(registry.store.engine).webhook("subject", subject_id) is not None:
+        problems.append("the subject's webhook registration (its URL) is still stored")
     return problems
 
 
