@@ -5,8 +5,8 @@ linkage over the faces' encodings, cut at WARD_CUT. Average, complete and weight
 Chinese whispers were measured too and did worse. A video's track counts as one observation (the
 mean of its faces), so all faces of a track are one person. Above WARD_EXACT_MAX observations the
 all-pairs matrix would not fit in memory: FAISS k-means splits them into blocks of about
-WARD_BLOCK, Ward runs in each block, and clusters of different blocks whose centroids are within
-BLOCK_MERGE are joined.
+WARD_BLOCK, Ward runs in each block, and clusters of different blocks that are each other's
+nearest, with centroids within BLOCK_MERGE, are joined.
 
 Background faces (a passer-by behind the subject) must not count as people: a face is "primary"
 when it is the largest face of its photo or video frame (the most central among equals) and at
@@ -118,20 +118,21 @@ def _ward_blocks(x: np.ndarray) -> list[int]:
         local = np.asarray(_ward(x[idx]) if len(idx) <= WARD_EXACT_MAX else _ward_blocks(x[idx]))
         labels[idx] = local + next_label
         next_label = int(labels[idx].max()) + 1
-    # join clusters cut apart by a block boundary
+    # join clusters cut apart by a block boundary: mutual nearest centroids within BLOCK_MERGE (a
+    # one-sided or transitive rule chains different people together: measured in docs/profile.md)
+    import faiss
+
     ids = np.unique(labels)
     centroids = np.ascontiguousarray([x[labels == c].mean(axis=0) for c in ids], dtype=np.float32)
+    index = faiss.IndexFlatL2(centroids.shape[1])
+    index.add(centroids)
+    dist, nn = index.search(centroids, 2)  # itself, then its nearest other centroid
     parent = list(range(len(ids)))
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for i, j, _w in link_graph(centroids, BLOCK_MERGE):
-        parent[find(i)] = find(j)
-    root = {c: find(i) for i, c in enumerate(ids)}
+    for i in range(len(ids)):
+        j = int(nn[i, 1])
+        if j >= 0 and int(nn[j, 1]) == i and i < j and np.sqrt(max(dist[i, 1], 0.0)) <= BLOCK_MERGE:
+            parent[j] = i
+    root = {c: parent[i] for i, c in enumerate(ids)}
     return [int(root[c]) for c in labels]
 
 

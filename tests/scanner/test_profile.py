@@ -129,3 +129,25 @@ def test_people_in_an_lfw_subset_one_folder_per_person(tmp_path):
     assert pack["by_folder"]["one_person_share"] >= 0.95
     counts = sorted(len(list(p.iterdir())) for p in folders)
     assert profile["people"]["photos_per_person"]["median"] == counts[len(counts) // 2]
+
+
+def test_blocked_clustering_for_large_dumps_still_finds_people(monkeypatch, tmp_path):
+    """Above WARD_EXACT_MAX faces, clustering runs in k-means blocks; forced here on a small subset."""
+    import numpy as np
+
+    import scanner.profile.people as people
+
+    src = facedata_path("lfw_deepfunneled")
+    dump = tmp_path / "lfw"
+    for person in sorted(p for p in src.iterdir() if p.is_dir())[:25]:
+        shutil.copytree(person, dump / person.name)
+    summary, _ = run_scan([dump], tmp_path / "ws")
+    store, _root = open_store(str(tmp_path / "ws"))
+    faces = [f for f in store.iter_faces(summary.scan_id)]
+    encodings = np.asarray([f["encoding"] for f in faces])
+    truth = [f["relpath"].split("/")[0] for f in faces]
+    exact = people.pairwise_scores(people.cluster(encodings), truth)["f1"]
+    monkeypatch.setattr(people, "WARD_EXACT_MAX", 60)
+    monkeypatch.setattr(people, "WARD_BLOCK", 50)
+    blocked = people.cluster(encodings)
+    assert len(set(blocked)) >= 20 and people.pairwise_scores(blocked, truth)["f1"] >= exact - 0.15
