@@ -103,7 +103,20 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
         "custody": entries,
         "lineage": [r for r in store.lineage() if scan["id"] in (r["scan_id"], r["earlier_scan_id"])]
         if subject_id is None else [],
+        "profile": _profile(store, scan["id"]) if subject_id is None else None,
     }
+
+
+def _profile(store, scan_id: str) -> dict:
+    """The dump's profile (docs/profile.md), without example paths: people, packaging, capture, bundle."""
+    from scanner.profile.dump import build_profile
+
+    p = build_profile(store, scan_id)
+    return {"people": p["people"], "packaging": {k: v for k, v in p["packaging"].items()},
+            "sidecars": {k: v["count"] for k, v in p["sidecars"].items()},
+            "capture": {k: p["capture"][k] for k in ("images", "with_exif", "with_gps", "cameras", "days",
+                                                     "uniform", "evidence")},
+            "known_datasets": p["known_datasets"], "bundle": p["bundle"]}
 
 
 def _redaction(unredacted: bool) -> str:

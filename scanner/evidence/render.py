@@ -131,6 +131,20 @@ def render_html(doc: dict) -> str:
                f"Items of biometric data (faces) in the scanned members: <b>{law['items_of_biometric_data']}</b>.</p>"
                "<p class='note'>Context only, not a verdict:</p><ul>"
                + "".join(f"<li class='note'>{e(c)}</li>" for c in law["context"]) + "</ul></section>")
+    prof = doc.get("profile")
+    if prof:
+        b = prof["bundle"]
+        out.append("<section><h2>Dump profile</h2>"
+                   f"<p id='profile-signature'>{e(prof['packaging']['signature'])}</p>"
+                   f"<p>Background faces not counted as people: {prof['people']['background_faces']}. "
+                   f"Sidecar files: {e(', '.join(f'{v} {k}' for k, v in prof['sidecars'].items()) or 'none')}. "
+                   f"Photos with EXIF: {prof['capture']['with_exif']} of {prof['capture']['images']}.</p>"
+                   f"<p>Trading-bundle score <b>{b['score']:.2f}</b> (threshold {b['threshold']}): "
+                   f"{'likely a face-data bundle' if b['likely_bundle'] else 'not assessed as a bundle'}. "
+                   f"<span class='note'>{e(b['not_a_verdict'])}.</span></p><ul>"
+                   + "".join(f"<li>+{r['weight']:.2f} {e(r['why'])}</li>" for r in b["reasons"])
+                   + (f"<li class='note'>{e(b['caveat'])}</li>" if b.get("caveat") else "")
+                   + "</ul></section>")
     lineage = doc.get("lineage") or []
     out.append(f"<section><h2>Lineage ({len(lineage)} relation(s) to other dumps)</h2>")
     if not lineage:

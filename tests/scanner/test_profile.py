@@ -151,3 +151,19 @@ def test_blocked_clustering_for_large_dumps_still_finds_people(monkeypatch, tmp_
     monkeypatch.setattr(people, "WARD_BLOCK", 50)
     blocked = people.cluster(encodings)
     assert len(set(blocked)) >= 20 and people.pairwise_scores(blocked, truth)["f1"] >= exact - 0.15
+
+
+def test_the_evidence_report_carries_the_dump_profile(kit, tmp_path):
+    import json
+
+    from scanner.evidence import write_report
+
+    summary, profile, store = kit
+    root = str(tmp_path)
+    out = write_report(store, root, str(tmp_path / "r"), summary.scan_id, actor="tester", pictures=False)
+    doc = json.loads(open(out["json"], encoding="utf-8").read())
+    assert doc["profile"]["packaging"]["signature"] == profile["packaging"]["signature"]
+    assert doc["profile"]["bundle"]["likely_bundle"] and doc["profile"]["sidecars"] == {"landmarks": 8,
+                                                                                         "price_list": 1}
+    page = open(out["html"], encoding="utf-8").read()
+    assert profile["packaging"]["signature"] in page and "likely a face-data bundle" in page
