@@ -40,3 +40,28 @@ def test_descriptors_equal_face_recognition_encodings():
         chip = np.ascontiguousarray(dlib.get_face_chip(img, shape, size=150, padding=0.25), dtype=np.uint8)
         worst = max(worst, float(np.abs(net.descriptor(chip) - reference).max()))
     assert worst <= 1e-4, worst  # measured: about 3e-7
+
+
+def test_the_onnx_graph_gives_the_same_descriptors_in_a_batch():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import dlib
+        import face_recognition
+        from face_recognition import api
+
+    from scanner.fingerprints.onnxnet import OnnxDescriptors
+
+    engine = OnnxDescriptors(load())
+    photos = [sorted(p.iterdir())[1] for p in sorted(facedata_path("lfw_deepfunneled").iterdir())[:6]]
+    chips, refs = [], []
+    for photo in photos:
+        img = face_recognition.load_image_file(photo)
+        locs = face_recognition.face_locations(img)
+        if not locs:
+            continue
+        refs.append(np.asarray(face_recognition.face_encodings(img, [locs[0]])[0]))
+        shape = api._raw_face_landmarks(img, [locs[0]], model="small")[0]
+        chips.append(np.ascontiguousarray(dlib.get_face_chip(img, shape, size=150, padding=0.25), dtype=np.uint8))
+    out = engine(np.stack(chips))
+    assert out.shape == (len(chips), 128) and len(chips) >= 4
+    assert float(np.abs(out - np.stack(refs)).max()) <= 1e-4  # measured: about 3.6e-7
