@@ -45,6 +45,12 @@ def unpack_encoding(blob: bytes) -> tuple[float, ...]:
     return _ENC.unpack(blob)
 
 
+def _encoding_array(blob: bytes):
+    import numpy as np
+
+    return np.frombuffer(blob, dtype="<f8")  # the layout _ENC packs: little-endian float64
+
+
 class Scan(Base):
     __tablename__ = "scans"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -262,8 +268,9 @@ class CaseStore:
                  .outerjoin(VideoRow, VideoRow.member_id == MemberRow.id)
                  .where(MemberRow.scan_id == scan_id).order_by(MemberRow.seq, FaceRow.face_index))
             for r in s.execute(q).yield_per(2000):
+                # a numpy array (1 KiB), not a tuple of Python floats (about 5 KiB): clustering holds them all
                 yield {"seq": r[0], "relpath": r[1], "face_id": r[2], "face_index": r[3], "top": r[4], "right": r[5],
-                       "bottom": r[6], "left": r[7], "encoding": unpack_encoding(r[8]), "track": r[9],
+                       "bottom": r[6], "left": r[7], "encoding": _encoding_array(r[8]), "track": r[9],
                        "frame_ms": r[10], "width": r[11], "height": r[12], "video": r[13] is not None}
 
     def add_dataset(self, name: str, source: str, items: list[dict], hasher: str) -> int:
