@@ -100,6 +100,8 @@ def test_enroll_screen_notify_check_erase_screen_again(service):
     note = json.loads(body)
     assert note["event"] == "finding" and note["scan_id"] == result["scan_id"]
     assert {f["subject_id"] for f in note["findings"]} == {sid} and b"encoding" not in body
+    for delivery in app.state.service.deliveries:  # the audit entry follows the receiver's answer
+        delivery.join(timeout=30)
     audit = app.state.service.registry.store.audit_entries(sid)
     assert any(e["action"] == "webhook_delivery" and e["details"]["delivered"] for e in audit)
 
