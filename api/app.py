@@ -7,10 +7,8 @@ Errors share one JSON shape: {"error": {"code": "...", "message": "..."}}.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +89,8 @@ class Service:
 
         t = threading.Thread(target=run, name="webhook", daemon=True)
         t.start()
-        self.deliveries.append(t)
+        # keep only deliveries still running: a long-lived service must not hold every thread it ran
+        self.deliveries = [d for d in self.deliveries if d.is_alive()] + [t]
         return True
 
 
@@ -181,16 +180,3 @@ def _version() -> str:
     from scanner import __version__
 
     return __version__
-
-
-def new_upload_path(svc: Service) -> Path:
-    return svc.uploads / uuid.uuid4().hex
-
-
-def cleanup(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-

@@ -77,13 +77,3 @@ def mark_known(store, scan_id: str) -> int:
     marks = [(m, k or by_bytes.get(sha)) for (m, k), (_id, sha, _ph) in zip(marks, rows)]
     store.set_known_sources(marks)
     return sum(1 for _m, k in marks if k)
-
-
-def known_summary(records) -> dict:
-    """Count, per dataset, the members of a scan that come from it (records: store member rows)."""
-    out: dict[str, int] = {}
-    for r in records:
-        k = r.get("known_source")
-        if k:
-            out[k["dataset"]] = out.get(k["dataset"], 0) + 1
-    return out

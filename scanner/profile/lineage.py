@@ -99,14 +99,15 @@ def relate_to_earlier(store, scan_id: str) -> list[dict]:
         if earlier["id"] == scan_id or earlier["status"] != "finished" or earlier["started_at"] > scan["started_at"]:
             continue
         c = compare(store.content_items(earlier["id"]), b_items)
-        people = shared_people(store.person_centroids(earlier["id"]), b_people)
+        a_people = store.person_centroids(earlier["id"])
+        people = shared_people(a_people, b_people)
         kind = classify(c, people)
         if kind == "unrelated":
             continue
         rows.append({"earlier_scan_id": earlier["id"], "kind": kind,
                      "evidence": {**{k: round(v, 4) if isinstance(v, float) else v for k, v in c.items()},
                                   "people_shared": people, "people_in_new": len(b_people),
-                                  "people_in_earlier": len(store.person_centroids(earlier["id"])),
+                                  "people_in_earlier": len(a_people),
                                   "description": f"{describe(kind)} scan {earlier['id']}"}})
     store.set_lineage(scan_id, rows)
     return rows
