@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from indexes.db import Base, open_engine
+from indexes.db import Base, open_engine, read_only
 from indexes.workspace import WorkspaceUnavailable
 
 SCHEMA_VERSION = 1
@@ -204,6 +204,7 @@ class CaseStore:
         self.url = url
         try:
             self.engine = open_engine(url)
+            self.reader = read_only(self.engine)
             with Session(self.engine) as s, s.begin():
                 if s.get(Meta, "schema_version") is None:
                     s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -213,7 +214,12 @@ class CaseStore:
 
     @property
     def safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True) if hasattr(self, "engine") else "?"
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except SQLAlchemyError:
+            return "(an invalid database URL)"
 
     def close(self) -> None:
         self.engine.dispose()
@@ -259,7 +265,7 @@ class CaseStore:
 
     def iter_faces(self, scan_id: str) -> Iterator[dict]:
         """Every stored face of a scan with what clustering needs: member, index, box, encoding, image size."""
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             q = (select(MemberRow.seq, MemberRow.relpath, FaceRow.id, FaceRow.face_index, FaceRow.top, FaceRow.right,
                         FaceRow.bottom, FaceRow.left, FaceRow.encoding, FaceRow.track, FaceRow.frame_ms,
                         ImageRow.width, ImageRow.height, VideoRow.member_id)
@@ -289,21 +295,21 @@ class CaseStore:
             return row.id
 
     def datasets(self) -> list[dict]:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             return [{"id": d.id, "name": d.name, "source": d.source, "added_at": d.added_at.isoformat(),
                      "items": d.items, "hasher": d.hasher}
                     for d in s.scalars(select(DatasetRow).order_by(DatasetRow.name))]
 
     def dataset_items(self) -> list[tuple[str, str, str, str | None]]:
         """(dataset name, relpath, sha256, phash) of every item of every known dataset."""
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             return [tuple(r) for r in s.execute(
                 select(DatasetRow.name, DatasetItemRow.relpath, DatasetItemRow.sha256, DatasetItemRow.phash)
                 .join(DatasetRow, DatasetRow.id == DatasetItemRow.dataset_id))]
 
     def member_hashes(self, scan_id: str) -> Iterator[tuple[int, str | None, str | None]]:
         """(member id, sha256, pHash) of every member of a scan with a SHA-256."""
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             q = (select(MemberRow.id, MemberRow.sha256, ImageRow.phash)
                  .outerjoin(ImageRow, ImageRow.member_id == MemberRow.id)
                  .where(MemberRow.scan_id == scan_id, MemberRow.sha256.is_not(None)))
@@ -318,7 +324,7 @@ class CaseStore:
 
     def content_items(self, scan_id: str) -> list[tuple[str, str | None]]:
         """(SHA-256, pHash or None) of each distinct image or video of a scan (first copies only)."""
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             q = (select(MemberRow.sha256, ImageRow.phash, VideoRow.fingerprint)
                  .outerjoin(ImageRow, ImageRow.member_id == MemberRow.id)
                  .outerjoin(VideoRow, VideoRow.member_id == MemberRow.id)
@@ -337,7 +343,7 @@ class CaseStore:
         import numpy as np
 
         sums: dict[int, list] = {}
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             q = (select(FaceRow.person, FaceRow.encoding).join(MemberRow, FaceRow.member_id == MemberRow.id)
                  .where(MemberRow.scan_id == scan_id, FaceRow.person.is_not(None),
                         FaceRow.background.is_not(True)))
@@ -356,12 +362,12 @@ class CaseStore:
             s.add_all([LineageRow(scan_id=scan_id, **r) for r in rows])
 
     def lineage(self) -> list[dict]:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             return [{"scan_id": r.scan_id, "earlier_scan_id": r.earlier_scan_id, "kind": r.kind, "evidence": r.evidence}
                     for r in s.scalars(select(LineageRow).order_by(LineageRow.id))]
 
     def faces_without_person(self, scan_id: str) -> int:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             return s.scalar(select(func.count()).select_from(FaceRow).join(MemberRow, FaceRow.member_id == MemberRow.id)
                             .where(MemberRow.scan_id == scan_id, FaceRow.person.is_(None)))
 
@@ -382,7 +388,7 @@ class CaseStore:
 
     def unfinished_scans(self) -> list[dict]:
         """Scans that never finished (still running, or killed), newest first."""
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             return [_scan_dict(x) for x in s.scalars(select(Scan).where(Scan.status.in_(("running", "interrupted")))
                                                       .order_by(Scan.started_at.desc()))]
 
@@ -395,14 +401,14 @@ class CaseStore:
             scan.host = {**host, "resumed": (scan.host or {}).get("resumed", 0) + 1}
 
     def relations(self, scan_id: str) -> list[dict]:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             return [{"kind": r.kind, "seq_a": r.seq_a, "seq_b": r.seq_b, "evidence": r.evidence}
                     for r in s.scalars(select(RelationRow).where(RelationRow.scan_id == scan_id)
                                        .order_by(RelationRow.id))]
 
     def get_scan(self, scan_id: str | None = None) -> dict | None:
         """Return a scan record (the latest when `scan_id` is None), or None."""
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             if scan_id is None:
                 scan = s.scalars(select(Scan).order_by(Scan.started_at.desc()).limit(1)).first()
             else:
@@ -410,18 +416,18 @@ class CaseStore:
             return None if scan is None else _scan_dict(scan)
 
     def list_scans(self) -> list[dict]:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             return [_scan_dict(x) for x in s.scalars(select(Scan).order_by(Scan.started_at))]
 
     def count_members(self, scan_id: str) -> int:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             return s.scalar(select(func.count()).select_from(MemberRow).where(MemberRow.scan_id == scan_id))
 
     def iter_members(self, scan_id: str, batch: int = 500) -> Iterator[dict]:
         """Yield every member of a scan in `seq` order, with its image and faces."""
         last = -1
         while True:
-            with Session(self.engine) as s:
+            with Session(self.reader) as s:
                 rows = s.scalars(select(MemberRow).where(MemberRow.scan_id == scan_id, MemberRow.seq > last)
                                  .order_by(MemberRow.seq).limit(batch)).all()
                 out = [_member_dict(m) for m in rows]
@@ -432,7 +438,7 @@ class CaseStore:
 
     def analysis_by_sha(self, scan_id: str, sha256: str) -> dict | None:
         """Return the image and faces stored for the first analysed member with these bytes."""
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             m = s.scalars(select(MemberRow).where(MemberRow.scan_id == scan_id, MemberRow.sha256 == sha256,
                                                   MemberRow.duplicate_of.is_(None))
                           .order_by(MemberRow.seq).limit(1)).first()

@@ -16,8 +16,8 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur = dbapi_conn.cursor()
     # WAL lets a reader (a report, the HTTP service) work while a scan writes; busy_timeout makes
     # a second writer wait instead of failing at once.
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     # erased biometric rows are overwritten with zeros in the file, not just unlinked
     cur.execute("PRAGMA secure_delete=ON")
@@ -25,11 +25,24 @@ def _sqlite_pragmas(dbapi_conn, _record):
 
 
 def _begin_immediate(conn):
-    # Take SQLite's write lock when a transaction starts, not at its first write: two scans (or a
-    # scan and the HTTP service) appending at once then wait their turn (busy_timeout) instead of
-    # failing on a stale snapshot. WAL keeps each transaction short to wait for.
-    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Take SQLite's write lock when a writing transaction starts, not at its first write: two scans
+    # (or a scan and the HTTP service) appending at once then wait their turn (busy_timeout)
+    # instead of failing on a stale snapshot. Reads (engines from read_only) begin a deferred
+    # transaction: under WAL they read a snapshot and never hold the write lock, which matters
+    # because a reading generator (a scan's faces, streamed to clustering) can stay open for
+    # minutes while another process waits to write.
+    options = conn.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return
+    conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+READ_ONLY = "facetrace_read_only"
+
+
+def read_only(engine):
+    """Return `engine` for sessions that only read (same pool; on SQLite no write lock is taken)."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def open_engine(url: str):

@@ -17,7 +17,7 @@ from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text,
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from indexes.casestore import Meta, pack_encoding, unpack_encoding
-from indexes.db import Base
+from indexes.db import Base, read_only
 
 GENESIS = "0" * 64
 
@@ -112,6 +112,7 @@ class RegistryStore:
 
     def __init__(self, engine):
         self.engine = engine
+        self.reader = read_only(engine)  # reads never take the write lock
 
     # -- audit --------------------------------------------------------------------------------
 
@@ -137,7 +138,7 @@ class RegistryStore:
             self._audit(s, action, actor, subject_id, details or {})
 
     def audit_entries(self, subject_id: str | None = None) -> list[dict]:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             q = select(AuditEntry).order_by(AuditEntry.seq)
             if subject_id:
                 q = q.where(AuditEntry.subject_id == subject_id)
@@ -149,7 +150,7 @@ class RegistryStore:
         """Return the problems found in the audit chain (empty: intact)."""
         problems = []
         prev, expected_seq = GENESIS, 1
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             entries = list(s.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
             head = s.get(Meta, "audit_head")
         for e in entries:
@@ -198,7 +199,7 @@ class RegistryStore:
             return subject_id, rows
 
     def get_subject(self, subject_id: str) -> dict | None:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             subj = s.get(Subject, subject_id)
             if subj is None:
                 return None
@@ -219,19 +220,19 @@ class RegistryStore:
             }
 
     def list_subjects(self) -> list[dict]:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             ids = s.scalars(select(Subject.id).order_by(Subject.created_at)).all()
         return [self.get_subject(i) for i in ids]
 
     def check_token(self, subject_id: str, token: str) -> bool:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             subj = s.get(Subject, subject_id)
             if subj is None or subj.token_sha256 is None:
                 return False
             return secrets.compare_digest(subj.token_sha256, hashlib.sha256(token.encode()).hexdigest())
 
     def count_active_subjects(self) -> int:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             return s.scalar(select(func.count()).select_from(Subject).where(Subject.status == "active"))
 
     def withdraw(self, subject_id: str, actor: str) -> dict[str, list[int]]:
@@ -271,7 +272,7 @@ class RegistryStore:
 
     def remaining_traces(self, subject_id: str) -> dict[str, int]:
         """Count rows that still hold the subject's data (all zero after erasure)."""
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             out = {}
             for name, model in (("templates", Template), ("template_hashes", TemplateHash),
                                 ("findings", Finding), ("consents", Consent)):
@@ -292,7 +293,7 @@ class RegistryStore:
              .join(Subject, Subject.id == Template.subject_id).where(Subject.status == "active"))
         if subject_id is not None:
             q = q.where(Template.subject_id == subject_id)
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             rows = s.execute(q.order_by(Template.id)).all()
         other = {(r.embedder, r.embedder_version) for r in rows} - {(embedder, embedder_version)}
         if other:
@@ -307,7 +308,7 @@ class RegistryStore:
              .where(Subject.status == "active"))
         if subject_id is not None:
             q = q.where(TemplateHash.subject_id == subject_id)
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             rows = s.execute(q.order_by(TemplateHash.id)).all()
         return ([r.id for r in rows], [r.phash for r in rows], [r.template_id for r in rows],
                 [r.subject_id for r in rows], [r.variant for r in rows])
@@ -317,7 +318,7 @@ class RegistryStore:
         out: dict[str, list[tuple[int, str]]] = {}
         if not shas:
             return out
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             for chunk in range(0, len(shas), 500):
                 rows = s.execute(select(Template.photo_sha256, Template.id, Template.subject_id)
                                  .join(Subject, Subject.id == Template.subject_id)
@@ -329,7 +330,7 @@ class RegistryStore:
 
     def templates_by_photo_sha_of(self, subject_id: str) -> list[str]:
         """The SHA-256 of each photo a subject enrolled with."""
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             return list(s.scalars(select(Template.photo_sha256).where(Template.subject_id == subject_id)))
 
     # -- findings -----------------------------------------------------------------------------
@@ -341,7 +342,7 @@ class RegistryStore:
                 s.add(Finding(created_at=now, **r))
 
     def findings(self, scan_id: str | None = None, subject_id: str | None = None) -> list[dict]:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             q = select(Finding).order_by(Finding.id)
             if scan_id:
                 q = q.where(Finding.scan_id == scan_id)
@@ -355,7 +356,7 @@ class RegistryStore:
 def subject_encodings(engine, subject_ids: list[str]) -> dict[str, list[tuple[float, ...]]]:
     """Return every template encoding of the given subjects."""
     out: dict[str, list] = {}
-    with Session(engine) as s:
+    with Session(read_only(engine)) as s:
         for chunk in range(0, len(subject_ids), 500):
             rows = s.execute(select(Template.subject_id, Template.encoding)
                              .where(Template.subject_id.in_(subject_ids[chunk:chunk + 500]))).all()

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from sqlalchemy import DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from indexes.db import Base
+from indexes.db import Base, read_only
 
 ROLES = ("admin", "investigator", "platform")
 KEY_PREFIX = "ftk"
@@ -40,6 +40,7 @@ class WebhookRow(Base):
 class ServiceStore:
     def __init__(self, engine):
         self.engine = engine
+        self.reader = read_only(engine)  # reads never take the write lock
 
     def create_key(self, role: str, label: str | None = None) -> tuple[str, str]:
         """Create an API key; return (key id, the full key). The key is shown once; only its hash is kept."""
@@ -56,7 +57,7 @@ class ServiceStore:
         parts = key.split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX:
             return None
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             row = s.scalars(select(ApiKeyRow).where(ApiKeyRow.key_id == parts[1])).first()
             if row is None or row.revoked_at is not None:
                 return None
@@ -65,7 +66,7 @@ class ServiceStore:
             return {"key_id": row.key_id, "role": row.role}
 
     def list_keys(self) -> list[dict]:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             return [{"key_id": r.key_id, "role": r.role, "label": r.label, "created_at": r.created_at.isoformat(),
                      "revoked": r.revoked_at is not None} for r in s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id))]
 
@@ -89,7 +90,7 @@ class ServiceStore:
         return secret
 
     def webhook(self, owner_kind: str, owner_id: str) -> dict | None:
-        with Session(self.engine) as s:
+        with Session(self.reader) as s:
             row = s.scalars(select(WebhookRow).where(WebhookRow.owner_kind == owner_kind,
                                                      WebhookRow.owner_id == owner_id)).first()
             return None if row is None else {"url": row.url, "secret": row.secret}

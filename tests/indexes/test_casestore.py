@@ -38,3 +38,31 @@ def test_scan_members_round_trip(tmp_path):
     assert members[1]["reason"] == "because"
     assert store.analysis_by_sha("s1", "ab" * 32)["image"]["width"] == 2
     store.close()
+
+
+def test_a_long_read_does_not_hold_the_write_lock(tmp_path):
+    # A scan streams its faces to clustering through an open read; another process (a second scan,
+    # the HTTP service) must still be able to write meanwhile. Reads used to begin with BEGIN
+    # IMMEDIATE and so held SQLite's write lock for as long as the generator was open: the second
+    # scan waited out busy_timeout and failed with "database is locked" (seen in CI).
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    reader, writer = CaseStore(url), CaseStore(url)
+    now = datetime.now(timezone.utc)
+    scan = ("s1", now, "0.1", {}, {}, {}, [])
+    reader.create_scan(*scan)
+    reader.add_members("s1", [{"seq": i, "logical_path": f"{i}", "relpath": f"{i}", "size": 1, "sha256": f"{i:064x}",
+                               "mime": "", "kind": "other", "status": "ok", "reason": None, "duplicate_of": None}
+                              for i in range(3)])
+    rows = reader.member_hashes("s1")
+    assert next(rows)[1] == f"{0:064x}"  # the read is open here, its transaction begun
+    raw = sqlite3.connect(tmp_path / "db.sqlite", timeout=0)  # fails at once if anyone holds the write lock
+    raw.execute("BEGIN IMMEDIATE")
+    raw.rollback()
+    raw.close()
+    writer.create_scan("s2", *scan[1:])
+    assert len(list(rows)) == 2  # the open read goes on from its snapshot
+    assert {s["id"] for s in writer.list_scans()} == {"s1", "s2"}
+    reader.close()
+    writer.close()
