@@ -1,13 +1,21 @@
-"""Benchmark: `scan` throughput against face_recognition's own per-image loop, on the same photos.
+"""Benchmark: `scan` throughput against face_recognition's own loop and command-line tool.
 
-Prints images per second for:
-  baseline   face_recognition.load_image_file + face_locations + face_encodings, one image at a
-             time in this process (what a user of the library would write)
-  scan w=1   facetrace's scan pipeline, one worker (no pool)
-  scan w=2   facetrace's scan pipeline, two worker processes
-All three run in this process on the same photos, so the ratios hold on any machine.
+Prints photos and faces per second for:
+  loop         face_recognition.load_image_file + face_locations + face_encodings, one image at a
+               time in this process (what a user of the library would write)
+  cli --cpus N face_recognition's own command-line tool (`face_recognition --cpus N known unknown`)
+               over a flat folder of links to the same photos, one known face
+  scan         facetrace's scan pipeline with each engine (onnx, the default; dlib, the reference)
+               and 1 and 2 workers
+All run from this process on the same photos, one after another, so the ratios hold on any
+machine. Faces found are compared per photo with the command-line tool's (one output line per
+face it finds), and any photo where the scan finds fewer is listed.
 
-Usage: python benchmarks/bench_scan.py [--folder DIR] [--limit N]
+With --large N, the photos are N phone-sized (4032x3024) JPEGs made by enlarging the real photos
+of fr_examples and multiface (people at every size, group photos), so decode and resize costs
+are those of a phone camera's files.
+
+Usage: python benchmarks/bench_scan.py [--folder DIR | --large N] [--limit N] [--skip-loop] [--upsample N]
 Default folder: ../shared/facedata/lfw_deepfunneled (or $FACETRACE_FACEDATA/lfw_deepfunneled).
 """
 
@@ -44,17 +52,65 @@ def baseline(files: list[Path]) -> tuple[float, int]:
     return time.perf_counter() - t, faces
 
 
-def facetrace_scan(folder_or_files: list[str], workers: int) -> tuple[float, int]:
+def make_large(facedata: Path, out: Path, n: int) -> None:
+    """N phone-sized JPEGs: each real photo of fr_examples and multiface enlarged to 4032x3024."""
+    from PIL import Image, ImageOps
+
+    sources = sorted(p for d in ("fr_examples", "multiface") for p in (facedata / d).rglob("*") if p.is_file())
+    out.mkdir(parents=True)
+    for i in range(n):
+        with Image.open(sources[i % len(sources)]) as im:
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            size = (4032, 3024) if im.width >= im.height else (3024, 4032)
+            im = ImageOps.pad(im, size, method=Image.Resampling.LANCZOS, color=(128, 128, 128))
+            im.save(out / f"large_{i:04d}.jpg", "JPEG", quality=90)
+
+
+def cli(files: list[Path], cpus: int) -> tuple[float, int, dict[str, int]]:
+    """Run face_recognition's command-line tool; return (seconds, faces, faces per photo name)."""
+    import subprocess
+
+    tool = Path(sys.executable).with_name("face_recognition")
+    with tempfile.TemporaryDirectory() as tmp:
+        known, unknown = Path(tmp, "known"), Path(tmp, "unknown")
+        known.mkdir()
+        unknown.mkdir()
+        for i, f in enumerate(files):  # the tool reads one flat folder; names made unique
+            (unknown / f"{i:06d}_{f.name}").symlink_to(f.resolve())
+        (known / "someone.jpg").symlink_to(files[0].resolve())
+        t = time.perf_counter()
+        out = subprocess.run([str(tool), "--cpus", str(cpus), str(known), str(unknown)], capture_output=True,
+                             text=True, check=True).stdout
+        elapsed = time.perf_counter() - t
+    per_photo: dict[str, int] = {}
+    for line in out.splitlines():
+        name, _, who = line.rpartition(",")
+        if Path(name).parent != unknown:  # warnings about the known face
+            continue
+        key = Path(name).name.split("_", 1)[1]
+        per_photo[key] = per_photo.get(key, 0) + (who != "no_persons_found")
+    return elapsed, sum(per_photo.values()), per_photo
+
+
+def facetrace_scan(folder_or_files: list[str], workers: int, engine: str,
+                   upsample: int) -> tuple[float, int, dict[str, int]]:
     from scanner.models import ScanOptions
     from scanner.pipeline import open_store, scan
+
+    per_photo: dict[str, int] = {}
+
+    def count(result):
+        if result.member.kind.value == "image":
+            per_photo[Path(result.member.relpath).name] = len(result.faces)
 
     with tempfile.TemporaryDirectory() as ws:
         store, root = open_store(ws)
         t = time.perf_counter()
-        summary = scan(folder_or_files, store, ScanOptions(workers=workers), workspace=root)
+        summary = scan(folder_or_files, store, ScanOptions(workers=workers, engine=engine, upsample=upsample),
+                       workspace=root, on_result=count)
         elapsed = time.perf_counter() - t
         store.close()
-    return elapsed, summary.counts["faces"]
+    return elapsed, summary.counts["faces"], per_photo
 
 
 def main() -> None:
@@ -62,24 +118,51 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--folder", type=Path, default=default)
     ap.add_argument("--limit", type=int, default=None, help="use only the first N photos (sorted)")
+    ap.add_argument("--skip-loop", action="store_true", help="leave out the in-process loop (the slowest run)")
+    ap.add_argument("--upsample", type=int, default=1, help="the scans' --upsample (the tool always uses 1)")
+    ap.add_argument("--large", type=int, default=0, metavar="N", help="use N phone-sized photos (see above)")
     args = ap.parse_args()
+    if args.large:
+        tmp = tempfile.TemporaryDirectory()
+        make_large(default.parent, Path(tmp.name) / "large", args.large)
+        args.folder = Path(tmp.name) / "large"
     if not args.folder.is_dir():
         sys.exit(f"photo folder not found: {args.folder} (give --folder or set FACETRACE_FACEDATA)")
     files = photos(args.folder, args.limit)
+    names = [f.name for f in files]
+    if len(set(names)) != len(names):
+        sys.exit("photo file names must be unique across the folder (faces are compared per name)")
     inputs = [str(f) for f in files] if args.limit else [str(args.folder)]
     n = len(files)
     print(f"# {n} photos from {args.folder}; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}; scans with --upsample {args.upsample}")
     rows = []
-    t, faces = baseline(files)
-    rows.append(("face_recognition loop (1 process)", t, faces))
-    for w in (1, 2):
-        t, faces = facetrace_scan(inputs, w)
-        rows.append((f"facetrace scan, {w} worker{'s' if w > 1 else ''}", t, faces))
-    base = rows[0][1]
-    print(f"{'run':36} {'seconds':>8} {'images/s':>9} {'faces':>6} {'vs loop':>8}")
+    if not args.skip_loop:
+        t, faces = baseline(files)
+        rows.append(("face_recognition loop (1 process)", t, faces))
+    reference = None
+    for cpus in (1, 2):
+        t, faces, per_photo = cli(files, cpus)
+        rows.append((f"face_recognition CLI --cpus {cpus}", t, faces))
+        # --cpus 2's processes print to one stdout and sometimes run two lines into one, so the
+        # faces it finds are counted from --cpus 1 (the same detection, one process)
+        reference = reference or per_photo
+    found = {}
+    for engine, workers in (("dlib", 2), ("onnx", 1), ("onnx", 2)):
+        t, faces, per_photo = facetrace_scan(inputs, workers, engine, args.upsample)
+        rows.append((f"facetrace scan --engine {engine}, {workers} worker{'s' if workers > 1 else ''}", t, faces))
+        found = per_photo
+    cli2 = rows[-4][1]
+    print(f"{'run':44} {'seconds':>8} {'photos/s':>9} {'faces/s':>8} {'faces':>6} {'vs CLI --cpus 2':>16}")
     for name, t, faces in rows:
-        print(f"{name:36} {t:8.1f} {n / t:9.2f} {faces:6d} {base / t:7.2f}x")
+        print(f"{name:44} {t:8.1f} {n / t:9.2f} {faces / t:8.2f} {faces:6d} {cli2 / t:15.2f}x")
+    fewer = {k: (v, found.get(k, 0)) for k, v in reference.items() if found.get(k, 0) < v}
+    more = sum(max(found.get(k, 0) - v, 0) for k, v in reference.items())
+    got = sum(min(found.get(k, 0), v) for k, v in reference.items())
+    print(f"faces the CLI (--cpus 1) finds that the last scan finds too (per photo): {got} of {sum(reference.values())} "
+          f"({100 * got / max(sum(reference.values()), 1):.2f}%); the scan finds {more} more")
+    for k, (want, have) in sorted(fewer.items())[:40]:
+        print(f"  fewer: {k}: CLI {want}, scan {have}")
 
 
 if __name__ == "__main__":

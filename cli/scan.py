@@ -19,6 +19,9 @@ PROBLEMS_SHOWN = 20
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per member on stdout (JSON Lines, see docs/scan-output.md); "
                    "the summary goes to stderr.")
+@click.option("--engine", type=click.Choice(["onnx", "dlib"]), default="onnx", show_default=True,
+              help="Face encoder: dlib's ResNet in ONNX Runtime (10x faster), or face_recognition's own "
+                   "dlib call (the reference). Both give the same encodings within 1e-4.")
 @click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
               help="Face detector: HOG (fast, CPU) or dlib's CNN (more recall on odd poses, slow on CPU).")
 @click.option("--upsample", type=click.IntRange(0, 3), default=1, show_default=True,
@@ -46,7 +49,7 @@ PROBLEMS_SHOWN = 20
 @click.option("--no-resume", is_flag=True, help="Always start a new scan, even if an unfinished one could resume.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @translate_errors
-def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_max_side, workers,
+def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, detect_max_side, workers,
                  max_image_pixels, max_archive_depth, video_every, video_scene_change, video_max_frames, passwords, resume_id, no_resume, quiet):
     """Scan files, folders, archives (zip, tar, 7z, nested) and videos: hash every file, find every face.
 
@@ -67,7 +70,7 @@ def scan_command(paths, workspace, db_url, as_json, detector, upsample, detect_m
     from scanner.pipeline import (match_against_registry, new_scan_id, open_store, resumable_scan_id, scan,
                                   stored_records)
 
-    options = ScanOptions(detector=detector, upsample=upsample, detect_max_side=detect_max_side, workers=workers,
+    options = ScanOptions(engine=engine, detector=detector, upsample=upsample, detect_max_side=detect_max_side, workers=workers,
                           max_image_pixels=max_image_pixels, max_archive_depth=max_archive_depth,
                           video_every_ms=round(video_every * 1000), video_scene_change=video_scene_change,
                           video_max_frames=video_max_frames, passwords=tuple(passwords))

@@ -57,15 +57,16 @@ ProgressCallback = Callable[[ScanCounts, MemberResult], None]
 
 def engine_info(options: ScanOptions) -> EngineInfo:
     """Describe the engine a scan with these options uses (versions and model checksums)."""
-    from scanner.fingerprints.faces import DlibFaceEngine, engine_versions, model_file_checksums
+    from scanner.fingerprints.faces import EMBEDDER, engine_runtime, engine_versions, model_file_checksums
     from scanner.fingerprints.perceptual import NAME as HASHER, hasher_version
 
     versions = engine_versions()
     return EngineInfo(
-        embedder=DlibFaceEngine.name,
+        embedder=EMBEDDER,
         embedder_version=versions["face_recognition"],
         hasher=HASHER,
         hasher_version=hasher_version(),
+        runtime=engine_runtime(options.engine),
         versions={"facetrace": __version__, **versions},
         model_files=model_file_checksums(),
     )
@@ -88,6 +89,10 @@ def open_store(workspace: str | None = None, db_url: str | None = None):
 
 
 def validate_options(options: ScanOptions) -> None:
+    from scanner.fingerprints.faces import ENGINES
+
+    if options.engine not in ENGINES:
+        raise UsageError(f"unknown engine {options.engine!r}: use {' or '.join(repr(e) for e in ENGINES)}")
     if options.detector not in ("hog", "cnn"):
         raise UsageError(f"unknown detector {options.detector!r}: use 'hog' or 'cnn'")
     if options.upsample < 0 or options.upsample > 3:

@@ -60,16 +60,16 @@ def open_registry(case_store, root: str | os.PathLike) -> Registry:
     """Open the registry of the workspace whose case store is `case_store`."""
     from indexes.registry import RegistryStore
     from indexes.registry_index import RegistryIndex
-    from scanner.fingerprints.faces import DlibFaceEngine, engine_versions
+    from scanner.fingerprints.faces import EMBEDDER, engine_versions
     from scanner.fingerprints.perceptual import NAME as HASHER
 
     store = RegistryStore(case_store.engine)
     version = engine_versions()["face_recognition"]
     try:
-        index = RegistryIndex(root, store, DlibFaceEngine.name, version, HASHER)
+        index = RegistryIndex(root, store, EMBEDDER, version, HASHER)
     except ValueError as exc:
         raise FacetraceError(str(exc)) from None
-    return Registry(Path(root), store, index, DlibFaceEngine.name, version, HASHER, case_store)
+    return Registry(Path(root), store, index, EMBEDDER, version, HASHER, case_store)
 
 
 # -- enrollment ----------------------------------------------------------------------------------

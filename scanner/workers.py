@@ -32,9 +32,9 @@ def init_worker(options: ScanOptions) -> None:
 def _get_engine():
     global _engine
     if _engine is None:
-        from scanner.fingerprints.faces import DlibFaceEngine
+        from scanner.fingerprints.faces import make_engine
 
-        _engine = DlibFaceEngine(_options)
+        _engine = make_engine(_options)
     return _engine
 
 

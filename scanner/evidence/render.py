@@ -115,7 +115,10 @@ def render_html(doc: dict) -> str:
     out.append("</section>")
 
     out.append("<section><h2>Method</h2><table>")
-    versions = method["engine"].get("versions", {})
+    engine = method["engine"]
+    out.append(f"<tr><th>embedder</th><td>{e(engine['embedder'])} {e(engine['embedder_version'])}"
+               f"{' run by ' + e(engine['runtime']) if engine.get('runtime') else ''}</td></tr>")
+    versions = engine.get("versions", {})
     for k, v in versions.items():
         out.append(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>")
     for k, v in method["engine"].get("model_files", {}).items():

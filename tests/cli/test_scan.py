@@ -70,3 +70,26 @@ def test_installed_console_script_runs():
     exe = __import__("shutil").which("facetrace") or str(__import__("pathlib").Path(sys.executable).parent / "facetrace")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "facetrace" in out.stdout
+
+
+@pytest.mark.facedata
+def test_both_engines_give_the_same_faces_and_record_their_runtime(tmp_path):
+    # --engine dlib is face_recognition's own call, kept as the reference for the default ONNX engine
+    from scanner.pipeline import open_store
+
+    photo = facedata_path("fr_examples", "obama", "obama.jpg")
+    faces, runtimes = {}, {}
+    for engine in ("onnx", "dlib"):
+        result = _run(["scan", "-q", "--json", "--engine", engine, "--workspace", str(tmp_path / engine), str(photo)])
+        assert result.exit_code == 0, result.output
+        faces[engine] = json.loads(result.stdout)["faces"]
+        store, _ = open_store(str(tmp_path / engine))
+        scan = store.get_scan()
+        runtimes[engine] = (scan["engine"]["runtime"], scan["parameters"]["engine"], scan["engine"]["embedder"])
+        store.close()
+    assert [f["box"] for f in faces["onnx"]] == [f["box"] for f in faces["dlib"]] and faces["onnx"]
+    for a, b in zip(faces["onnx"], faces["dlib"]):
+        assert max(abs(x - y) for x, y in zip(a["encoding"], b["encoding"])) <= 1e-4
+    assert runtimes["onnx"][0].startswith("onnxruntime ") and runtimes["dlib"][0].startswith("dlib ")
+    assert (runtimes["onnx"][1], runtimes["dlib"][1]) == ("onnx", "dlib")
+    assert runtimes["onnx"][2] == runtimes["dlib"][2]  # one model: a registry made with one is searched with the other
