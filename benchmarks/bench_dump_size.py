@@ -3,8 +3,10 @@
 Builds a dump of N distinct photos from ../shared/facedata/lfw_deepfunneled by re-encoding,
 resizing and cropping them (each variant has different bytes), scans it with `facetrace scan`
 (2 workers) in a subprocess, and prints photos per second and the peak memory of the scan: the
-largest sum of the resident memory (RSS, from /proc, sampled every 0.2 s) of the CLI process
-and all its workers at one moment, and the largest single process. Throughput must stay about
+largest sum over the CLI process and all its workers at one moment (sampled every 0.2 s from
+/proc) of the resident memory (RSS, which counts shared libraries once per process: an upper
+bound) and of the proportional set size (PSS, shared pages divided among their processes: what
+the scan adds to the machine), and the largest single process's RSS. Throughput must stay about
 the same from 1k to 20k (a linear cost), and memory bounded.
 
 Usage: python benchmarks/bench_dump_size.py [--sizes 1000 5000 20000] [--workers 2]
@@ -24,8 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _tree_rss(root: int) -> tuple[int, int]:
-    """(sum, largest) resident bytes of process `root` and all its descendants, read from /proc."""
+def _tree_memory(root: int) -> tuple[int, int, int]:
+    """(RSS sum, PSS sum, largest RSS) in bytes of process `root` and all its descendants (/proc)."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -40,30 +42,31 @@ def _tree_rss(root: int) -> tuple[int, int]:
         kids = [p for p, pp in parents.items() if pp == pid and p not in tree]
         tree.update(kids)
         frontier += kids
-    sizes = []
+    rss, pss = [], []
     for pid in tree:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    sizes.append(int(line.split()[1]) * 1024)
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss.append(int(line.split()[1]) * 1024)
+                elif line.startswith("Pss:"):
+                    pss.append(int(line.split()[1]) * 1024)
         except OSError:
             pass
-    return sum(sizes), max(sizes, default=0)
+    return sum(rss), sum(pss), max(rss, default=0)
 
 
-def run_measured(cmd: list[str]) -> tuple[float, int, int]:
-    """Run `cmd`; return (seconds, peak summed RSS, peak single-process RSS)."""
+def run_measured(cmd: list[str]) -> tuple[float, int, int, int]:
+    """Run `cmd`; return (seconds, peak RSS sum, peak PSS sum, peak single-process RSS)."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    peak_sum = peak_one = 0
+    peaks = [0, 0, 0]
     while proc.poll() is None:
-        total, largest = _tree_rss(proc.pid)
-        peak_sum, peak_one = max(peak_sum, total), max(peak_one, largest)
+        peaks = [max(p, m) for p, m in zip(peaks, _tree_memory(proc.pid))]
         time.sleep(0.2)
     elapsed = time.perf_counter() - t
     if proc.returncode:
         raise SystemExit(f"scan failed with exit status {proc.returncode}: {' '.join(cmd)}")
-    return elapsed, peak_sum, peak_one
+    return elapsed, *peaks
 
 
 def facetrace() -> list[str]:
@@ -100,12 +103,13 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    print(f"{'photos':>7} {'seconds':>8} {'photos/s':>9} {'faces':>7} {'peak MiB (all)':>15} {'(largest)':>10}")
+    print(f"{'photos':>7} {'seconds':>8} {'photos/s':>9} {'faces':>7} {'peak RSS MiB':>13} {'peak PSS MiB':>13} "
+          f"{'largest RSS':>12}")
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             build_dump(data, tmp / "dump", n)
-            elapsed, peak_sum, peak_one = run_measured([*facetrace(), "scan", "--quiet", "--workers",
+            elapsed, peak_rss, peak_pss, peak_one = run_measured([*facetrace(), "scan", "--quiet", "--workers",
                                                         str(args.workers), "--workspace", str(tmp / "ws"),
                                                         str(tmp / "dump")])
             import sqlite3
@@ -113,8 +117,8 @@ def main() -> None:
             con = sqlite3.connect(tmp / "ws" / "facetrace.db")
             faces = con.execute("SELECT count(*) FROM faces").fetchone()[0]
             con.close()
-            print(f"{n:>7} {elapsed:>8.1f} {n / elapsed:>9.2f} {faces:>7} {peak_sum / 2**20:>15.0f} "
-                  f"{peak_one / 2**20:>10.0f}", flush=True)
+            print(f"{n:>7} {elapsed:>8.1f} {n / elapsed:>9.2f} {faces:>7} {peak_rss / 2**20:>13.0f} "
+                  f"{peak_pss / 2**20:>13.0f} {peak_one / 2**20:>12.0f}", flush=True)
 
 
 if __name__ == "__main__":

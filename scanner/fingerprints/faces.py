@@ -69,14 +69,16 @@ class DlibFaceEngine:
         self.version = engine_versions()["face_recognition"]
         self.runtime = engine_runtime("dlib")
 
+    def _locate(self, pixels) -> list[tuple[int, int, int, int]]:
+        return self._fr.face_locations(pixels, number_of_times_to_upsample=self.options.upsample,
+                                       model=self.options.detector)
+
     def boxes(self, image) -> list[tuple[int, int, int, int]]:
         """Detect faces on a reduced copy; return (top, right, bottom, left) boxes in `image`'s pixels."""
         import numpy as np
 
-        opts = self.options
-        small, scale = reduced_copy(image, opts.detect_max_side)
-        found = self._fr.face_locations(np.asarray(small), number_of_times_to_upsample=opts.upsample,
-                                        model=opts.detector)
+        small, scale = reduced_copy(image, self.options.detect_max_side)
+        found = self._locate(np.asarray(small))
         width, height = image.size
         return [_scale_box(b, scale, width, height) for b in found]
 
@@ -94,38 +96,72 @@ class DlibFaceEngine:
 
 
 class OnnxFaceEngine(DlibFaceEngine):
-    """The reference's detection, landmarks and alignment; dlib's ResNet run by ONNX Runtime."""
+    """The reference's detection, landmarks and alignment; dlib's ResNet run by ONNX Runtime.
+
+    It makes face_recognition's dlib calls itself, with the same model files, instead of importing
+    face_recognition: that import loads the 68-point landmark model and dlib's own ResNet, about
+    130 MB in every worker that this engine never uses.
+    """
 
     def __init__(self, options: ScanOptions):
-        super().__init__(options)
-        self._net = _onnx_descriptors()
+        self.options = options
+        self.version = engine_versions()["face_recognition"]
         self.runtime = engine_runtime("onnx")
+        self._detect, self._landmarks = _dlib_models(options.detector)
+        self._net = _onnx_descriptors()
+
+    def _locate(self, pixels) -> list[tuple[int, int, int, int]]:
+        # face_recognition.face_locations: the detector's rectangles as (top, right, bottom, left),
+        # trimmed to the image
+        height, width = pixels.shape[:2]
+        found = self._detect(pixels, self.options.upsample)
+        rects = [d.rect for d in found] if self.options.detector == "cnn" else found
+        return [(max(r.top(), 0), min(r.right(), width), min(r.bottom(), height), max(r.left(), 0)) for r in rects]
 
     def encodings(self, pixels, boxes) -> list:
         import dlib
         import numpy as np
-        from face_recognition import api
 
         # the 5-point landmarks and the 150x150 chip (padding 0.25) that dlib's
         # compute_face_descriptor makes from them, as face_recognition calls it: one face at a time.
         # get_face_chips (plural) shares one image pyramid among all faces, which changes a large
         # face's chip (3.8e-3 on a 714 px face of multiface/deepface_couple.jpg).
+        shapes = [self._landmarks(pixels, dlib.rectangle(left, top, right, bottom))
+                  for top, right, bottom, left in boxes]
         chips = np.stack([np.asarray(dlib.get_face_chip(pixels, shape, size=150, padding=0.25), dtype=np.uint8)
-                          for shape in api._raw_face_landmarks(pixels, boxes, model="small")])
+                          for shape in shapes])
         return list(self._net(chips))
+
+
+@lru_cache(maxsize=2)
+def _dlib_models(detector: str):
+    """face_recognition's detector (HOG or CNN) and 5-point landmark model, loaded once per process."""
+    try:
+        import dlib
+    except ImportError as exc:
+        raise DependencyError(f"dlib is not importable ({exc}); {INSTALL_HINT}") from None
+    frm = _models_package()
+    detect = (dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location()) if detector == "cnn"
+              else dlib.get_frontal_face_detector())
+    return detect, dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
 
 
 @lru_cache(maxsize=1)
 def _onnx_descriptors():
     """Build the ONNX graph from the installed model file, once per process (about 1 s)."""
+    import gc
+
     from scanner.fingerprints.dlibnet import load
-    from scanner.fingerprints.onnxnet import OnnxDescriptors
+    from scanner.fingerprints.onnxnet import OnnxDescriptors, release_freed_memory
 
     try:
-        return OnnxDescriptors(load())
+        descriptors = OnnxDescriptors(load())
     except ImportError as exc:
         raise DependencyError(f"onnxruntime or onnx is not importable ({exc}); {INSTALL_HINT}, "
                               "or scan with --engine dlib") from None
+    gc.collect()
+    release_freed_memory()
+    return descriptors
 
 
 def engine_runtime(engine: str) -> str:
@@ -161,15 +197,21 @@ def engine_versions() -> dict[str, str]:
     return out
 
 
+def _models_package():
+    with warnings.catch_warnings():
+        # face_recognition_models imports pkg_resources, which warns that it is deprecated
+        warnings.simplefilter("ignore")
+        try:
+            import face_recognition_models
+        except ImportError as exc:
+            raise DependencyError(f"face_recognition_models is not importable ({exc}); {INSTALL_HINT}") from None
+    return face_recognition_models
+
+
 @lru_cache(maxsize=1)
 def model_file_checksums() -> dict[str, str]:
     """Return SHA-256 of each dlib model file face_recognition uses (about 30 MB, hashed once)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            import face_recognition_models as frm
-        except ImportError as exc:
-            raise DependencyError(f"face_recognition_models is not importable ({exc}); {INSTALL_HINT}") from None
+    frm = _models_package()
     files = [
         frm.pose_predictor_five_point_model_location(),
         frm.face_recognition_model_location(),

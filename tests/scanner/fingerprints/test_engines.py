@@ -70,3 +70,11 @@ def test_both_engines_write_one_embedder_name_and_their_own_runtime(engines):
     assert dlib_engine.runtime.startswith("dlib ") and onnx_engine.runtime.startswith("onnxruntime ")
     assert isinstance(make_engine(ScanOptions(engine="dlib")), DlibFaceEngine)
     assert type(make_engine(ScanOptions())) is OnnxFaceEngine  # the default
+
+
+def test_the_cnn_detector_gives_the_same_faces_too():
+    options = ScanOptions(detector="cnn")
+    photo = sorted(facedata_path("lfw_deepfunneled").iterdir())[0]
+    image = decode_image(sorted(photo.iterdir())[0].read_bytes(), 100_000_000).image
+    diffs = _compare(DlibFaceEngine(options), OnnxFaceEngine(options), image)
+    assert diffs and max(diffs) <= TOLERANCE
