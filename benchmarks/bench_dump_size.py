@@ -75,26 +75,31 @@ def facetrace() -> list[str]:
 
 
 def build_dump(src: Path, out: Path, n: int) -> None:
-    """N distinct photos: every source photo at quality, size and crop variants, in folders of 20."""
+    """N distinct photos: source photos at quality, size and crop variants, in folders of 20.
+
+    Photo i is source i mod S in variant (i // S + i) mod V: every dump size gets the same mix of
+    sizes and qualities (so photos per second compare across sizes), and no (photo, variant) pair
+    repeats below S x V photos (S + 1 = 1,897 and V = 27 are coprime).
+    """
     from PIL import Image
 
     sources = sorted(p for p in src.rglob("*.jpg"))
     variants = [(q, s, c) for q in (95, 85, 75) for s in (250, 220, 190) for c in (0, 6, 12)]
-    made = 0
-    for v, (quality, size, crop) in enumerate(variants):
-        for p in sources:
-            if made == n:
-                return
-            im = Image.open(p).convert("RGB")
-            if crop:
-                im = im.crop((crop, crop, im.width - crop, im.height - crop))
-            im = im.resize((size, size))
-            folder = out / f"person_{made // 20:05d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            buf = io.BytesIO()
-            im.save(buf, "JPEG", quality=quality)
-            (folder / f"{v:02d}_{p.name}").write_bytes(buf.getvalue())
-            made += 1
+    if n > len(sources) * len(variants):
+        raise SystemExit(f"at most {len(sources) * len(variants)} distinct photos can be made from {src}")
+    for i in range(n):
+        p = sources[i % len(sources)]
+        v = (i // len(sources) + i) % len(variants)
+        quality, size, crop = variants[v]
+        im = Image.open(p).convert("RGB")
+        if crop:
+            im = im.crop((crop, crop, im.width - crop, im.height - crop))
+        im = im.resize((size, size))
+        folder = out / f"person_{i // 20:05d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=quality)
+        (folder / f"{v:02d}_{p.name}").write_bytes(buf.getvalue())
 
 
 def main() -> None:
