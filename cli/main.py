@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from cli.common import EXIT_CODES, setup_logging
@@ -43,6 +45,9 @@ cli.add_command(keys_group)
 
 
 def main() -> None:
+    # ONNX Runtime's telemetry off before anything can import it (scanner/fingerprints/onnxnet.py
+    # says what it would write and send); worker processes inherit the setting
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
     cli(prog_name="facetrace")
 
 

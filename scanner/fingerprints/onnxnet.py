@@ -9,6 +9,8 @@ a zero Pad of each side to the larger shape, then an Add, which is what dlib com
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from scanner.fingerprints.dlibnet import CHIP, DlibResNet
@@ -103,6 +105,23 @@ def build_model(net: DlibResNet):
     return model
 
 
+def import_onnxruntime():
+    """Import ONNX Runtime with its telemetry off.
+
+    Official ONNX Runtime builds carry Microsoft's 1DS telemetry on Linux too (1.31 here): on import
+    they write a persistent device id and an event database under ~/.cache/Microsoft and a session
+    file (.ses) into $TMPDIR, and queue events for upload. A forensic tool sends nothing anywhere
+    and writes nothing outside its workspace. ORT_DISABLE_TELEMETRY=1, set before the first
+    import, is ONNX Runtime's full opt-out (no uploader, events, device id or cache); the CLI also
+    sets it at start, in case another package imports ONNX Runtime first.
+    """
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()
+    return onnxruntime
+
+
 class OnnxDescriptors:
     """The network in ONNX Runtime: descriptors for a batch of chips.
 
@@ -112,8 +131,7 @@ class OnnxDescriptors:
     """
 
     def __init__(self, net: DlibResNet, threads: int = 1):
-        import onnxruntime as ort
-
+        ort = import_onnxruntime()
         self.averages = net.averages
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads

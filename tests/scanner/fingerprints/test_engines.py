@@ -8,6 +8,8 @@ the whole folder and prints the figures in docs/performance.md.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,22 @@ def test_the_cnn_detector_gives_the_same_faces_too():
     image = decode_image(sorted(photo.iterdir())[0].read_bytes(), 100_000_000).image
     diffs = _compare(DlibFaceEngine(options), OnnxFaceEngine(options), image)
     assert diffs and max(diffs) <= TOLERANCE
+
+
+def test_the_onnx_engine_writes_nothing_outside_the_workspace(tmp_path):
+    # ONNX Runtime's official builds would write a device id under ~/.cache/Microsoft and a .ses
+    # file into $TMPDIR on import, and queue telemetry for upload, unless told not to
+    import os
+    import subprocess
+    import sys
+
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    code = ("from scanner.fingerprints.faces import make_engine; from scanner.models import ScanOptions; "
+            "import numpy; e = make_engine(ScanOptions()); "
+            "assert e._net(numpy.zeros((1, 150, 150, 3), numpy.uint8)).shape == (1, 128)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
+                   env={**env, "HOME": str(home), "TMPDIR": str(tmp), "PYTHONPATH": str(Path(__file__).parents[3])})
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [Path("home"), Path("tmp")]
