@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 DEMO := demo-data
 
-.PHONY: setup browser demo test bench clean-demo
+.PHONY: setup test-packages demo test bench clean-demo
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.5" \
@@ -22,15 +22,18 @@ demo: setup
 	$(UV) run --frozen --no-sync facetrace report --workspace $(DEMO)/workspace --out $(DEMO)/report --case-uco
 	$(UV) run --frozen --no-sync facetrace report verify $(DEMO)/report/report.json --dump $(DEMO)/dump --dump $(DEMO)/bundle.zip
 
-# The report test renders HTML in Debian's headless Chromium; install it when we can (root with
-# apt-get), otherwise that one test is skipped with the reason.
-browser:
-	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } \
+# The report and enrollment-page tests render HTML in Debian's headless Chromium, and the storage
+# tests run on PostgreSQL too (a throwaway server the tests start on loopback). Install Debian's
+# packages when we can (root with apt-get); otherwise those tests are skipped with the reason.
+TEST_PACKAGES := chromium chromium-driver postgresql
+test-packages:
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
 		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 \
-		|| echo "chromium or chromium-driver could not be installed: the browser tests will be skipped"; }
+		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES)) >/dev/null 2>&1 \
+		|| echo "$(TEST_PACKAGES) could not all be installed: the browser or PostgreSQL tests will be skipped"; }
 
-test: setup browser
+test: setup test-packages
 	$(UV) run --frozen --no-sync pytest
 
 bench: setup

@@ -26,7 +26,7 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from indexes.db import Base, open_engine, read_only
@@ -205,9 +205,12 @@ class CaseStore:
         try:
             self.engine = open_engine(url)
             self.reader = read_only(self.engine)
-            with Session(self.engine) as s, s.begin():
-                if s.get(Meta, "schema_version") is None:
-                    s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+            try:
+                with Session(self.engine) as s, s.begin():
+                    if s.get(Meta, "schema_version") is None:
+                        s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+            except IntegrityError:
+                pass  # another process opening the new database at the same moment wrote it first
         except SQLAlchemyError as exc:
             raise WorkspaceUnavailable(f"cannot open database {self.safe_url}: {exc.__class__.__name__}: "
                                        f"{getattr(exc, 'orig', exc)}") from None

@@ -17,11 +17,36 @@ def _sqlite_pragmas(dbapi_conn, _record):
     # WAL lets a reader (a report, the HTTP service) work while a scan writes; busy_timeout makes
     # a second writer wait instead of failing at once.
     cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cur)
     cur.execute("PRAGMA foreign_keys=ON")
     # erased biometric rows are overwritten with zeros in the file, not just unlinked
     cur.execute("PRAGMA secure_delete=ON")
     cur.close()
+
+
+def _switch_to_wal(cur, patience_s: float = 30.0) -> None:
+    """Put the database in WAL mode, waiting out another connection that holds a lock.
+
+    The switch needs the database to itself, and SQLite answers "database is locked" at once
+    instead of calling the busy handler: two processes opening a new workspace together (two
+    scans started at once) failed one time in three on this machine. The mode is stored in the
+    file, so only a new database ever needs the switch.
+    """
+    import sqlite3
+    import time
+
+    delay, deadline = 0.01, time.monotonic() + patience_s
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
 
 def _begin_immediate(conn):
@@ -51,27 +76,37 @@ def open_engine(url: str):
     import indexes.registry  # noqa: F401
     import indexes.service  # noqa: F401
 
+    from sqlalchemy import text
+
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _begin_immediate)
-    Base.metadata.create_all(engine)
-    _add_new_nullable_columns(engine)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Processes opening one new database at once take turns creating the schema; each
+            # would otherwise find a table missing and create it, and all but one fail. (SQLite's
+            # BEGIN IMMEDIATE already serialises this transaction; PostgreSQL's DDL is transactional.)
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        Base.metadata.create_all(conn)
+        _add_new_nullable_columns(conn)
     return engine
 
 
-def _add_new_nullable_columns(engine) -> None:
+SCHEMA_LOCK_KEY = 0x66616365_73636865  # PostgreSQL advisory lock of schema creation ("facesche")
+
+
+def _add_new_nullable_columns(conn) -> None:
     """Give a workspace made by an earlier version the nullable columns added since (no data moves).
 
     Only additions of nullable columns are handled here; anything else needs a real migration.
     """
     from sqlalchemy import inspect, text
 
-    with engine.begin() as conn:
-        inspector = inspect(conn)
-        for table in Base.metadata.sorted_tables:
-            have = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in have and column.nullable:
-                    kind = column.type.compile(dialect=engine.dialect)
-                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+    inspector = inspect(conn)
+    for table in Base.metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.nullable:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))

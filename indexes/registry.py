@@ -13,13 +13,14 @@ import json
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, delete, func, select
+from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, delete, func, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from indexes.casestore import Meta, pack_encoding, unpack_encoding
 from indexes.db import Base, read_only
 
 GENESIS = "0" * 64
+AUDIT_LOCK_KEY = 0x66616365_61756469  # PostgreSQL advisory lock of the audit chain ("faceaudi")
 
 
 def utcnow() -> datetime:
@@ -117,13 +118,18 @@ class RegistryStore:
     # -- audit --------------------------------------------------------------------------------
 
     def _audit(self, s: Session, action: str, actor: str, subject_id: str | None, details: dict) -> None:
+        if s.get_bind().dialect.name == "postgresql":
+            # Appends take turns: under READ COMMITTED two writers would read the same last entry and
+            # both try to add the next one (a unique violation, and a lost entry). SQLite needs no
+            # lock here: its writing transactions begin IMMEDIATE and so run one at a time.
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
         last = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).first()
         seq = 1 if last is None else last.seq + 1
         prev = GENESIS if last is None else last.hash
         at = utcnow().isoformat()
-        text = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-        h = _entry_hash(seq, at, actor, action, subject_id, text, prev)
-        s.add(AuditEntry(seq=seq, at=at, actor=actor, action=action, subject_id=subject_id, details=text,
+        canonical = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        h = _entry_hash(seq, at, actor, action, subject_id, canonical, prev)
+        s.add(AuditEntry(seq=seq, at=at, actor=actor, action=action, subject_id=subject_id, details=canonical,
                          prev_hash=prev, hash=h))
         head = s.get(Meta, "audit_head")
         value = f"{seq}:{h}"

@@ -263,12 +263,24 @@ def erase(registry: Registry, subject_id: str, *, token: str | None = None, acto
     return {**receipt, "receipt_path": str(path)}
 
 
+# the tables an erasure deletes rows from
+ERASED_TABLES = ("templates", "template_hashes", "findings", "consents", "subjects", "webhooks")
+
+
 def _compact_database(registry: Registry) -> None:
-    """Make SQLite drop erased rows from its write-ahead log too (secure_delete zeroes the pages)."""
+    """Make the database drop the bytes of erased rows, not only their visibility.
+
+    SQLite: secure_delete zeroes freed pages, and a checkpoint empties the write-ahead log.
+    PostgreSQL keeps deleted rows in the tables' files until VACUUM prunes them (measured: the
+    photo hashes of an erased subject were still in the templates file after the DELETE, and gone
+    after VACUUM); VACUUM cannot run in a transaction, hence the autocommit connection.
+    """
     engine = registry.store.engine
-    if engine.dialect.name == "sqlite":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if engine.dialect.name == "sqlite":
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        elif engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"VACUUM {', '.join(ERASED_TABLES)}")
 
 
 def verify_erasure(registry: Registry, subject_id: str) -> list[str]:

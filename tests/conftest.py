@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -27,12 +28,12 @@ def facedata() -> Path:
     return facedata_path()
 
 
-def run_scan(paths, workspace, **options):
-    """Scan `paths` into `workspace`; return (summary, results in emission order)."""
+def run_scan(paths, workspace, db_url=None, **options):
+    """Scan `paths` into `workspace` (its database, or `db_url`); return (summary, results in emission order)."""
     from scanner.models import ScanOptions
     from scanner.pipeline import open_store, scan
 
-    store, root = open_store(str(workspace))
+    store, root = open_store(str(workspace), db_url)
     results = []
     try:
         summary = scan([str(p) for p in paths], store, ScanOptions(**options), on_result=results.append,
@@ -50,3 +51,100 @@ def jpeg_bytes(img, quality=90) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+# -- PostgreSQL: the storage layer's second backend ------------------------------------------------
+
+
+def _pg_bindir() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster on a loopback port; yields its base URL (no database name).
+
+    Debian's postgresql package provides the binaries (`make test` installs it as root). The
+    cluster lives in a temporary folder and is stopped at the end of the session. initdb refuses to
+    run as root, so as root the server runs as the `postgres` user the package creates.
+    """
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (make test installs Debian's postgresql as root)")
+    # not under pytest's own temporary folder: that is private to root, and the server may run as postgres
+    root = Path(tempfile.mkdtemp(prefix="facetrace-pg-"))
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start PostgreSQL as the postgres user")
+        prefix = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(root, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "facetrace", "--auth=trust",
+                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://facetrace@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _fresh_database(server: str):
+    """Create an empty database on the test server; drop it afterwards."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = server.replace("postgresql+psycopg", "postgresql") + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty PostgreSQL database for one test."""
+    with _fresh_database(postgres_server) as url:
+        yield url
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request):
+    """Each storage test runs on both backends: SQLite in the workspace (None: the default) and PostgreSQL."""
+    if request.param == "sqlite":
+        yield None
+    else:
+        with _fresh_database(request.getfixturevalue("postgres_server")) as url:
+            yield url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_db_url(request):
+    """`db_url` for a module's shared fixtures (a workspace enrolled and scanned once per backend)."""
+    if request.param == "sqlite":
+        yield None
+    else:
+        with _fresh_database(request.getfixturevalue("postgres_server")) as url:
+            yield url

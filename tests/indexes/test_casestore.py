@@ -13,8 +13,8 @@ def test_encoding_round_trip_is_exact(values):
     assert unpack_encoding(pack_encoding(values)) == tuple(values)
 
 
-def test_scan_members_round_trip(tmp_path):
-    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def test_scan_members_round_trip(tmp_path, db_url):
+    store = CaseStore(db_url or f"sqlite:///{tmp_path / 'db.sqlite'}")
     now = datetime.now(timezone.utc)
     store.create_scan("s1", now, "0.1", {"embedder": "x"}, {"detector": "hog"}, {"hostname": "h"},
                       [{"path": "d", "abspath": "/d", "kind": "folder", "size": None, "sha256": None}])
@@ -66,3 +66,33 @@ def test_a_long_read_does_not_hold_the_write_lock(tmp_path):
     assert {s["id"] for s in writer.list_scans()} == {"s1", "s2"}
     reader.close()
     writer.close()
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path, db_url):
+    # two scans started together on a new workspace: SQLite answered "database is locked" at once
+    # to the WAL switch (no busy handler), and on PostgreSQL both created the same tables
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    code = ("import sys, time\n"
+            "from indexes.casestore import CaseStore\n"
+            "start = float(sys.argv[2])\n"
+            "time.sleep(max(0.0, start - time.time()))\n"
+            "CaseStore(sys.argv[1]).close()\n")
+    for attempt in range(4 if db_url is None else 2):
+        url = db_url if db_url else f"sqlite:///{tmp_path / f'new{attempt}.db'}"
+        if db_url and attempt:  # a fresh database each round
+            from sqlalchemy import create_engine, text
+
+            eng = create_engine(db_url)
+            with eng.begin() as con:
+                con.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            eng.dispose()
+        start = time.time() + 1.0
+        procs = [subprocess.Popen([sys.executable, "-c", code, url, str(start)], cwd=REPO, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(3)]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], errors

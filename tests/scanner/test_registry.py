@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import sqlite3
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
@@ -35,9 +35,9 @@ def _jpeg(img, q):
 
 
 @pytest.fixture(scope="module")
-def enrolled(tmp_path_factory):
+def enrolled(tmp_path_factory, module_db_url):
     ws = tmp_path_factory.mktemp("reg-ws")
-    store, root = open_store(str(ws))
+    store, root = open_store(str(ws), module_db_url)
     reg = open_registry(store, root)
     result = enroll(reg, _bytes(_photos(PERSON, slice(0, 3))), ConsentInput(jurisdiction="EU"), label="test")
     return ws, store, reg, result
@@ -67,9 +67,9 @@ def dump(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def scanned(enrolled, dump):
+def scanned(enrolled, dump, module_db_url):
     ws, store, reg, result = enrolled
-    summary, _ = run_scan([dump], ws)
+    summary, _ = run_scan([dump], ws, module_db_url)
     findings = match_against_registry(store, str(ws), summary.scan_id, actor="tester")
     return summary, findings
 
@@ -86,8 +86,10 @@ def test_enrollment_records_consent_and_receipt(enrolled):
     assert not reg.store.check_token(result.subject_id, "wrong")
     assert [e["action"] for e in reg.store.audit_entries(result.subject_id)] == ["enroll"]
     # photos are not kept unless asked
-    con = sqlite3.connect(ws / "facetrace.db")
-    assert con.execute("select count(*) from templates where photo is not null").fetchone()[0] == 0
+    from sqlalchemy import text
+
+    with store.engine.connect() as con:
+        assert con.execute(text("select count(*) from templates where photo is not null")).scalar() == 0
 
 
 def test_enrollment_refuses_bad_photo_sets(enrolled):
@@ -124,34 +126,49 @@ def test_scan_finds_the_enrolled_person_with_graded_evidence(enrolled, scanned):
     assert all(by_path[p]["band"] == "possible" for p in strangers)  # never above possible
 
 
-def test_erasure_really_erases(tmp_path):
-    store, root = open_store(str(tmp_path / "ws"))
+def test_erasure_really_erases(tmp_path, db_url):
+    store, root = open_store(str(tmp_path / "ws"), db_url)
     reg = open_registry(store, root)
     result = enroll(reg, _bytes(_photos(PERSON, slice(0, 3))), ConsentInput())
-    summary, _ = run_scan(_photos(PERSON, slice(3, 6)), tmp_path / "ws")
+    summary, _ = run_scan(_photos(PERSON, slice(3, 6)), tmp_path / "ws", db_url)
     assert match_against_registry(store, root, summary.scan_id, actor="t")
     receipt = erase(reg, result.subject_id, token=result.deletion_token)
     assert receipt["deleted"]["templates"] == 3
     assert verify_erasure(reg, result.subject_id) == []
     # a fresh process sees the same: reopen everything from disk
-    store2, _ = open_store(str(tmp_path / "ws"))
+    store2, _ = open_store(str(tmp_path / "ws"), db_url)
     reg2 = open_registry(store2, root)
     assert verify_erasure(reg2, result.subject_id) == []
     assert len(reg2.index) == 0
-    again, _ = run_scan(_photos(PERSON, slice(3, 6)), tmp_path / "ws")
+    again, _ = run_scan(_photos(PERSON, slice(3, 6)), tmp_path / "ws", db_url)
     assert match_against_registry(store2, root, again.scan_id, actor="t") is None
-    # the erased photo hashes are not in the database file any more (secure_delete + checkpoint)
-    raw = (tmp_path / "ws" / "facetrace.db").read_bytes()
-    for photo in receipt_photos(result):
-        assert photo.encode() not in raw
+    if db_url is None:
+        # the erased photo hashes are not in the database file any more (secure_delete + checkpoint)
+        raw = (tmp_path / "ws" / "facetrace.db").read_bytes()
+        for photo in receipt_photos(result):
+            assert photo.encode() not in raw
+    else:
+        # nor in the files of PostgreSQL's tables (VACUUM after the DELETE); the test's server runs
+        # on this machine, so its data directory can be read once a checkpoint has written it out
+        from sqlalchemy import text
+
+        from scanner.registry import ERASED_TABLES
+
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as con:
+            con.execute(text("CHECKPOINT"))
+            datadir = Path(con.execute(text("SHOW data_directory")).scalar())
+            files = [datadir / con.execute(text(f"SELECT pg_relation_filepath('{t}')")).scalar()
+                     for t in ERASED_TABLES]
+        raw = b"".join(f.read_bytes() for f in files if f.exists())
+        assert raw and not any(photo.encode() in raw for photo in receipt_photos(result))
 
 
 def receipt_photos(result):
     return [p["sha256"] for p in result.receipt["photos"]]
 
 
-def test_verify_erasure_detects_a_leftover_index_entry(tmp_path):
-    store, root = open_store(str(tmp_path / "ws"))
+def test_verify_erasure_detects_a_leftover_index_entry(tmp_path, db_url):
+    store, root = open_store(str(tmp_path / "ws"), db_url)
     reg = open_registry(store, root)
     result = enroll(reg, _bytes(_photos(PERSON, slice(0, 2))), ConsentInput())
     reg.store.erase(result.subject_id, "t")  # database only: the index files are not updated
@@ -159,8 +176,8 @@ def test_verify_erasure_detects_a_leftover_index_entry(tmp_path):
     assert any("templates.faiss" in p for p in problems) and any("hashes.faissb" in p for p in problems)
 
 
-def test_withdrawn_subject_is_no_longer_matched(tmp_path):
-    store, root = open_store(str(tmp_path / "ws"))
+def test_withdrawn_subject_is_no_longer_matched(tmp_path, db_url):
+    store, root = open_store(str(tmp_path / "ws"), db_url)
     reg = open_registry(store, root)
     result = enroll(reg, _bytes(_photos(PERSON, slice(0, 3))), ConsentInput())
     out = withdraw(reg, result.subject_id)
@@ -180,23 +197,24 @@ def test_stale_or_damaged_index_is_rebuilt_from_the_database(enrolled, tmp_path)
     assert open_registry(store, str(ws)).index.rebuilt == []  # now current: loaded, not rebuilt
 
 
-def test_audit_chain_detects_edits_and_deletions(tmp_path):
-    store, root = open_store(str(tmp_path / "ws"))
+def test_audit_chain_detects_edits_and_deletions(tmp_path, db_url):
+    from sqlalchemy import text
+
+    store, root = open_store(str(tmp_path / "ws"), db_url)
     reg = open_registry(store, root)
     for i in range(4):
         reg.store.audit("search", "tester", None, {"i": i})
     assert reg.store.verify_audit() == []
-    con = sqlite3.connect(tmp_path / "ws" / "facetrace.db")
-    con.execute("update audit_log set actor = 'someone else' where seq = 2")
-    con.commit()
+    with store.engine.begin() as con:  # someone with write access to the database, behind facetrace's back
+        con.execute(text("update audit_log set actor = 'someone else' where seq = 2"))
     assert any("entry 2" in p and "altered" in p for p in reg.store.verify_audit())
-    con.execute("update audit_log set actor = 'tester' where seq = 2")
-    con.execute("delete from audit_log where seq = 4")  # the newest entry, removed
-    con.commit()
+    with store.engine.begin() as con:
+        con.execute(text("update audit_log set actor = 'tester' where seq = 2"))
+        con.execute(text("delete from audit_log where seq = 4"))  # the newest entry, removed
     assert any("removed" in p for p in reg.store.verify_audit())
 
 
-def test_enrolling_after_a_scan_finds_the_person_in_it_without_rescanning(tmp_path):
+def test_enrolling_after_a_scan_finds_the_person_in_it_without_rescanning(tmp_path, db_url):
     person = sorted(facedata_path("lfw_deepfunneled", "Ana_Palacio").iterdir())
     strangers = sorted(facedata_path("lfw_deepfunneled", "Abdullah_Gul").iterdir())
     dump = tmp_path / "dump"
@@ -204,8 +222,8 @@ def test_enrolling_after_a_scan_finds_the_person_in_it_without_rescanning(tmp_pa
     for p in person[3:7] + strangers[:3]:
         (dump / p.name).write_bytes(p.read_bytes())
     (dump / "copy_of_enrolled.jpg").write_bytes(person[0].read_bytes())
-    summary, _ = run_scan([dump], tmp_path / "ws")
-    store, root = open_store(str(tmp_path / "ws"))
+    summary, _ = run_scan([dump], tmp_path / "ws", db_url)
+    store, root = open_store(str(tmp_path / "ws"), db_url)
     reg = open_registry(store, root)
     assert match_against_registry(store, root, summary.scan_id) is None  # nobody enrolled yet
     result = enroll(reg, [(p.name, p.read_bytes()) for p in person[:3]], ConsentInput())
@@ -221,3 +239,33 @@ def test_enrolling_after_a_scan_finds_the_person_in_it_without_rescanning(tmp_pa
     assert len(reg.store.findings(scan_id=summary.scan_id, subject_id=result.subject_id)) == len(found)
     (entry,) = [e for e in reg.store.audit_entries() if e["action"] == "retroactive_search"]
     assert entry["details"]["findings"] == len(found) and entry["subject_id"] == result.subject_id
+
+
+def test_concurrent_audit_appends_keep_one_unbroken_chain(tmp_path, db_url):
+    # several writers at once (scans, the HTTP service) must neither fork nor lose the chain
+    import threading
+
+    store, root = open_store(str(tmp_path / "ws"), db_url)
+    errors = []
+
+    def append(worker):
+        from indexes.casestore import CaseStore
+        from indexes.registry import RegistryStore
+
+        own = CaseStore(store.url)  # a connection pool of its own, as another process would have
+        try:
+            for i in range(15):
+                RegistryStore(own.engine).audit("search", f"worker{worker}", None, {"i": i})
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=append, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reg = open_registry(store, root)
+    assert errors == []
+    assert reg.store.verify_audit() == [] and len(reg.store.audit_entries()) == 60

@@ -116,25 +116,31 @@ def test_a_second_run_of_a_finished_scan_starts_a_new_one(subset, tmp_path):
     assert again.scan_id != first.scan_id and again.resumed_members == 0 and again.analysed > 0
 
 
-def test_two_concurrent_scans_into_one_workspace(subset, tmp_path):
+def test_two_concurrent_scans_into_one_workspace(subset, tmp_path, db_url):
+    from sqlalchemy import create_engine, text
+
     people = sorted(p for p in subset.iterdir() if p.is_dir())
     a, b = tmp_path / "a", tmp_path / "b"
     for i, person in enumerate(people[:10]):
         shutil.copytree(person, (a if i % 2 else b) / person.name)
     ws = tmp_path / "ws"
-    procs = [subprocess.Popen([*_facetrace(), "scan", "--workspace", str(ws), "--quiet", "--workers", "1", str(d)],
+    db = ["--db", db_url] if db_url else []
+    procs = [subprocess.Popen([*_facetrace(), "scan", "--workspace", str(ws), *db, "--quiet", "--workers", "1", str(d)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for d in (a, b)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    con = sqlite3.connect(ws / "facetrace.db")
+    engine = create_engine(db_url or f"sqlite:///{ws / 'facetrace.db'}")
     try:
-        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        per_scan = dict(con.execute("SELECT s.status || ':' || count(m.id), count(m.id) FROM scans s "
-                                    "JOIN members m ON m.scan_id = s.id GROUP BY s.id").fetchall())
-        dupes = con.execute("SELECT count(*) FROM (SELECT scan_id, seq FROM members GROUP BY scan_id, seq "
-                            "HAVING count(*) > 1)").fetchone()[0]
+        with engine.connect() as con:
+            if engine.dialect.name == "sqlite":
+                assert con.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+            per_scan = dict(con.execute(text(
+                "SELECT s.status || ':' || count(m.id), count(m.id) FROM scans s "
+                "JOIN members m ON m.scan_id = s.id GROUP BY s.id, s.status")).all())
+            dupes = con.execute(text("SELECT count(*) FROM (SELECT scan_id, seq FROM members GROUP BY scan_id, seq "
+                                     "HAVING count(*) > 1) AS d")).scalar()
     finally:
-        con.close()
+        engine.dispose()
     expected = sorted(sum(1 for p in d.rglob("*") if p.is_file()) for d in (a, b))
     assert sorted(per_scan.values()) == expected and all(k.startswith("finished:") for k in per_scan)
     assert dupes == 0
