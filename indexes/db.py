@@ -71,7 +71,7 @@ def read_only(engine):
 
 
 def open_engine(url: str):
-    """Return an engine for `url` with every table of the workspace schema created."""
+    """Return an engine for `url`, its database migrated to the newest schema revision."""
     import indexes.casestore  # noqa: F401 - registers the tables on Base.metadata
     import indexes.registry  # noqa: F401
     import indexes.service  # noqa: F401
@@ -84,29 +84,25 @@ def open_engine(url: str):
         event.listen(engine, "begin", _begin_immediate)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            # Processes opening one new database at once take turns creating the schema; each
-            # would otherwise find a table missing and create it, and all but one fail. (SQLite's
-            # BEGIN IMMEDIATE already serialises this transaction; PostgreSQL's DDL is transactional.)
+            # Processes opening one new database at once take turns migrating it; each would
+            # otherwise find a table missing and create it, and all but one fail. (SQLite's BEGIN
+            # IMMEDIATE already serialises this transaction; PostgreSQL's DDL is transactional.)
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-        Base.metadata.create_all(conn)
-        _add_new_nullable_columns(conn)
+        migrate(conn)
     return engine
 
 
 SCHEMA_LOCK_KEY = 0x66616365_73636865  # PostgreSQL advisory lock of schema creation ("facesche")
 
 
-def _add_new_nullable_columns(conn) -> None:
-    """Give a workspace made by an earlier version the nullable columns added since (no data moves).
+def migrate(conn) -> None:
+    """Bring the database on `conn` to the newest schema revision (indexes/migrations)."""
+    from pathlib import Path
 
-    Only additions of nullable columns are handled here; anything else needs a real migration.
-    """
-    from sqlalchemy import inspect, text
+    from alembic import command
+    from alembic.config import Config
 
-    inspector = inspect(conn)
-    for table in Base.metadata.sorted_tables:
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in have and column.nullable:
-                kind = column.type.compile(dialect=conn.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")

@@ -1,0 +1,49 @@
+"""Schema migrations (Alembic, indexes/migrations): the newest revision is the models' schema, on
+both backends, and a workspace made before migrations existed is brought to it with its data."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, inspect, text
+
+from indexes.casestore import CaseStore
+from indexes.db import Base
+
+
+def _url(tmp_path, db_url):
+    return db_url or f"sqlite:///{tmp_path / 'db.sqlite'}"
+
+
+def test_a_new_database_gets_exactly_the_models_schema(tmp_path, db_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    store = CaseStore(_url(tmp_path, db_url))
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    store.close()
+    assert diff == [] and version == "0001"
+
+
+def test_a_workspace_from_before_migrations_is_completed_and_keeps_its_data(tmp_path, db_url):
+    url = _url(tmp_path, db_url)
+    # what facetrace 0.1 before migrations made: the tables by create_all, no alembic_version,
+    # and (as in an older workspace) without columns added since
+    engine = create_engine(url)
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE members DROP COLUMN hint"))
+        conn.execute(text("ALTER TABLE faces DROP COLUMN person"))
+        conn.execute(text("INSERT INTO meta (key, value) VALUES ('schema_version', '1')"))
+        conn.execute(text("INSERT INTO meta (key, value) VALUES ('kept', 'yes')"))
+    engine.dispose()
+
+    store = CaseStore(url)
+    columns = {t: {c["name"] for c in inspect(store.engine).get_columns(t)} for t in ("members", "faces")}
+    with store.engine.connect() as conn:
+        kept = conn.execute(text("SELECT value FROM meta WHERE key = 'kept'")).scalar()
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    store.close()
+    assert "hint" in columns["members"] and "person" in columns["faces"]
+    assert kept == "yes" and version == "0001"
+    CaseStore(url).close()  # and opening it again changes nothing
