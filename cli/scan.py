@@ -31,6 +31,9 @@ PROBLEMS_SHOWN = 20
                    "boxes are mapped back and encodings use the full image.")
 @click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True,
               help="Worker processes (0: one per CPU core; 1: no pool).")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Run each file's analysis on the Dask cluster whose scheduler is at ADDRESS "
+                   "(tcp://host:8786) instead of local worker processes; see docs/deployment.md.")
 @click.option("--max-image-pixels", type=click.IntRange(1), default=100_000_000, show_default=True,
               help="Refuse to decode larger images (decompression bombs).")
 @click.option("--max-archive-depth", type=click.IntRange(0, 32), default=4, show_default=True,
@@ -49,7 +52,7 @@ PROBLEMS_SHOWN = 20
 @click.option("--no-resume", is_flag=True, help="Always start a new scan, even if an unfinished one could resume.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @translate_errors
-def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, detect_max_side, workers,
+def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, detect_max_side, workers, cluster,
                  max_image_pixels, max_archive_depth, video_every, video_scene_change, video_max_frames, passwords, resume_id, no_resume, quiet):
     """Scan files, folders, archives (zip, tar, 7z, nested) and videos: hash every file, find every face.
 
@@ -64,6 +67,7 @@ def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, 
       facetrace scan ./dump/ ./bundle.zip
       facetrace scan --json dump.tar.gz > members.jsonl
       facetrace --verbose scan --workspace case-42 --workers 2 /mnt/seized
+      facetrace scan --db postgresql+psycopg://ft@db/cases --cluster tcp://scheduler:8786 /mnt/seized
     """
     from scanner.ingest import estimate_count
     from scanner.models import ScanOptions
@@ -87,7 +91,7 @@ def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, 
     started = time.monotonic()
     with _progress(quiet, estimate_count(list(paths))) as progress:
         summary = scan(list(paths), store, options, on_result=collect, progress=progress, workspace=root,
-                       scan_id=scan_id, resume=resumed or False)
+                       scan_id=scan_id, resume=resumed or False, cluster=cluster)
     elapsed = time.monotonic() - started
     if as_json:  # read back from the store: each face's person is known only once all were seen
         for record in stored_records(store, summary.scan_id):

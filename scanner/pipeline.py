@@ -139,6 +139,7 @@ def scan(
     scan_id: str | None = None,
     resume: str | bool = False,
     lineage: bool = True,
+    cluster: str | None = None,
 ) -> ScanSummary:
     """Scan files, folders and archives; store and return what was found in every member.
 
@@ -146,7 +147,9 @@ def scan(
     if there is one whose process is gone (else starts a new scan); a scan id resumes that scan.
     A resumed scan re-reads the inputs but takes every member stored before the interruption as
     it is, analysing only the rest. `lineage=False` skips the comparison with every earlier scan
-    (the HTTP service's screens: one upload is not a dump whose lineage matters).
+    (the HTTP service's screens: one upload is not a dump whose lineage matters). `cluster`: the
+    address of a Dask scheduler; each member's analysis then runs on that cluster's workers
+    instead of local processes, and everything else stays in this process (docs/deployment.md).
     """
     validate_options(options)
     if not inputs:
@@ -155,23 +158,30 @@ def scan(
     if missing and len(missing) == len(inputs):
         raise InputNotFoundError(f"no such file or folder: {', '.join(missing)}")
     info = engine_info(options)
+    # a cluster is reached (and its workers' versions checked) before anything is recorded
+    executor = None
+    if cluster:
+        from scanner.workers import make_executor
+
+        executor = make_executor(options, 0, cluster)
     input_records = [_input_record(p) for p in inputs]
     previous = _resumable(store, input_records, options, info, resume) if resume else None
     if previous is not None:
         scan_id = previous["id"]
         started = datetime.fromisoformat(previous["started_at"])
-        store.reopen_scan(scan_id, _host(options))
+        store.reopen_scan(scan_id, _host(options, cluster))
     else:
         scan_id = scan_id or new_scan_id()
         started = datetime.now(timezone.utc)
         try:
-            store.create_scan(scan_id, started, __version__, info.as_record(), options.as_record(), _host(options),
+            store.create_scan(scan_id, started, __version__, info.as_record(), options.as_record(), _host(options, cluster),
                               input_records)
         except Exception as exc:  # noqa: BLE001 - any database failure becomes one clear error
             raise WorkspaceError(f"cannot record the scan in the workspace database: {exc}") from exc
 
     run = _ScanRun(scan_id, store, options, info, on_result, progress, input_records,
-                   stored=_prefix(store, scan_id) if previous is not None else None)
+                   stored=_prefix(store, scan_id) if previous is not None else None, cluster=cluster,
+                   executor=executor)
     status = "interrupted"
     relations: list[dict] = []
     compare_lineage, lineage = lineage, []
@@ -242,7 +252,8 @@ def _still_running(scan: dict) -> bool:
 
 
 class _ScanRun:
-    def __init__(self, scan_id, store, options, info, on_result, progress, input_records, stored=None):
+    def __init__(self, scan_id, store, options, info, on_result, progress, input_records, stored=None,
+                 cluster=None, executor=None):
         self.scan_id = scan_id
         self.store = store
         self.options = options
@@ -262,6 +273,8 @@ class _ScanRun:
         self.stored = stored  # members stored by the interrupted run being resumed, in seq order
         self.resumed = 0
         self.analysed = 0
+        self.cluster = cluster
+        self.executor = executor  # made by scan() for a cluster; else at execute()
 
     def execute(self, inputs: list[str]) -> None:
         from concurrent.futures.process import BrokenProcessPool
@@ -269,7 +282,10 @@ class _ScanRun:
         from scanner.workers import analyse, make_executor
 
         self._analyse = analyse
-        self.executor = make_executor(self.options, self.workers)
+        if self.executor is None:
+            self.executor = make_executor(self.options, self.workers, self.cluster)
+        if self.cluster:
+            self.in_flight = 4 * self.executor.workers()
         pending: deque[_Slot] = deque()
         try:
             for read in MemberReader(self.options).read(inputs):
@@ -394,6 +410,8 @@ class _ScanRun:
                 if slot.crashes >= MAX_CRASHES_PER_MEMBER:
                     return Analysis(error="the analysis process crashed on this file twice: not analysed")
             except Exception as exc:  # noqa: BLE001 - a bug on one file must not end the scan
+                if type(exc).__name__ == "KilledWorker":  # Dask: the task took down several workers
+                    return Analysis(error="the analysis crashed the cluster's workers on this file: not analysed")
                 log.exception("analysis failed for %s", slot.read.member.logical_path)
                 return Analysis(error=f"internal error while analysing: {type(exc).__name__}: {exc}")
 
@@ -401,7 +419,7 @@ class _ScanRun:
         from scanner.workers import make_executor
 
         self.executor.shutdown(wait=False, cancel_futures=True)
-        self.executor = make_executor(self.options, self.workers)
+        self.executor = make_executor(self.options, self.workers, self.cluster)
         # Every task of the dead pool is lost; resubmit them. Only `culprit` is charged the crash.
         for s in [culprit, *pending]:
             if s.future is not None and (s.data is not None or s.path is not None) and (
@@ -578,8 +596,8 @@ def _input_record(path: str) -> dict:
     return {"path": path, "abspath": abspath, "kind": kind, "size": size, "sha256": None}
 
 
-def _host(options: ScanOptions) -> dict:
-    return {
+def _host(options: ScanOptions, cluster: str | None = None) -> dict:
+    host = {
         "pid": os.getpid(),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
@@ -587,6 +605,9 @@ def _host(options: ScanOptions) -> dict:
         "cpus": os.cpu_count(),
         "workers": options.workers or os.cpu_count() or 1,
     }
+    if cluster:
+        host["cluster"] = cluster  # the analyses ran on this Dask scheduler's workers
+    return host
 
 
 def match_against_registry(store, workspace: str, scan_id: str, actor: str | None = None) -> list[dict] | None:

@@ -136,8 +136,89 @@ class InlineExecutor:
         pass
 
 
-def make_executor(options: ScanOptions, workers: int):
-    """Return an executor with `workers` processes (spawned: safe beside threads and SQLite)."""
+def installed_versions() -> dict[str, str]:
+    """facetrace's version and those of every package that shapes a fingerprint (for cluster workers)."""
+    from importlib.metadata import version
+
+    from scanner.fingerprints.faces import engine_versions
+
+    return {"facetrace": version("facetrace"), **engine_versions()}
+
+
+def analyse_on_cluster(options: ScanOptions, data: bytes | None, path: str | None = None,
+                       video: bool = False) -> Analysis:
+    """One member's analysis as a Dask task: the worker process is prepared on its first task."""
+    if _options != options:
+        init_worker(options)
+    return analyse(data, path, video)
+
+
+CLUSTER_CONNECT_TIMEOUT_S = 30  # Dask retries a refused connection until then
+
+
+class ClusterExecutor:
+    """Each member's analysis as a task on a Dask distributed cluster (`scan --cluster ADDRESS`).
+
+    The scan's own process still reads the inputs, deduplicates, stores and matches, exactly as
+    in a local scan; only `analyse` runs on the cluster's workers, which receive the member's
+    bytes with the task (a video that is analysed from its file needs that path readable on the
+    workers: shared storage, docs/deployment.md). A worker that dies mid-task is the scheduler's
+    to handle: its tasks run again on the other workers.
+    """
+
+    def __init__(self, address: str, options: ScanOptions):
+        try:
+            from distributed import Client
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            from scanner.errors import DependencyError
+
+            raise DependencyError(f"dask.distributed is not importable ({exc}); make setup installs it") from None
+        from scanner.errors import UsageError
+
+        self.options = options
+        try:
+            self.client = Client(address, timeout=CLUSTER_CONNECT_TIMEOUT_S, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        self._check_versions()
+        self._executor = self.client.get_executor(pure=False)
+
+    def _check_versions(self) -> None:
+        """Refuse workers whose facetrace or libraries differ: their encodings would be recorded as ours."""
+        from scanner.errors import UsageError
+
+        mine = installed_versions()
+        theirs = self.client.run(installed_versions)
+        if not theirs:
+            self.client.close()
+            raise UsageError("the Dask cluster has no workers yet: start some (docs/deployment.md) and scan again")
+        for worker, versions in sorted(theirs.items()):
+            differ = {k: (mine.get(k), v) for k, v in versions.items() if mine.get(k) != v}
+            if differ:
+                self.client.close()
+                raise UsageError(f"Dask worker {worker} runs other versions than this scan: "
+                                 + ", ".join(f"{k} {v} (here {m})" for k, (m, v) in sorted(differ.items()))
+                                 + "; install the same facetrace on every worker")
+
+    def workers(self) -> int:
+        """The cluster's worker threads now (how many tasks it runs at once)."""
+        return sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()) or 1
+
+    def submit(self, fn, *args) -> Future:
+        if fn is not analyse:
+            raise ValueError("only member analyses run on the cluster")
+        return self._executor.submit(analyse_on_cluster, self.options, *args)
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self._executor.shutdown(wait=wait and not cancel_futures)
+        self.client.close()
+
+
+def make_executor(options: ScanOptions, workers: int, cluster: str | None = None):
+    """Return an executor with `workers` processes (spawned: safe beside threads and SQLite), or
+    one that sends each analysis to the Dask cluster whose scheduler is at `cluster`."""
+    if cluster:
+        return ClusterExecutor(cluster, options)
     if workers <= 1:
         return InlineExecutor(options)
     import multiprocessing

@@ -58,7 +58,7 @@ def pngs(tmp_path):
 
 
 def _scan(folder, tmp_path, executor, monkeypatch, workers_n=2):
-    monkeypatch.setattr(workers, "make_executor", lambda options, n: executor)
+    monkeypatch.setattr(workers, "make_executor", lambda options, n, cluster=None: executor)
     store, root = open_store(str(tmp_path / "ws"))
     results = []
     summary = scan([str(folder)], store, ScanOptions(workers=workers_n), on_result=results.append, workspace=root)
