@@ -120,31 +120,28 @@ def _fresh_database(server: str):
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def postgres_url(postgres_server):
-    """A fresh, empty PostgreSQL database for one test."""
-    with _fresh_database(postgres_server) as url:
-        yield url
-
-
 BACKENDS = ["sqlite", "postgresql"]
+
+
+@contextlib.contextmanager
+def _backend(request):
+    """None for SQLite (the workspace's own database), or a fresh PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        yield None
+    else:
+        with _fresh_database(request.getfixturevalue("postgres_server")) as url:
+            yield url
 
 
 @pytest.fixture(params=BACKENDS)
 def db_url(request):
     """Each storage test runs on both backends: SQLite in the workspace (None: the default) and PostgreSQL."""
-    if request.param == "sqlite":
-        yield None
-    else:
-        with _fresh_database(request.getfixturevalue("postgres_server")) as url:
-            yield url
+    with _backend(request) as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def module_db_url(request):
     """`db_url` for a module's shared fixtures (a workspace enrolled and scanned once per backend)."""
-    if request.param == "sqlite":
-        yield None
-    else:
-        with _fresh_database(request.getfixturevalue("postgres_server")) as url:
-            yield url
+    with _backend(request) as url:
+        yield url
