@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 DEMO := demo-data
 
-.PHONY: setup test-packages demo test bench clean-demo
+.PHONY: setup test-packages apt-install demo test bench clean-demo
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.5" \
@@ -25,13 +25,17 @@ demo: setup
 # The report and enrollment-page tests render HTML in Debian's headless Chromium, and the storage
 # tests run on PostgreSQL too (a throwaway server the tests start on loopback). Install Debian's
 # packages when we can (root with apt-get); otherwise those tests are skipped with the reason.
-TEST_PACKAGES := chromium chromium-driver postgresql
 test-packages:
-	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
-		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
-		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES)) >/dev/null 2>&1 \
-		|| echo "$(TEST_PACKAGES) could not all be installed: the browser or PostgreSQL tests will be skipped"; }
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } \
+		|| $(MAKE) --no-print-directory apt-install PACKAGES="chromium chromium-driver" \
+		|| echo "chromium or chromium-driver could not be installed: the browser tests will be skipped"
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| $(MAKE) --no-print-directory apt-install PACKAGES="postgresql" \
+		|| echo "postgresql could not be installed: the PostgreSQL variants of the storage tests will be skipped"
+
+apt-install:
+	@[ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PACKAGES) >/dev/null 2>&1
 
 test: setup test-packages
 	$(UV) run --frozen --no-sync pytest
