@@ -290,22 +290,37 @@ class RegistryStore:
 
     # -- templates for indexes --------------------------------------------------------------
 
-    def template_vectors(self, embedder: str, embedder_version: str, subject_id: str | None = None):
+    def template_vectors(self, embedder: str, embedder_version: str, subject_id: str | None = None,
+                         encodings: bool = True):
         """Return (ids, encodings, subject ids) of every active template made by this embedder.
 
-        With `subject_id`, only that subject's: adding one enrollment must not read the registry.
+        Encodings come as one float32 array [n, 128] (1M templates: 512 MB, where Python tuples
+        would take several GB), or None with `encodings=False`: checking that an index file is
+        current needs the ids only, not a gigabyte of vectors. With `subject_id`, only that
+        subject's: adding one enrollment must not read the registry.
         """
-        q = (select(Template.id, Template.encoding, Template.subject_id, Template.embedder, Template.embedder_version)
-             .join(Subject, Subject.id == Template.subject_id).where(Subject.status == "active"))
+        import numpy as np
+
+        cols = [Template.id, Template.subject_id, *([Template.encoding] if encodings else [])]
+        q = select(*cols).join(Subject, Subject.id == Template.subject_id).where(Subject.status == "active")
         if subject_id is not None:
             q = q.where(Template.subject_id == subject_id)
         with Session(self.reader) as s:
-            rows = s.execute(q.order_by(Template.id)).all()
-        other = {(r.embedder, r.embedder_version) for r in rows} - {(embedder, embedder_version)}
-        if other:
-            raise ValueError(f"the registry holds templates made by {sorted(other)}, not by "
-                             f"{embedder} {embedder_version}: re-enroll or use the matching engine")
-        return ([r.id for r in rows], [unpack_encoding(r.encoding) for r in rows], [r.subject_id for r in rows])
+            other = set(s.execute(select(Template.embedder, Template.embedder_version).distinct()).all()) - {
+                (embedder, embedder_version)}
+            if other:
+                raise ValueError(f"the registry holds templates made by {sorted(other)}, not by "
+                                 f"{embedder} {embedder_version}: re-enroll or use the matching engine")
+            ids, subjects, vectors = [], [], []
+            for row in s.execute(q.order_by(Template.id)).yield_per(10_000):
+                ids.append(row[0])
+                subjects.append(row[1])
+                if encodings:
+                    vectors.append(np.frombuffer(row[2], dtype="<f8"))  # the layout pack_encoding writes
+        out = None
+        if encodings:
+            out = np.vstack(vectors).astype(np.float32) if vectors else np.empty((0, 128), dtype=np.float32)
+        return ids, out, subjects
 
     def hash_rows(self, subject_id: str | None = None):
         """Return (ids, phashes, template ids, subject ids, variants) of every active template hash."""

@@ -35,14 +35,14 @@ class RegistryIndex:
 
     def _load(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ids, encodings, subjects = self.store.template_vectors(self.embedder, self.embedder_version)
+        ids, _, subjects = self.store.template_vectors(self.embedder, self.embedder_version, encodings=False)
         self.template_subject = dict(zip(ids, subjects))
-        self.faces = self._load_faces(np.asarray(ids, dtype=np.int64), encodings)
+        self.faces = self._load_faces(np.asarray(ids, dtype=np.int64))
         hid, hexes, tids, hsubjects, variants = self.store.hash_rows()
         self.hash_info = {h: (t, s, v) for h, t, s, v in zip(hid, tids, hsubjects, variants)}
         self.hashes = self._load_hashes(np.asarray(hid, dtype=np.int64), hexes)
 
-    def _load_faces(self, ids: np.ndarray, encodings):
+    def _load_faces(self, ids: np.ndarray):
         path = self.dir / FACES_FILE
         try:
             index = load_index(path, self.embedder, self.embedder_version)
@@ -53,8 +53,9 @@ class RegistryIndex:
             if path.exists() or len(ids):
                 log.warning("rebuilding %s: %s", path, exc)
         index = make_index(len(ids))
-        if len(ids):
-            index.add(ids, np.asarray(encodings, dtype=np.float32))
+        if len(ids):  # the vectors are read only to rebuild
+            rebuilt_ids, encodings, _ = self.store.template_vectors(self.embedder, self.embedder_version)
+            index.add(np.asarray(rebuilt_ids, dtype=np.int64), encodings)
         self._save_faces(index)
         self.rebuilt.append(FACES_FILE)
         return index
@@ -90,8 +91,7 @@ class RegistryIndex:
         ids, encodings, subjects = self.store.template_vectors(self.embedder, self.embedder_version, subject_id)
         want = set(template_ids)
         sel = [i for i, t in enumerate(ids) if t in want]
-        self.faces.add(np.asarray([ids[i] for i in sel], dtype=np.int64),
-                       np.asarray([encodings[i] for i in sel], dtype=np.float32))
+        self.faces.add(np.asarray([ids[i] for i in sel], dtype=np.int64), encodings[sel])
         self.template_subject.update({ids[i]: subjects[i] for i in sel})
         hid, hexes, tids, hsubjects, variants = self.store.hash_rows(subject_id)
         hsel = [i for i, t in enumerate(tids) if t in want]

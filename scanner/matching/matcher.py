@@ -198,7 +198,7 @@ def search_earlier_scans(registry, case_store, subject_id: str, actor: str) -> d
 
     _ids, vectors, _subjects = registry.store.template_vectors(registry.embedder, registry.embedder_version,
                                                                subject_id)
-    if not vectors:
+    if not len(vectors):
         return {"scans": 0, "findings": []}
     templates = np.asarray(vectors)
     _h, phashes, _t, _s, _v = registry.store.hash_rows(subject_id)
