@@ -99,6 +99,13 @@ def migrate(conn) -> None:
     """Bring the database on `conn` to the newest schema revision (indexes/migrations)."""
     from pathlib import Path
 
+    from sqlalchemy import inspect, text
+
+    from indexes.migrations import HEAD
+
+    if inspect(conn).has_table("alembic_version"):
+        if conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD:
+            return  # current: no need to load Alembic
     from alembic import command
     from alembic.config import Config
 

@@ -13,6 +13,20 @@ def _url(tmp_path, db_url):
     return db_url or f"sqlite:///{tmp_path / 'db.sqlite'}"
 
 
+def test_head_is_the_newest_revision_of_the_chain():
+    # a database at HEAD is opened without Alembic, so HEAD must be the chain's real head
+    from pathlib import Path
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    import indexes.migrations as migrations
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    assert ScriptDirectory.from_config(config).get_heads() == [migrations.HEAD]
+
+
 def test_a_new_database_gets_exactly_the_models_schema(tmp_path, db_url):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
