@@ -7,6 +7,7 @@ Errors share one JSON shape: {"error": {"code": "...", "message": "..."}}.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -51,6 +52,33 @@ class RateLimiter:
             return True
 
 
+class FairGate:
+    """At most `n` holders at once, admitted in the order they arrived.
+
+    threading.Semaphore wakes its waiters in no set order; a queue of screens needs first come,
+    first served, or the slowest unlucky request waits for everyone after it.
+    """
+
+    def __init__(self, n: int):
+        self._cond = threading.Condition()
+        self._n, self._next, self._serving, self._active = n, 0, 0, 0
+
+    def __enter__(self):
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            self._cond.wait_for(lambda: ticket == self._serving and self._active < self._n)
+            self._serving += 1
+            self._active += 1
+            self._cond.notify_all()  # the next ticket may fit too
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
+
+
 class Service:
     """What every request shares: the workspace, its registry, the key store, the limits."""
 
@@ -65,6 +93,9 @@ class Service:
         self.keys = ServiceStore(self.store.engine)
         self.limiter = RateLimiter()
         self.lock = threading.RLock()  # the registry's index is changed and searched under it
+        # one screen per core at a time, in arrival order: with 50 clients the thread pool alone
+        # ran 40 at once in no set order, so some waited 16 s while later ones went through
+        self.screens = FairGate(os.cpu_count() or 1)
         self.uploads = Path(self.root) / "uploads"
         self.uploads.mkdir(mode=0o700, exist_ok=True)
         self.deliveries: list[threading.Thread] = []

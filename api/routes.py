@@ -260,7 +260,8 @@ def _screen_file(svc, path, caller) -> dict:
     from scanner.pipeline import scan, stored_records
     from scanner.profile.dump import build_profile
 
-    summary = scan([str(path)], svc.store, ScanOptions(workers=1), workspace=svc.root, lineage=False)
+    with svc.screens:
+        summary = scan([str(path)], svc.store, ScanOptions(workers=1), workspace=svc.root, lineage=False)
     actor = f"key:{caller['key_id']}" if caller else "anonymous"
     with svc.lock:
         findings = match_scan(svc.registry, svc.store, summary.scan_id, actor) if len(svc.registry.index) else []
