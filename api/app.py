@@ -55,8 +55,9 @@ class RateLimiter:
 class FairGate:
     """At most `n` holders at once, admitted in the order they arrived.
 
-    threading.Semaphore wakes its waiters in no set order; a queue of screens needs first come,
-    first served, or the slowest unlucky request waits for everyone after it.
+    threading.Semaphore does not promise arrival order (a thread that arrives as a slot frees can
+    take it ahead of those already waiting); a queue of screens needs first come, first served, or
+    an unlucky request keeps waiting while later ones go through.
     """
 
     def __init__(self, n: int):
@@ -93,8 +94,8 @@ class Service:
         self.keys = ServiceStore(self.store.engine)
         self.limiter = RateLimiter()
         self.lock = threading.RLock()  # the registry's index is changed and searched under it
-        # one screen per core at a time, in arrival order: with 50 clients the thread pool alone
-        # ran 40 at once in no set order, so some waited 16 s while later ones went through
+        # one screen per core at a time, in arrival order: with 50 clients the thread pool alone ran
+        # 40 at once, each slowed by all the others (p99 16 s; 3 s with the gate, docs/api.md)
         self.screens = FairGate(os.cpu_count() or 1)
         self.uploads = Path(self.root) / "uploads"
         self.uploads.mkdir(mode=0o700, exist_ok=True)

@@ -106,8 +106,9 @@ def _video_analysis(frames, state, image: ImageFingerprint | None) -> Analysis:
     return Analysis(image=image, faces=tuple(faces), video=fingerprint)
 
 
-def analyse_here(data: bytes, options: ScanOptions | None = None) -> Analysis:
-    """Analyse one member's bytes in this process (enrollment, a one-photo match).
+def analyse_here(data: bytes | None, options: ScanOptions | None = None, path: str | None = None,
+                 video: bool = False) -> Analysis:
+    """Analyse one member in this process (enrollment, a one-photo match, a cluster worker's task).
 
     The models load once per process: re-preparing for every call would reload dlib's models
     (about half a second) for each enrollment.
@@ -115,7 +116,7 @@ def analyse_here(data: bytes, options: ScanOptions | None = None) -> Analysis:
     options = options or ScanOptions()
     if _options != options:
         init_worker(options)
-    return analyse(data)
+    return analyse(data, path, video)
 
 
 class InlineExecutor:
@@ -143,14 +144,6 @@ def installed_versions() -> dict[str, str]:
     from scanner.fingerprints.faces import engine_versions
 
     return {"facetrace": version("facetrace"), **engine_versions()}
-
-
-def analyse_on_cluster(options: ScanOptions, data: bytes | None, path: str | None = None,
-                       video: bool = False) -> Analysis:
-    """One member's analysis as a Dask task: the worker process is prepared on its first task."""
-    if _options != options:
-        init_worker(options)
-    return analyse(data, path, video)
 
 
 CLUSTER_CONNECT_TIMEOUT_S = 30  # Dask retries a refused connection until then
@@ -204,10 +197,10 @@ class ClusterExecutor:
         """The cluster's worker threads now (how many tasks it runs at once)."""
         return sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()) or 1
 
-    def submit(self, fn, *args) -> Future:
+    def submit(self, fn, data: bytes | None, path: str | None = None, video: bool = False) -> Future:
         if fn is not analyse:
             raise ValueError("only member analyses run on the cluster")
-        return self._executor.submit(analyse_on_cluster, self.options, *args)
+        return self._executor.submit(analyse_here, data, self.options, path, video)
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         self._executor.shutdown(wait=wait and not cancel_futures)
