@@ -6,10 +6,14 @@ single-query latency p50/p99 (one query at a time, as `match` does), batch throu
 recall@1 against the exact flat index on the same data, for two kinds of query: a noisy copy of an
 enrolled template (a new photo of an enrolled person: the case that decides a finding) and a
 fresh random vector (a stranger: its nearest template is barely nearer than the rest, and no
-threshold accepts it). Then the IVF index's file size, and the time to write, hash (SHA-256, as
-its manifest does) and read it back. Exact search is the baseline.
+threshold accepts it). Then the IVF index's files (segmented: indexes/segments.py): their size,
+the time to write and hash them all and to read them back, and the time to remove one subject
+(3 templates) and save the change, which rewrites only the touched segments; afterwards no file
+of the index holds the removed ids (as `registry verify-erasure` checks). Last, the registry's
+hash index at the size of a million-subject registry (18 hashes per photo): removing one
+enrollment's hashes and saving, and one range query. Exact search is the baseline.
 
-Usage: python benchmarks/bench_index.py [--sizes 10000,100000,1000000] [--queries 200]
+Usage: python benchmarks/bench_index.py [--sizes 10000,100000,1000000] [--queries 200] [--hashes 18000000]
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexes.vectors import FlatIndex, IVFIndex, load_index, save_index  # noqa: E402
+from indexes.hashes import ShardedHashIndex, load_hash_index, save_hash_index, stored_hash_ids  # noqa: E402
+from indexes.segments import files as index_files  # noqa: E402
+from indexes.vectors import FlatIndex, IVFIndex, load_index, save_index, stored_ids  # noqa: E402
 
 
 def bench(index, x, ids, queries):
@@ -46,6 +52,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--hashes", type=int, default=18_000_000, help="hash index size (0: skip)")
     args = ap.parse_args()
     rng = np.random.default_rng(1)
     print(f"{'size':>9} {'index':16} {'build s':>8} {'p50 ms':>7} {'p99 ms':>7} {'batch q/s':>10} "
@@ -69,14 +76,71 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "t.faiss"
             t = time.perf_counter()
-            save_index(ivf_index, path, "bench", "1")  # write_index, then the manifest's SHA-256
+            save_index(ivf_index, path, "bench", "1")  # every segment written and hashed, then the manifest
             saved = time.perf_counter() - t
             t = time.perf_counter()
-            load_index(path, "bench", "1")  # checks the SHA-256, then read_index
+            loaded_index = load_index(path, "bench", "1")  # every SHA-256 checked, lists filled
             loaded = time.perf_counter() - t
-            print(f"{'':>9} {'ivf file':16} {path.stat().st_size / 2**20:.0f} MiB: saved (written and hashed) in "
-                  f"{saved:.2f} s, loaded (hash checked, read) in {loaded:.2f} s")
+            size = sum(p.stat().st_size for p in index_files(path))
+            print(f"{'':>9} {'ivf files':16} {size / 2**20:.0f} MiB: saved (written and hashed) in "
+                  f"{saved:.2f} s, loaded (hashes checked, read) in {loaded:.2f} s")
+            del loaded_index
+            for label in ("the index just saved", "an index just loaded"):
+                index = ivf_index if label == "the index just saved" else load_index(path, "bench", "1")
+                held = index.ids()
+                subject = held[rng.choice(len(held), 3, replace=False)]  # one subject's templates
+                t = time.perf_counter()
+                removed = index.remove(subject)
+                mid = time.perf_counter()
+                manifest = save_index(index, path, "bench", "1")
+                done = time.perf_counter()
+                left = [name for name, got in stored_ids(path).items() if got is None or np.isin(subject, got).any()]
+                changed = len(index.saved_manifest["segments"]) and sum(
+                    1 for f in index_files(path) if f.name.endswith(f".{manifest['generation']}.seg"))
+                print(f"{'':>9} {'remove subject':16} from {label}: {removed} templates removed in "
+                      f"{(mid - t) * 1000:.1f} ms, change saved in {(done - mid) * 1000:.0f} ms ({changed} of "
+                      f"{len(manifest['segments'])} segments rewritten); files still holding them: {left or 'none'}")
+                del index
         sys.stdout.flush()
+    if args.hashes:
+        bench_hashes(args.hashes)
+
+
+def bench_hashes(n: int) -> None:
+    """The registry's hash index at n hashes: save, remove one enrollment (54 hashes), save again."""
+    rng = np.random.default_rng(2)
+    index = ShardedHashIndex()
+    codes = rng.integers(0, 256, (n, 8), dtype=np.uint8)
+    t = time.perf_counter()
+    index.add_codes(np.arange(n, dtype=np.int64), codes)
+    built = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "h.faissb"
+        t = time.perf_counter()
+        save_hash_index(index, path, "bench")
+        saved = time.perf_counter() - t
+        t = time.perf_counter()
+        load_hash_index(path, "bench")
+        loaded = time.perf_counter() - t
+        size = sum(p.stat().st_size for p in index_files(path))
+        print(f"hash index {n:,} hashes: built {built:.1f} s, {size / 2**20:.0f} MiB in {index.segment_count()} "
+              f"segments, saved in {saved:.2f} s, loaded in {loaded:.2f} s")
+        start = int(rng.integers(0, n - 54))
+        enrollment = np.arange(start, start + 54, dtype=np.int64)  # 3 photos x 18 variants, consecutive ids
+        t = time.perf_counter()
+        removed = index.remove(enrollment)
+        mid = time.perf_counter()
+        manifest = save_hash_index(index, path, "bench")
+        done = time.perf_counter()
+        left = [k for k, held in stored_hash_ids(path).items() if held is None or np.isin(enrollment, held).any()]
+        print(f"hash index remove one enrollment: {removed} hashes removed in {(mid - t) * 1000:.1f} ms, saved in "
+              f"{(done - mid) * 1000:.0f} ms ({len(manifest['segments'])} segments); files still holding them: "
+              f"{left or 'none'}")
+        q = [codes[i].tobytes().hex() for i in rng.choice(n, 20)]
+        t = time.perf_counter()
+        for h in q:
+            index.range_search([h], 8)
+        print(f"hash index range query (radius 8): {(time.perf_counter() - t) / len(q) * 1000:.1f} ms per photo hash")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from indexes.db import Base, read_only
 
 GENESIS = "0" * 64
 AUDIT_LOCK_KEY = 0x66616365_61756469  # PostgreSQL advisory lock of the audit chain ("faceaudi")
+CHANGES_KEY = "registry_changes"  # meta row: count of changes to templates and hashes
 
 
 def utcnow() -> datetime:
@@ -114,6 +115,7 @@ class RegistryStore:
     def __init__(self, engine):
         self.engine = engine
         self.reader = read_only(engine)  # reads never take the write lock
+        self.last_change: int | None = None  # the change count this object's last change made
 
     # -- audit --------------------------------------------------------------------------------
 
@@ -137,6 +139,25 @@ class RegistryStore:
             s.add(Meta(key="audit_head", value=value))
         else:
             head.value = value
+
+    def _bump_changes(self, s: Session) -> None:
+        """Count a change of the templates or hashes, in the transaction that makes it (after
+        `_audit`, whose lock serializes writers on PostgreSQL; SQLite has one writer at a time).
+        The indexes record the count they reflect: an index whose count equals the database's is
+        current without reading a million ids (RegistryIndex)."""
+        row = s.get(Meta, CHANGES_KEY)
+        n = 1 if row is None else int(row.value) + 1
+        if row is None:
+            s.add(Meta(key=CHANGES_KEY, value=str(n)))
+        else:
+            row.value = str(n)
+        self.last_change = n
+
+    def registry_changes(self) -> int:
+        """How many enrollments, withdrawals and erasures the registry has seen (0: none yet)."""
+        with Session(self.reader) as s:
+            row = s.get(Meta, CHANGES_KEY)
+            return 0 if row is None else int(row.value)
 
     def audit(self, action: str, actor: str, subject_id: str | None = None, details: dict | None = None) -> None:
         """Append one audit entry (searches, scans against the registry, report exports...)."""
@@ -202,6 +223,7 @@ class RegistryStore:
                 rows.append(row.id)
             self._audit(s, "enroll", actor, subject_id, {"templates": len(rows), "purpose": consent["purpose"],
                                                         "consent_text_sha256": consent["text_sha256"]})
+            self._bump_changes(s)
             return subject_id, rows
 
     def get_subject(self, subject_id: str) -> dict | None:
@@ -252,6 +274,7 @@ class RegistryStore:
                 c.withdrawn_at = now
             ids = self._delete_templates(s, subject_id)
             self._audit(s, "withdraw", actor, subject_id, {"deleted": ids})
+            self._bump_changes(s)
             return ids
 
     def erase(self, subject_id: str, actor: str) -> dict:
@@ -267,6 +290,7 @@ class RegistryStore:
             subj.erased_at = utcnow()
             deleted = {**ids, "findings": findings, "consents": consents}
             self._audit(s, "erase", actor, subject_id, deleted)
+            self._bump_changes(s)
             return {**deleted, "erased_at": subj.erased_at.isoformat()}
 
     def _delete_templates(self, s: Session, subject_id: str) -> dict[str, list[int]]:
@@ -290,6 +314,14 @@ class RegistryStore:
 
     # -- templates for indexes --------------------------------------------------------------
 
+    @staticmethod
+    def _check_embedder(s: Session, embedder: str, embedder_version: str) -> None:
+        other = set(s.execute(select(Template.embedder, Template.embedder_version).distinct()).all()) - {
+            (embedder, embedder_version)}
+        if other:
+            raise ValueError(f"the registry holds templates made by {sorted(other)}, not by "
+                             f"{embedder} {embedder_version}: re-enroll or use the matching engine")
+
     def template_vectors(self, embedder: str, embedder_version: str, subject_id: str | None = None,
                          encodings: bool = True):
         """Return (ids, encodings, subject ids) of every active template made by this embedder.
@@ -306,21 +338,75 @@ class RegistryStore:
         if subject_id is not None:
             q = q.where(Template.subject_id == subject_id)
         with Session(self.reader) as s:
-            other = set(s.execute(select(Template.embedder, Template.embedder_version).distinct()).all()) - {
-                (embedder, embedder_version)}
-            if other:
-                raise ValueError(f"the registry holds templates made by {sorted(other)}, not by "
-                                 f"{embedder} {embedder_version}: re-enroll or use the matching engine")
+            self._check_embedder(s, embedder, embedder_version)
             ids, subjects, vectors = [], [], []
-            for row in s.execute(q.order_by(Template.id)).yield_per(10_000):
-                ids.append(row[0])
-                subjects.append(row[1])
-                if encodings:
-                    vectors.append(np.frombuffer(row[2], dtype="<f8"))  # the layout pack_encoding writes
+            for part in s.execute(q.order_by(Template.id)).yield_per(10_000).partitions():
+                ids += [row[0] for row in part]
+                subjects += [row[1] for row in part]
+                if encodings:  # float32 chunk by chunk: no float64 copy of the whole registry
+                    blob = b"".join(row[2] for row in part)  # the layout pack_encoding writes
+                    vectors.append(np.frombuffer(blob, dtype="<f8").reshape(-1, 128).astype(np.float32))
         out = None
         if encodings:
-            out = np.vstack(vectors).astype(np.float32) if vectors else np.empty((0, 128), dtype=np.float32)
+            out = np.concatenate(vectors) if vectors else np.empty((0, 128), dtype=np.float32)
         return ids, out, subjects
+
+    def active_template_ids(self, embedder: str, embedder_version: str):
+        """The ids of every active template, sorted, as an int64 array (a million in about a second:
+        what checking an index file against the database needs, without subjects or encodings)."""
+        import numpy as np
+
+        q = (select(Template.id).join(Subject, Subject.id == Template.subject_id)
+             .where(Subject.status == "active").order_by(Template.id))
+        with Session(self.reader) as s:
+            self._check_embedder(s, embedder, embedder_version)
+            return np.fromiter(s.scalars(q), dtype=np.int64)
+
+    def active_hash_ids(self):
+        """The ids of every active template hash, sorted, as an int64 array."""
+        import numpy as np
+
+        q = (select(TemplateHash.id).join(Subject, Subject.id == TemplateHash.subject_id)
+             .where(Subject.status == "active").order_by(TemplateHash.id))
+        with Session(self.reader) as s:
+            return np.fromiter(s.scalars(q), dtype=np.int64)
+
+    def iter_hash_codes(self, chunk: int = 200_000):
+        """Yield (ids, codes) of every active template hash in id order, `chunk` rows at a time, as
+        int64 and (n, 8) uint8 arrays: rebuilding the hash index of a million-subject registry
+        (18 million hashes) without holding them as Python rows (measured: 10 GB that way)."""
+        import numpy as np
+
+        q = (select(TemplateHash.id, TemplateHash.phash).join(Subject, Subject.id == TemplateHash.subject_id)
+             .where(Subject.status == "active").order_by(TemplateHash.id))
+        with Session(self.reader) as s:
+            for part in s.execute(q).yield_per(chunk).partitions():
+                ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
+                codes = np.frombuffer(bytes.fromhex("".join(r[1] for r in part)), dtype=np.uint8).reshape(-1, 8)
+                yield ids, codes
+
+    def subjects_of_templates(self, template_ids) -> dict[int, str]:
+        """Map template id -> subject id for the active ones among `template_ids` (search hits)."""
+        ids = sorted({int(t) for t in template_ids})
+        out: dict[int, str] = {}
+        with Session(self.reader) as s:
+            for i in range(0, len(ids), 500):
+                q = (select(Template.id, Template.subject_id).join(Subject, Subject.id == Template.subject_id)
+                     .where(Subject.status == "active", Template.id.in_(ids[i:i + 500])))
+                out.update({r.id: r.subject_id for r in s.execute(q)})
+        return out
+
+    def hash_details(self, hash_ids) -> dict[int, tuple[int, str, str]]:
+        """Map template-hash id -> (template id, subject id, variant) for the active ones (search hits)."""
+        ids = sorted({int(h) for h in hash_ids})
+        out: dict[int, tuple[int, str, str]] = {}
+        with Session(self.reader) as s:
+            for i in range(0, len(ids), 500):
+                q = (select(TemplateHash.id, TemplateHash.template_id, TemplateHash.subject_id, TemplateHash.variant)
+                     .join(Subject, Subject.id == TemplateHash.subject_id)
+                     .where(Subject.status == "active", TemplateHash.id.in_(ids[i:i + 500])))
+                out.update({r.id: (r.template_id, r.subject_id, r.variant) for r in s.execute(q)})
+        return out
 
     def hash_rows(self, subject_id: str | None = None):
         """Return (ids, phashes, template ids, subject ids, variants) of every active template hash."""

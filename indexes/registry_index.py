@@ -1,9 +1,20 @@
 """The registry's search indexes, kept in step with the registry tables.
 
-Two files in `<workspace>/indexes/`: `templates.faiss` (face encodings, ids = template ids) and
+Two indexes in `<workspace>/indexes/`: `templates.faiss` (face encodings, ids = template ids) and
 `hashes.faissb` (64-bit pHashes of enrolled photos and their variants, ids = template-hash ids),
-each with a JSON manifest. The database is the source of truth: an index file that is missing,
+each with a JSON manifest, and, for a large face index and for the hash index, a folder of segment
+files (`templates.faiss.d/`, `hashes.faissb.d/`, indexes/segments.py): an enrollment or an erasure
+rewrites only the segments it touched. The database is the source of truth: an index file that is missing,
 damaged, made by another engine, or whose ids differ from the database's is rebuilt from it.
+
+Checking a million ids against the database takes tens of seconds, so each manifest records the
+registry's change count (`RegistryStore.registry_changes`, raised by every enrollment, withdrawal
+and erasure in the same transaction) that its index reflects. When both manifests carry the
+database's current count, the files are current and only their checksums are checked. Otherwise
+(a process that crashed between its commit and its save, two processes changing the registry at
+once, files from an older version) the ids are compared and stale files rebuilt. A process that
+keeps a registry open (the HTTP service) calls `refresh()` before each search: one read of the
+count, and a reload only when another process changed the registry.
 """
 
 from __future__ import annotations
@@ -13,14 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes.hashes import BinaryHashIndex, load_hash_index, save_hash_index
+from indexes import segments
+from indexes.hashes import ShardedHashIndex, load_hash_index, save_hash_index, stored_hash_ids
 from indexes.registry import RegistryStore
-from indexes.vectors import IndexMismatch, load_index, make_index, save_index
+from indexes.vectors import IndexMismatch, load_index, make_index, read_manifest_or_none, save_index, stored_ids
 
 log = logging.getLogger(__name__)
 
 FACES_FILE = "templates.faiss"
 HASHES_FILE = "hashes.faissb"
+CHANGES = "registry_changes"  # manifest field: the registry change count an index reflects
 
 
 class RegistryIndex:
@@ -29,60 +42,93 @@ class RegistryIndex:
         self.store = store
         self.embedder, self.embedder_version, self.hasher = embedder, embedder_version, hasher
         self.rebuilt: list[str] = []  # which files were rebuilt by the last load (for tests and logs)
+        self._problems: list[str] = []  # why index files could not be loaded (logged if rebuilt)
+        self.changes: int | None = None  # the registry change count the indexes reflect (None: unknown)
         self._load()
 
     # -- loading ------------------------------------------------------------------------------
 
     def _load(self) -> None:
+        # ids only: which subject a template or hash belongs to is looked up for the search hits
+        # (subjects_of, hash_details), so opening a million-subject registry reads no subjects
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ids, _, subjects = self.store.template_vectors(self.embedder, self.embedder_version, encodings=False)
-        self.template_subject = dict(zip(ids, subjects))
-        self.faces = self._load_faces(np.asarray(ids, dtype=np.int64))
-        hid, hexes, tids, hsubjects, variants = self.store.hash_rows()
-        self.hash_info = {h: (t, s, v) for h, t, s, v in zip(hid, tids, hsubjects, variants)}
-        self.hashes = self._load_hashes(np.asarray(hid, dtype=np.int64), hexes)
+        changes = self.store.registry_changes()  # read first: whatever is read after is at least as new
+        self._problems = []
+        faces = self._read(FACES_FILE, lambda p: load_index(p, self.embedder, self.embedder_version))
+        hashes = self._read(HASHES_FILE, lambda p: load_hash_index(p, self.hasher))
+        if not all(ix is not None and ix.saved_manifest.get(CHANGES) == changes for ix in (faces, hashes)):
+            faces = self._check_faces(faces, self.store.active_template_ids(self.embedder, self.embedder_version))
+            hashes = self._check_hashes(hashes, self.store.active_hash_ids())
+        self.faces, self.hashes, self.changes = faces, hashes, changes
+        self._save(only_if_label_differs=True)
 
-    def _load_faces(self, ids: np.ndarray):
-        path = self.dir / FACES_FILE
+    def _read(self, name: str, load):
         try:
-            index = load_index(path, self.embedder, self.embedder_version)
-            if np.array_equal(np.sort(index.ids()), np.sort(ids)):
+            index = load(self.dir / name)
+        except IndexMismatch as exc:
+            self._problems.append(str(exc))
+            return None
+        if getattr(index, "saved_manifest", None) is None:  # a one-file index: its manifest
+            index.saved_manifest = read_manifest_or_none(self.dir / name) or {}
+        return index
+
+    def refresh(self) -> bool:
+        """Reload the indexes if another process changed the registry since they were read."""
+        if self.store.registry_changes() == self.changes:
+            return False
+        self.rebuilt = []
+        self._load()
+        return True
+
+    def _check_faces(self, index, ids: np.ndarray):
+        path = self.dir / FACES_FILE
+        if index is not None:
+            if np.array_equal(np.sort(index.ids()), ids):
                 return index
             log.warning("%s is stale (%d ids, database has %d): rebuilding", path, len(index), len(ids))
-        except IndexMismatch as exc:
-            if path.exists() or len(ids):
-                log.warning("rebuilding %s: %s", path, exc)
+        elif path.exists() or len(ids):
+            log.warning("rebuilding %s: %s", path, "; ".join(self._problems) or "missing")
         index = make_index(len(ids))
         if len(ids):  # the vectors are read only to rebuild
             rebuilt_ids, encodings, _ = self.store.template_vectors(self.embedder, self.embedder_version)
             index.add(np.asarray(rebuilt_ids, dtype=np.int64), encodings)
-        self._save_faces(index)
         self.rebuilt.append(FACES_FILE)
         return index
 
-    def _load_hashes(self, ids: np.ndarray, hexes):
+    def _check_hashes(self, index, ids: np.ndarray):
         path = self.dir / HASHES_FILE
-        try:
-            index = load_hash_index(path, self.hasher)
-            if np.array_equal(np.sort(index.ids()), np.sort(ids)):
+        if index is not None:
+            if np.array_equal(np.sort(index.ids()), ids):
                 return index
-            log.warning("%s is stale: rebuilding", path)
-        except IndexMismatch as exc:
-            if path.exists() or len(ids):
-                log.warning("rebuilding %s: %s", path, exc)
-        index = BinaryHashIndex()
-        index.add(ids, hexes)
-        save_hash_index(index, path, self.hasher)
+            log.warning("%s is stale (%d ids, database has %d): rebuilding", path, len(index), len(ids))
+        elif path.exists() or len(ids):
+            log.warning("rebuilding %s: %s", path, "; ".join(self._problems) or "missing")
+        index = ShardedHashIndex()
+        for chunk_ids, codes in self.store.iter_hash_codes():
+            index.add_codes(chunk_ids, codes)
         self.rebuilt.append(HASHES_FILE)
         return index
 
-    def _save_faces(self, index) -> None:
-        path = self.dir / FACES_FILE
-        if getattr(index, "faiss_index", None) is None:  # an untrained, empty IVF index
-            for p in (path, Path(str(path) + ".json")):
-                p.unlink(missing_ok=True)
-            return
-        save_index(index, path, self.embedder, self.embedder_version)
+    def _save(self, only_if_label_differs: bool = False) -> None:
+        """Write the changed parts of both indexes, labelled with the change count they reflect."""
+        label = {CHANGES: self.changes}
+        faces_path = self.dir / FACES_FILE
+        if getattr(self.faces, "faiss_index", None) is None:  # an untrained, empty IVF index
+            segments.remove_all(faces_path)
+        elif not (only_if_label_differs and FACES_FILE not in self.rebuilt
+                  and (self.faces.saved_manifest or {}).get(CHANGES) == self.changes):
+            manifest = save_index(self.faces, faces_path, self.embedder, self.embedder_version, extra=label)
+            self.faces.saved_manifest = manifest
+        if not (only_if_label_differs and HASHES_FILE not in self.rebuilt
+                and (self.hashes.saved_manifest or {}).get(CHANGES) == self.changes):
+            save_hash_index(self.hashes, self.dir / HASHES_FILE, self.hasher, extra=label)
+
+    def _changed(self) -> None:
+        """After this process's own change: the indexes reflect the database's new count only if
+        nobody else changed the registry since they were read (else: unknown, checked at next open)."""
+        n = self.store.last_change
+        self.changes = n if n is not None and self.changes is not None and n == self.changes + 1 else None
+        self._save()
 
     # -- changes ------------------------------------------------------------------------------
 
@@ -92,26 +138,17 @@ class RegistryIndex:
         want = set(template_ids)
         sel = [i for i, t in enumerate(ids) if t in want]
         self.faces.add(np.asarray([ids[i] for i in sel], dtype=np.int64), encodings[sel])
-        self.template_subject.update({ids[i]: subjects[i] for i in sel})
-        hid, hexes, tids, hsubjects, variants = self.store.hash_rows(subject_id)
+        hid, hexes, tids, _subjects, _variants = self.store.hash_rows(subject_id)
         hsel = [i for i, t in enumerate(tids) if t in want]
         self.hashes.add(np.asarray([hid[i] for i in hsel], dtype=np.int64), [hexes[i] for i in hsel])
-        self.hash_info.update({hid[i]: (tids[i], hsubjects[i], variants[i]) for i in hsel})
-        self._save_faces(self.faces)
-        save_hash_index(self.hashes, self.dir / HASHES_FILE, self.hasher)
+        self._changed()
 
-    def remove_templates(self, template_ids: list[int]) -> int:
-        """Delete templates (and their hashes) from both indexes and rewrite the files; return count."""
-        tids = set(template_ids)
-        removed = self.faces.remove(np.asarray(sorted(tids), dtype=np.int64))
-        hash_ids = [h for h, (t, _s, _v) in self.hash_info.items() if t in tids]
-        self.hashes.remove(np.asarray(hash_ids, dtype=np.int64))
-        for t in tids:
-            self.template_subject.pop(t, None)
-        for h in hash_ids:
-            self.hash_info.pop(h, None)
-        self._save_faces(self.faces)
-        save_hash_index(self.hashes, self.dir / HASHES_FILE, self.hasher)
+    def remove_templates(self, template_ids: list[int], hash_ids: list[int]) -> int:
+        """Delete templates and their hashes (the ids the database deleted) from both indexes and
+        rewrite the changed segments; return the number of templates removed."""
+        removed = self.faces.remove(np.asarray(sorted(set(template_ids)), dtype=np.int64))
+        self.hashes.remove(np.asarray(sorted(set(hash_ids)), dtype=np.int64))
+        self._changed()
         return removed
 
     # -- search -------------------------------------------------------------------------------
@@ -124,22 +161,26 @@ class RegistryIndex:
     def search_hashes(self, phashes: list[str], radius: int) -> list[list[tuple[int, int]]]:
         return self.hashes.range_search(phashes, radius)
 
-    def subject_of(self, template_id: int) -> str | None:
-        return self.template_subject.get(int(template_id))
+    def subjects_of(self, template_ids) -> dict[int, str]:
+        """Subject of each active template among these (search hits), from the database."""
+        return self.store.subjects_of_templates(template_ids)
+
+    def hash_details(self, hash_ids) -> dict[int, tuple[int, str, str]]:
+        """(template id, subject id, variant) of each active hash among these, from the database."""
+        return self.store.hash_details(hash_ids)
 
     def files_holding(self, template_ids: list[int], hash_ids: list[int]) -> list[str]:
-        """Read the index files on disk and name those that still hold any of these ids."""
+        """Read every index file on disk (those the manifests name and any left over) and name
+        those that hold any of these ids, or that cannot be parsed (they may hold anything)."""
         found = []
-        path = self.dir / FACES_FILE
-        if path.exists():
-            on_disk = load_index(path, self.embedder, self.embedder_version)
-            if np.isin(np.asarray(template_ids, dtype=np.int64), on_disk.ids()).any():
-                found.append(FACES_FILE)
-        path = self.dir / HASHES_FILE
-        if path.exists():
-            on_disk = load_hash_index(path, self.hasher)
-            if np.isin(np.asarray(hash_ids, dtype=np.int64), on_disk.ids()).any():
-                found.append(HASHES_FILE)
+        for stored, wanted in ((stored_ids(self.dir / FACES_FILE), template_ids),
+                               (stored_hash_ids(self.dir / HASHES_FILE), hash_ids)):
+            wanted = np.asarray(wanted, dtype=np.int64)
+            for name, ids in stored.items():
+                if ids is None:
+                    found.append(f"{name} (unreadable)")
+                elif np.isin(wanted, ids).any():
+                    found.append(name)
         return found
 
     def __len__(self) -> int:

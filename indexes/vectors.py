@@ -2,8 +2,12 @@
 
 Every index returns Euclidean (not squared) distances and the caller's int64 ids, supports
 incremental `add` and `remove` (removed vectors are really deleted from the index's memory and
-file, which erasure needs), and persists as `faiss.write_index` output plus a JSON manifest
-(kind, embedder, dimension, metric, count, SHA-256 of the index file). Nothing is pickled.
+file, which erasure needs), and persists with a JSON manifest (kind, embedder, dimension, metric,
+count, SHA-256 of every file). Nothing is pickled. The flat index is one `faiss.write_index` file;
+the IVF index (the large one) is a segmented index (indexes/segments.py): the trained, empty index
+as a FAISS header file and its inverted lists in `IVF_SEGMENTS` segment files, so that adding or
+removing a subject rewrites the few segments it touched (at 1,000,000 templates about 8 MiB each)
+instead of the whole 500 MiB index.
 
 `make_index(n)` picks the kind by size: exact flat search below `APPROX_ABOVE` vectors, where a
 single query stays under a few milliseconds (benchmarks/bench_index.py), IVF above it.
@@ -31,6 +35,9 @@ APPROX_ABOVE = 50_000
 LISTS_PER_SQRT_N = 4
 TRAIN_PER_LIST = 50  # k-means points per list (faiss warns below 39)
 MIN_TRAIN_SAMPLE = 100_000
+# Segment files of an IVF index (list number modulo this): a subject's few templates touch as many
+# segments, each 1/64 of the index (benchmarks/bench_index.py measures removal from 1M).
+IVF_SEGMENTS = 64
 
 
 class IndexMismatch(Exception):
@@ -162,17 +169,24 @@ class IVFIndex(_FaissIndex):
     """Approximate search: inverted lists over a k-means coarse quantizer (faiss IndexIVFFlat).
 
     Trained on the first batch added (at least 39 vectors per list, faiss's own minimum); later
-    additions and removals are incremental. `nprobe` lists are searched per query.
+    additions and removals are incremental. `nprobe` lists are searched per query. The index
+    remembers which lists changed since it was last saved or loaded, so that `save_index` rewrites
+    only their segments.
     """
 
     kind = "faiss-ivf-flat"
 
-    def __init__(self, index=None, nlist: int | None = None, nprobe: int = 32):
+    def __init__(self, index=None, nlist: int | None = None, nprobe: int = 32, header: bytes | None = None):
         self._nlist = nlist
         self.nprobe = nprobe
+        self._header = header  # the trained index without entries, serialized (the segmented file's header)
+        self._dirty: set[int] | None = None  # lists changed since the last save or load; None: all
+        self.saved_manifest: dict | None = None  # the manifest of that save or load
         super().__init__(index)
         if index is not None:
             self._index.nprobe = nprobe
+            if header is None:  # read from a one-file index: make the header from its quantizer
+                self._header = _empty_ivf_bytes(self._index)
 
     def _new(self):
         return None  # built at the first add, when the data size is known
@@ -192,16 +206,43 @@ class IVFIndex(_FaissIndex):
                 sample = vectors[rng.choice(len(vectors), size, replace=False)]
             index.train(sample)
             index.nprobe = min(self.nprobe, nlist)
+            self._quantizer = quantizer  # faiss does not own it: keep it alive as long as the index
             self._index = index
+            self._header = _empty_ivf_bytes(index)
+
+    def _list_sizes(self) -> np.ndarray:
+        invlists = self._index.invlists
+        return np.fromiter((invlists.list_size(i) for i in range(self._index.nlist)), dtype=np.int64,
+                           count=self._index.nlist)
+
+    def add(self, ids, vectors) -> None:
+        ids, vectors = _as_ids(ids), _as_vectors(vectors)
+        if len(ids) == 0:
+            return
+        self._prepare(vectors)
+        before = self._list_sizes() if self._dirty is not None else None
+        self._index.add_with_ids(vectors, ids)
+        self._track(before)
+
+    def remove(self, ids) -> int:
+        ids = _as_ids(ids)
+        if self._index is None or len(ids) == 0:
+            return 0
+        before = self._list_sizes() if self._dirty is not None else None
+        removed = int(self._index.remove_ids(ids))
+        self._track(before)
+        return removed
+
+    def _track(self, before: np.ndarray | None) -> None:
+        # an add only grows lists and a remove only shrinks them, so a list changed iff its size did
+        if before is not None:
+            self._dirty.update(np.nonzero(self._list_sizes() != before)[0].tolist())
 
     def search(self, queries, k):
         if self._index is None:
             q = _as_vectors(queries)
             return np.full((len(q), k), np.inf, dtype=np.float32), np.full((len(q), k), -1, dtype=np.int64)
         return super().search(queries, k)
-
-    def remove(self, ids) -> int:
-        return 0 if self._index is None else super().remove(ids)
 
     def ids(self) -> np.ndarray:
         import faiss
@@ -216,6 +257,72 @@ class IVFIndex(_FaissIndex):
     def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)
 
+    # -- segments (indexes/segments.py writes and checks the files) -----------------------------
+
+    def segment_count(self) -> int:
+        return min(IVF_SEGMENTS, self._index.nlist)
+
+    def dirty_segments(self) -> set[int] | None:
+        return None if self._dirty is None else {i % self.segment_count() for i in self._dirty}
+
+    def segment_payload(self, seg: int) -> tuple[bytes, int]:
+        """Lists seg, seg + n, seg + 2n, ... as four arrays: list numbers, sizes, ids, codes."""
+        import faiss
+
+        from indexes.segments import pack_arrays
+
+        invlists = self._index.invlists
+        lists, sizes, ids, codes = [], [], [], []
+        for i in range(seg, self._index.nlist, self.segment_count()):
+            n = invlists.list_size(i)
+            if n:
+                lists.append(i)
+                sizes.append(n)
+                ids.append(faiss.rev_swig_ptr(invlists.get_ids(i), n))
+                codes.append(faiss.rev_swig_ptr(invlists.get_codes(i), n * invlists.code_size))
+        if not lists:
+            return b"", 0
+        return pack_arrays(np.asarray(lists, dtype=np.int64), np.asarray(sizes, dtype=np.int64),
+                           np.concatenate(ids), np.concatenate(codes)), int(sum(sizes))
+
+    def fill_segment(self, data: bytes) -> int:
+        """Add one segment's entries (read from disk) to the inverted lists; return their count."""
+        import faiss
+
+        from indexes.segments import SegmentError, unpack_arrays
+
+        lists, sizes, ids, codes = unpack_arrays(data, 4)
+        invlists = self._index.invlists
+        code_size = invlists.code_size
+        if (lists.dtype != np.int64 or sizes.dtype != np.int64 or ids.dtype != np.int64 or codes.dtype != np.uint8
+                or len(lists) != len(sizes) or int(sizes.sum()) != len(ids) or len(codes) != len(ids) * code_size
+                or (len(lists) and (lists.min() < 0 or lists.max() >= self._index.nlist or sizes.min() < 1))):
+            raise SegmentError("index segment does not fit its index (list numbers, sizes or code size)")
+        start = 0
+        for lst, n in zip(lists.tolist(), sizes.tolist()):
+            invlists.add_entries(lst, n, faiss.swig_ptr(ids[start:start + n]),
+                                 faiss.swig_ptr(codes[start * code_size:(start + n) * code_size]))
+            start += n
+        self._index.ntotal += len(ids)
+        return len(ids)
+
+    def header(self) -> bytes:
+        return self._header
+
+    def mark_saved(self, manifest: dict) -> None:
+        self._dirty = set()
+        self.saved_manifest = manifest
+
+
+def _empty_ivf_bytes(index) -> bytes:
+    """Serialize a trained IVF index without its entries: quantizer, list count, parameters."""
+    import faiss
+
+    empty = faiss.IndexIVFFlat(index.quantizer, index.d, index.nlist, index.metric_type)
+    empty.is_trained = True
+    empty.nprobe = index.nprobe
+    return faiss.serialize_index(empty).tobytes()
+
 
 def make_index(expected_size: int) -> VectorIndex:
     """Return an empty index of the kind that suits `expected_size` vectors."""
@@ -225,25 +332,40 @@ def make_index(expected_size: int) -> VectorIndex:
 # -- persistence ---------------------------------------------------------------------------------
 
 
-def save_index(index: _FaissIndex, path: str | os.PathLike, embedder: str, embedder_version: str) -> dict:
-    """Write `path` (faiss format) and `path`.json (manifest) atomically; return the manifest."""
+def save_index(index: _FaissIndex, path: str | os.PathLike, embedder: str, embedder_version: str,
+               extra: dict | None = None) -> dict:
+    """Write an index and its manifest `path`.json; return the manifest.
+
+    A flat index is one `faiss.write_index` file at `path`. An IVF index is segmented
+    (indexes/segments.py): only the segments changed since this index was last saved to or loaded
+    from `path` are written, when the files on disk are still that save's. Files an index no
+    longer needs (a previous layout, superseded segments) are overwritten with zeros and removed.
+    `extra` adds fields to the manifest (the registry's change count).
+    """
     import faiss
 
+    from indexes import segments
+
     path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
     if index.faiss_index is None:
         raise ValueError("an untrained index has nothing to save")
+    fields = {**(extra or {}), "kind": index.kind, "embedder": embedder, "embedder_version": embedder_version,
+              "dim": DIM, "metric": METRIC}
+    previous = read_manifest_or_none(path)
+    if isinstance(index, IVFIndex):
+        if previous is not None and previous.get("format") != segments.FORMAT and path.exists():
+            segments.shred(path)  # a one-file index of the same vectors: gone before the new layout
+        manifest = segments.save(path, fields, index.header(), index.segment_count(), index.segment_payload,
+                                 index.dirty_segments(), index.saved_manifest)
+        index.mark_saved(manifest)
+        return manifest
+    if segments.folder_of(path).exists():
+        segments.remove_all(path)  # a segmented index saved here before
+    tmp = path.with_suffix(path.suffix + ".tmp")
     faiss.write_index(index.faiss_index, str(tmp))
-    manifest = {
-        "format": 1,
-        "kind": index.kind,
-        "embedder": embedder,
-        "embedder_version": embedder_version,
-        "dim": DIM,
-        "metric": METRIC,
-        "count": len(index),
-        "sha256": _sha256(tmp),
-    }
+    manifest = dict(fields, format=1, count=len(index), sha256=_sha256(tmp))
+    if path.exists():
+        segments.shred(path)  # the old file's bytes may hold a removed vector: overwrite them first
     os.replace(tmp, path)
     _write_json(path.with_suffix(path.suffix + ".json"), manifest)
     return manifest
@@ -252,6 +374,8 @@ def save_index(index: _FaissIndex, path: str | os.PathLike, embedder: str, embed
 def load_index(path: str | os.PathLike, embedder: str, embedder_version: str) -> _FaissIndex:
     """Read an index saved by `save_index`, refusing one made by another embedder or damaged."""
     import faiss
+
+    from indexes import segments
 
     path = Path(path)
     if not path.is_file():
@@ -262,19 +386,50 @@ def load_index(path: str | os.PathLike, embedder: str, embedder_version: str) ->
                             f"not {embedder} {embedder_version}")
     if manifest.get("dim") != DIM or manifest.get("metric") != METRIC:
         raise IndexMismatch(f"{path} has dimension {manifest.get('dim')} / metric {manifest.get('metric')}")
-    if _sha256(path) != manifest.get("sha256"):
-        raise IndexMismatch(f"{path} does not match the checksum in its manifest")
-    try:
-        raw = faiss.read_index(str(path))
-    except RuntimeError as exc:
-        raise IndexMismatch(f"{path} cannot be read by faiss: {exc}") from None
     kind = manifest.get("kind")
-    index = FlatIndex(raw) if kind == FlatIndex.kind else IVFIndex(raw) if kind == IVFIndex.kind else None
-    if index is None:
+    if kind not in (FlatIndex.kind, IVFIndex.kind):
         raise IndexMismatch(f"{path}: unknown index kind {kind!r}")
+    if manifest.get("format") == segments.FORMAT:
+        if kind != IVFIndex.kind:
+            raise IndexMismatch(f"{path}: a segmented index must be {IVFIndex.kind}, not {kind!r}")
+        try:
+            header, parts = segments.load(path, manifest)
+            try:
+                raw = faiss.deserialize_index(np.frombuffer(header, dtype=np.uint8))
+            except RuntimeError as exc:
+                raise IndexMismatch(f"{path} cannot be read by faiss: {exc}") from None
+            if raw.ntotal != 0 or not isinstance(raw, faiss.IndexIVFFlat):
+                raise IndexMismatch(f"{path} is not the header of a segmented IVF index")
+            index = IVFIndex(raw, header=header)
+            for _seg, data in parts:
+                index.fill_segment(data)
+        except segments.SegmentError as exc:
+            raise IndexMismatch(str(exc)) from None
+        index.mark_saved(manifest)
+    else:
+        if _sha256(path) != manifest.get("sha256"):
+            raise IndexMismatch(f"{path} does not match the checksum in its manifest")
+        try:
+            raw = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise IndexMismatch(f"{path} cannot be read by faiss: {exc}") from None
+        index = FlatIndex(raw) if kind == FlatIndex.kind else IVFIndex(raw)
     if len(index) != manifest.get("count"):
         raise IndexMismatch(f"{path} holds {len(index)} vectors, its manifest says {manifest.get('count')}")
     return index
+
+
+def stored_ids(path: str | os.PathLike) -> dict[str, np.ndarray | None]:
+    """The ids held by every file of a vector index on disk (segments.stored_ids): for erasure proofs."""
+    import faiss
+
+    from indexes import segments
+
+    def one_file(p: Path) -> np.ndarray:
+        raw = faiss.read_index(str(p))
+        return (FlatIndex(raw) if read_manifest_or_none(p, {}).get("kind") == FlatIndex.kind else IVFIndex(raw)).ids()
+
+    return segments.stored_ids(path, one_file, lambda data: segments.unpack_arrays(data, 3)[2])
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
@@ -283,6 +438,13 @@ def read_manifest(path: str | os.PathLike) -> dict:
         return json.loads(mpath.read_text())
     except (OSError, ValueError) as exc:
         raise IndexMismatch(f"index manifest {mpath} is missing or unreadable: {exc}") from None
+
+
+def read_manifest_or_none(path: str | os.PathLike, default: dict | None = None) -> dict | None:
+    try:
+        return read_manifest(path)
+    except IndexMismatch:
+        return default
 
 
 def _sha256(path: Path) -> str:

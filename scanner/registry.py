@@ -229,7 +229,7 @@ def withdraw(registry: Registry, subject_id: str, actor: str | None = None) -> d
     if subj["status"] != "active":
         raise UsageError(f"subject {subject_id} is already {subj['status']}")
     ids = registry.store.withdraw(subject_id, actor or default_actor())
-    registry.index.remove_templates(ids["templates"])
+    registry.index.remove_templates(ids["templates"], ids["hashes"])
     return {"subject_id": subject_id, "templates_deleted": len(ids["templates"])}
 
 
@@ -247,7 +247,7 @@ def erase(registry: Registry, subject_id: str, *, token: str | None = None, acto
     from indexes.service import ServiceStore
 
     deleted = registry.store.erase(subject_id, actor or default_actor())
-    registry.index.remove_templates(deleted["templates"])
+    registry.index.remove_templates(deleted["templates"], deleted["hashes"])
     ServiceStore(registry.store.engine).delete_webhooks("subject", subject_id)
     (registry.root / "receipts" / f"consent-{subject_id}.json").unlink(missing_ok=True)
     _compact_database(registry)

@@ -15,13 +15,14 @@ def _face_hits(registry, faces: list[dict]) -> list[policy.FaceHit]:
     if not faces or len(registry.index) == 0:
         return []
     dist, tids = registry.index.search_faces([f["encoding"] for f in faces], NEIGHBOURS)
+    subject_of = registry.index.subjects_of(tids[tids >= 0].tolist())
     hits = []
     for face, drow, trow in zip(faces, dist, tids):
         per: dict[str, list[tuple[float, int]]] = defaultdict(list)
         for d, t in zip(drow, trow):
             if t < 0:
                 continue
-            subject = registry.index.subject_of(int(t))
+            subject = subject_of.get(int(t))
             if subject is not None:
                 per[subject].append((float(d), int(t)))
         if not per:
@@ -40,6 +41,7 @@ def _face_hits(registry, faces: list[dict]) -> list[policy.FaceHit]:
 
 def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict]:
     """Return finding rows for members ({seq, logical_path, sha256, phash, faces: [encoding]})."""
+    registry.index.refresh()  # another process may have enrolled or erased someone since it was read
     findings: dict[tuple, dict] = {}  # (member seq, subject) -> finding; strongest kind wins
     model = f"{registry.embedder} {registry.embedder_version}"
 
@@ -50,10 +52,13 @@ def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict
                 "sha256": m["sha256"], "template_id": template_id, "policy": policy.POLICY_VERSION})
 
     with_hash = [m for m in members if m.get("phash")]
-    for m, hits in zip(with_hash, registry.index.search_hashes([m["phash"] for m in with_hash],
-                                                               policy.NEAR_COPY_MAX_BITS)):
+    hash_hits = registry.index.search_hashes([m["phash"] for m in with_hash], policy.NEAR_COPY_MAX_BITS)
+    details = registry.index.hash_details([h for hits in hash_hits for h, _bits in hits])
+    for m, hits in zip(with_hash, hash_hits):
         for hash_id, bits in hits:
-            template_id, subject, variant = registry.index.hash_info[hash_id]
+            if hash_id not in details:  # erased since the index was read
+                continue
+            template_id, subject, variant = details[hash_id]
             if (m["seq"], subject) in findings:
                 continue
             findings[(m["seq"], subject)] = _row(scan_id, subject, "near_copy", "confident", m, None, {

@@ -10,6 +10,7 @@ from PIL import Image, ImageOps
 
 from scanner.consent import ConsentInput
 from scanner.pipeline import match_against_registry, open_store
+from scanner.matching.matcher import match_photo
 from scanner.registry import EnrollmentRefused, enroll, erase, open_registry, verify_erasure, withdraw
 from tests.conftest import facedata_path, run_scan
 
@@ -165,6 +166,81 @@ def test_erasure_really_erases(tmp_path, db_url):
 
 def receipt_photos(result):
     return [p["sha256"] for p in result.receipt["photos"]]
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_erased_vectors_and_hashes_are_in_no_index_file(tmp_path, kind, monkeypatch):
+    """Both index layouts (one flat file; IVF segments, the layout above 50,000 templates): after
+    an erasure, no file under indexes/ holds the erased subject's encodings or photo hashes."""
+    import indexes.registry_index as registry_index
+    from indexes.hashes import hex_to_codes
+    from indexes.vectors import IVFIndex
+
+    if kind == "ivf":
+        monkeypatch.setattr(registry_index, "make_index", lambda n: IVFIndex())
+    store, root = open_store(str(tmp_path / "ws"), None)
+    reg = open_registry(store, root)
+    other = enroll(reg, _bytes(_photos(STRANGERS[0], slice(0, 2))), ConsentInput())
+    result = enroll(reg, _bytes(_photos(PERSON, slice(0, 2))), ConsentInput())
+    assert (reg.index.faces.kind == "faiss-ivf-flat") == (kind == "ivf")
+    _, vectors, _ = reg.store.template_vectors(reg.embedder, reg.embedder_version, result.subject_id)
+    hexes = reg.store.hash_rows(result.subject_id)[1]
+    needles = [v.tobytes() for v in vectors] + [c.tobytes() for c in hex_to_codes(hexes)]
+
+    def index_bytes():
+        return b"".join(p.read_bytes() for p in (tmp_path / "ws" / "indexes").rglob("*") if p.is_file())
+
+    assert all(n in index_bytes() for n in needles)
+    erase(reg, result.subject_id)
+    assert verify_erasure(reg, result.subject_id) == []
+    raw = index_bytes()
+    assert not any(n in raw for n in needles)
+    reopened = open_registry(open_store(str(tmp_path / "ws"), None)[0], root)
+    assert reopened.index.rebuilt == [] and len(reopened.index) == 2  # the stranger's, loaded from disk
+    assert reopened.store.get_subject(other.subject_id)["status"] == "active"
+
+
+def test_current_indexes_open_without_reading_ids_and_stale_ones_are_caught(tmp_path, monkeypatch):
+    """The manifests' change count spares reading every id when the files are current; a change the
+    index files missed (a crash between commit and save) is caught by the count and rebuilt."""
+    from indexes.registry import RegistryStore
+
+    store, root = open_store(str(tmp_path / "ws"), None)
+    reg = open_registry(store, root)
+    kept = enroll(reg, _bytes(_photos(STRANGERS[0], slice(0, 2))), ConsentInput())
+    gone = enroll(reg, _bytes(_photos(PERSON, slice(0, 2))), ConsentInput())
+    assert reg.index.changes == reg.store.registry_changes() == 2
+
+    def no_ids(*a, **k):
+        raise AssertionError("the ids were read although the index files are current")
+
+    with monkeypatch.context() as m:
+        m.setattr(RegistryStore, "active_template_ids", no_ids)
+        m.setattr(RegistryStore, "active_hash_ids", no_ids)
+        again = open_registry(open_store(str(tmp_path / "ws"), None)[0], root)
+        assert again.index.rebuilt == [] and len(again.index) == 4
+    reg.store.erase(gone.subject_id, "t")  # the database changes, the index files do not (a crash)
+    after = open_registry(open_store(str(tmp_path / "ws"), None)[0], root)
+    assert sorted(after.index.rebuilt) == ["hashes.faissb", "templates.faiss"] and len(after.index) == 2
+    assert after.index.changes == 3
+    assert set(after.index.subjects_of(after.index.faces.ids()).values()) == {kept.subject_id}
+
+
+def test_an_open_registry_sees_changes_made_by_another_process(tmp_path):
+    """The HTTP service keeps its registry open while the CLI enrolls and erases: each search first
+    compares the change count and reloads when another process changed the registry."""
+    store, root = open_store(str(tmp_path / "ws"), None)
+    service = open_registry(store, root)
+    assert len(service.index) == 0
+    cli = open_registry(open_store(str(tmp_path / "ws"), None)[0], root)
+    first = enroll(cli, _bytes(_photos(PERSON, slice(0, 2))), ConsentInput())
+    photo = _photos(PERSON, slice(5, 6))[0]
+    found = match_photo(service, photo.name, photo.read_bytes(), "t")
+    assert {f["subject_id"] for f in found} == {first.subject_id} and len(service.index) == 2
+    erase(cli, first.subject_id)
+    second = enroll(cli, _bytes(_photos(STRANGERS[2], slice(0, 2))), ConsentInput())
+    assert match_photo(service, photo.name, photo.read_bytes(), "t") == []
+    assert set(service.index.subjects_of(service.index.faces.ids()).values()) == {second.subject_id}
 
 
 def test_verify_erasure_detects_a_leftover_index_entry(tmp_path, db_url):
