@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine with Python 3.11+:
-#   make demo   build a demo dump from scikit-image's bundled photos and scan it
+#   make demo   build a demo dump from scikit-image's bundled photos, acquire its bundle from a
+#               loopback link, and scan both
 #   make test   run the test suite (the same command CI runs)
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
@@ -16,7 +17,9 @@ demo: setup
 	rm -rf $(DEMO)/workspace
 	$(UV) run --frozen --no-sync python demo/build_demo.py $(DEMO)
 	$(UV) run --frozen --no-sync facetrace enroll $(DEMO)/enroll/*.jpg --consent default --workspace $(DEMO)/workspace
-	$(UV) run --frozen --no-sync facetrace scan --workspace $(DEMO)/workspace $(DEMO)/dump $(DEMO)/bundle.zip
+	$(UV) run --frozen --no-sync python demo/serve.py $(DEMO) -- \
+		facetrace scan --workspace $(DEMO)/workspace $(DEMO)/dump '{url}/share/bundle.zip'
+	$(UV) run --frozen --no-sync facetrace acquire verify --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace profile --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace registry audit --verify --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace report --workspace $(DEMO)/workspace --out $(DEMO)/report --case-uco

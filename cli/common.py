@@ -11,7 +11,7 @@ import click
 EXIT_CODES = """\b
 Exit codes: 0 done; 1 nothing could be read (or another failure);
 2 bad usage or input not found; 3 workspace or database unusable;
-4 a required package is missing."""
+4 a required package is missing; 5 a download from a URL failed (not scanned)."""
 
 
 def workspace_options(fn):

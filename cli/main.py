@@ -6,6 +6,7 @@ import os
 
 import click
 
+from cli.acquire import acquire_group
 from cli.common import EXIT_CODES, setup_logging
 from cli.datasets import datasets_group
 from cli.enroll import enroll_command
@@ -26,12 +27,14 @@ def cli(verbose: int) -> None:
     """Find traded face data: fingerprint every file and face in a dump.
 
     \b
-    Example:
+    Examples:
       facetrace scan ./dump.zip ./more-photos/
+      facetrace scan https://files.example.org/kit.zip
     """
     setup_logging(verbose)
 
 
+cli.add_command(acquire_group)
 cli.add_command(scan_command)
 cli.add_command(enroll_command)
 cli.add_command(match_command)

@@ -8,6 +8,7 @@ import time
 
 import click
 
+from cli.acquire import acquire_options
 from cli.common import EXIT_CODES, translate_errors, workspace_options
 
 PROBLEMS_SHOWN = 20
@@ -51,9 +52,11 @@ PROBLEMS_SHOWN = 20
                    "with the same parameters is resumed).")
 @click.option("--no-resume", is_flag=True, help="Always start a new scan, even if an unfinished one could resume.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@acquire_options
 @translate_errors
 def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, detect_max_side, workers, cluster,
-                 max_image_pixels, max_archive_depth, video_every, video_scene_change, video_max_frames, passwords, resume_id, no_resume, quiet):
+                 max_image_pixels, max_archive_depth, video_every, video_scene_change, video_max_frames, passwords, resume_id, no_resume, quiet,
+                 acquire_settings):
     """Scan files, folders, archives (zip, tar, 7z, nested) and videos: hash every file, find every face.
 
     Every member is accounted for: its path, size, SHA-256 and type; images get perceptual hashes
@@ -62,13 +65,21 @@ def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, 
     appear; unreadable files are listed with the reason. Results are stored in the workspace
     database.
 
+    An http(s) URL among the inputs is acquired first, as by `facetrace acquire` (the download
+    options below apply), and the stored file is scanned; its acquisition record is shown in
+    every report of the scan. A failed download is not scanned: the other inputs are, and the
+    command exits 5.
+
     \b
     Examples:
       facetrace scan ./dump/ ./bundle.zip
+      facetrace scan https://files.example.org/kit.zip
       facetrace scan --json dump.tar.gz > members.jsonl
       facetrace --verbose scan --workspace case-42 --workers 2 /mnt/seized
       facetrace scan --db postgresql+psycopg://ft@db/cases --cluster tcp://scheduler:8786 /mnt/seized
     """
+    from cli.acquire import acquire_inputs
+    from scanner.errors import AcquisitionError
     from scanner.ingest import estimate_count
     from scanner.models import ScanOptions
     from scanner.pipeline import (match_against_registry, new_scan_id, open_store, resumable_scan_id, scan,
@@ -79,6 +90,15 @@ def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, 
                           video_every_ms=round(video_every * 1000), video_scene_change=video_scene_change,
                           video_max_frames=video_max_frames, passwords=tuple(passwords))
     store, root = open_store(workspace, db_url)
+    report = sys.stderr if as_json else sys.stdout
+    paths, not_acquired = acquire_inputs(list(paths), store, root, acquire_settings, quiet, report)
+    if not paths:
+        if not_acquired:
+            click.echo("Error: nothing to scan: no input could be acquired.", err=True)
+            sys.exit(AcquisitionError.exit_code)
+        click.echo("Error: nothing to scan: the URLs served HTML pages only (pass --follow 1 to fetch the files "
+                   "they link to).", err=True)
+        sys.exit(2)
     resumed = resumable_scan_id(store, list(paths), options, resume_id or not no_resume)
     scan_id = resumed or new_scan_id()
     problems = []
@@ -97,7 +117,6 @@ def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, 
         for record in stored_records(store, summary.scan_id):
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     findings = match_against_registry(store, root, summary.scan_id)
-    report = sys.stderr if as_json else sys.stdout
     _print_summary(report, summary, elapsed, problems)
     for rel in summary.relations:
         ev = rel["evidence"]
@@ -117,6 +136,11 @@ def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, 
     if counts["files"] - counts["unreadable"] - counts["skipped"] <= 0:
         click.echo("Error: nothing could be read from the inputs.", err=True)
         sys.exit(1)
+    if not_acquired:
+        click.echo(f"Error: {len(not_acquired)} input(s) not scanned: "
+                   + "; ".join(x if isinstance(x, str) else f"{x.requested_url}: {x.reason}" for x in not_acquired),
+                   err=True)
+        sys.exit(AcquisitionError.exit_code)
 
 
 def _print_summary(stream, summary, elapsed, problems) -> None:

@@ -72,7 +72,8 @@ def read_only(engine):
 
 def open_engine(url: str):
     """Return an engine for `url`, its database migrated to the newest schema revision."""
-    import indexes.casestore  # noqa: F401 - registers the tables on Base.metadata
+    import indexes.acquisitions  # noqa: F401 - registers the tables on Base.metadata
+    import indexes.casestore  # noqa: F401
     import indexes.registry  # noqa: F401
     import indexes.service  # noqa: F401
 

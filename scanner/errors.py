@@ -6,10 +6,13 @@
     +-- WorkspaceError             exit 3, HTTP 500: the workspace or database cannot be used
     +-- DependencyError            exit 4, HTTP 500: an optional package is missing
     +-- NothingReadableError       exit 1, HTTP 422: a scan found not one readable member
+    +-- AcquisitionError           exit 5, HTTP 502: a download from a link failed (its record says why)
 
 Per-file problems (a corrupt JPEG, a text file named .jpg) are *not* exceptions: they are member
 records with status "unreadable" and a reason, so a scan goes on and accounts for every file.
-Each error's message says what to do next.
+Each error's message says what to do next. A failed download is recorded too (an acquisition
+record with status "failed" and its reason): `AcquisitionError` only carries the exit code and
+message for the caller that asked for it.
 """
 
 from __future__ import annotations
@@ -48,3 +51,9 @@ class NothingReadableError(FacetraceError):
     exit_code = 1
     http_status = 422
     code = "nothing_readable"
+
+
+class AcquisitionError(FacetraceError):
+    exit_code = 5
+    http_status = 502
+    code = "acquisition_failed"

@@ -322,3 +322,173 @@ class ScanSummary:
     resumed_members: int = 0  # members taken as stored from the interrupted run this one resumed
     analysed: int = 0  # members analysed (decoded, faces found) by this run
     lineage: tuple = ()  # how this dump relates to earlier scans of the workspace, as dicts
+
+
+@dataclass(frozen=True)
+class AcquireOptions:
+    """How a link is downloaded (scanner/acquire); recorded with every acquisition as its `settings`."""
+
+    # 64 GiB: larger than any dump seen so far, small enough that a server streaming without end
+    # is stopped before it fills a disk. Raise it with --max-bytes.
+    max_bytes: int = 64 << 30
+    connect_timeout: float = 15.0  # seconds to open the TCP (and TLS) connection
+    read_timeout: float = 60.0  # seconds without a byte before the transfer counts as stalled
+    retries: int = 3  # further attempts after a connection error, a stall, a cut-off transfer, 429 or 5xx
+    backoff: float = 1.0  # seconds before the first retry; doubled at each next one
+    max_backoff: float = 300.0  # longest wait, Retry-After included; a server asking for more is not waited for
+    max_redirects: int = 10
+    ca_bundle: str | None = None  # PEM file of certificates to trust instead of the system's
+    insecure: bool = False  # no TLS verification at all: recorded loudly in the record
+    proxy: str | None = None  # explicit proxy for http and https; else HTTP(S)_PROXY / NO_PROXY apply
+    user_agent: str | None = None  # default: facetrace/VERSION python-requests/VERSION
+    follow_depth: int = 0  # HTML pages: fetch linked files this many links deep (0: list the links only)
+    allow_hosts: tuple[str, ...] = ()  # hosts whose links may be followed (default: the page's own host)
+    max_follow: int = 200  # at most this many linked URLs fetched per acquisition
+
+    def as_record(self) -> dict:
+        return {
+            "max_bytes": self.max_bytes,
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            "retries": self.retries,
+            "backoff": self.backoff,
+            "max_backoff": self.max_backoff,
+            "max_redirects": self.max_redirects,
+            "ca_bundle": self.ca_bundle,
+            "insecure": self.insecure,
+            "proxy": without_password(self.proxy),
+            "user_agent": self.user_agent,
+            "follow_depth": self.follow_depth,
+            "allow_hosts": list(self.allow_hosts),
+            "max_follow": self.max_follow,
+        }
+
+
+def without_password(url: str | None) -> str | None:
+    """A proxy URL as it may be recorded: a password in it is replaced by ***."""
+    if not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class HttpExchange:
+    """One HTTP request of an acquisition and what came back (a redirect hop, a retry, a resume)."""
+
+    attempt: int  # 1 for the first request of the acquisition, counting every request made
+    url: str
+    sent_at: str  # UTC, ISO 8601 with milliseconds, taken just before the request was sent
+    request_headers: dict
+    status: int | None = None  # None when no response came (DNS, TLS, refused, timeout)
+    reason: str | None = None  # the status line's reason phrase
+    headers: tuple[tuple[str, str], ...] = ()  # every response header in the order received, repeats kept
+    peer: str | None = None  # IP:port of the socket's other end (the proxy, when one is used)
+    tls: dict | None = None  # version, cipher, SHA-256 of the server's certificate, whether it was verified
+    proxy: str | None = None
+    elapsed_ms: int | None = None  # until the response headers were in
+    redirect_to: str | None = None  # absolute URL of a redirect's Location
+    body_bytes: int = 0  # body bytes received in this response and kept
+    error: str | None = None  # why this request failed or was abandoned
+
+    def as_record(self) -> dict:
+        return {"attempt": self.attempt, "url": self.url, "sent_at": self.sent_at,
+                "request_headers": dict(self.request_headers), "status": self.status, "reason": self.reason,
+                "headers": [list(h) for h in self.headers], "peer": self.peer, "tls": self.tls,
+                "proxy": self.proxy, "elapsed_ms": self.elapsed_ms, "redirect_to": self.redirect_to,
+                "body_bytes": self.body_bytes, "error": self.error}
+
+
+@dataclass(frozen=True)
+class AcquisitionRecord:
+    """Everything about one download: what was asked, every request made, and what was kept.
+
+    docs/acquisition.md describes each field. The record is stored in the case store with the
+    SHA-256 of its canonical JSON, which the hash-chained audit log also keeps, so a record
+    altered afterwards no longer matches its audit entry.
+    """
+
+    id: str
+    requested_url: str
+    started_at: str
+    finished_at: str
+    status: str  # "complete" or "failed"
+    reason: str | None  # why it failed ("truncated: got X of Y bytes", "HTTP 404 Not Found", ...)
+    kind: str | None  # "file" or "page" (an HTML page kept as evidence, its links listed)
+    final_url: str | None
+    http_status: int | None
+    content_type: str | None
+    bytes: int  # bytes kept (of a failed transfer: those in its .part file)
+    expected_bytes: int | None  # from Content-Length / Content-Range; None when the server gave none
+    sha256: str | None  # of the stored file; None unless complete
+    md5: str | None
+    file_name: str | None
+    path: str | None  # absolute path of the stored file (read-only); of the .part file when failed
+    workspace_path: str | None  # the same, relative to the workspace, when inside it
+    exchanges: tuple[HttpExchange, ...]
+    settings: dict
+    tool: dict  # facetrace, requests, urllib3, Python and OpenSSL versions
+    actor: str
+    resumed_from: dict | None = None  # {"offset", "acquisition_ids", "validator"} when earlier bytes were reused
+    partial_sha256: str | None = None  # a failed transfer: SHA-256 of the bytes kept for a resume
+    links: tuple[dict, ...] = ()  # a page: {"url", "tag", "text"} of every link it offers
+    parent_id: str | None = None  # fetched by following a link of this page's acquisition
+    depth: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    @property
+    def redirects(self) -> list[dict]:
+        """Every redirect hop: from, status, to."""
+        return [{"from": e.url, "status": e.status, "to": e.redirect_to} for e in self.exchanges if e.redirect_to]
+
+    @property
+    def server(self) -> str | None:
+        """The peer address of the response the kept bytes came from (the last one with a body)."""
+        for e in reversed(self.exchanges):
+            if e.status is not None and e.redirect_to is None:
+                return e.peer
+        return None
+
+    def as_record(self) -> dict:
+        return {
+            "format": "facetrace-acquisition",
+            "version": 1,
+            "id": self.id,
+            "requested_url": self.requested_url,
+            "final_url": self.final_url,
+            "status": self.status,
+            "reason": self.reason,
+            "kind": self.kind,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "http_status": self.http_status,
+            "content_type": self.content_type,
+            "server": self.server,
+            "bytes": self.bytes,
+            "expected_bytes": self.expected_bytes,
+            "sha256": self.sha256,
+            "md5": self.md5,
+            "file_name": self.file_name,
+            "path": self.path,
+            "workspace_path": self.workspace_path,
+            "redirects": self.redirects,
+            "requests": [e.as_record() for e in self.exchanges],
+            "resumed_from": self.resumed_from,
+            "partial_sha256": self.partial_sha256,
+            "links": [dict(link) for link in self.links],
+            "parent_id": self.parent_id,
+            "depth": self.depth,
+            "notes": list(self.notes),
+            "settings": dict(self.settings),
+            "tool": dict(self.tool),
+            "actor": self.actor,
+        }

@@ -126,6 +126,24 @@ def case_uco_graph(doc: dict, report_json_sha256: str | None = None) -> dict:
         scan["uco-action:endTime"] = _time(acq["finished_at"])
     graph.node("InvestigativeAction", "case-investigation:InvestigativeAction", "scan", scan)
 
+    identities = {doc["generated_by"] or "unknown": performer}
+    for w in acq.get("from_web") or []:  # each input downloaded from a link: the download as an action
+        r = w["record"]
+        urls = [graph.node("URL", "uco-observable:URL", f"url:{u}", {"uco-core:hasFacet": [{
+            "@id": f"kb:URLFacet-{uuid.uuid5(graph.namespace, 'URLFacet:' + u)}", "@type": "uco-observable:URLFacet",
+            "uco-observable:fullValue": u}]}) for u in dict.fromkeys(x for x in (r["requested_url"], r["final_url"]) if x)]
+        hops = "; ".join(f"{h['status']} {h['from']} -> {h['to']}" for h in r["redirects"]) or "none"
+        action = {"uco-core:name": "web acquisition", "uco-action:instrument": _ref(tool),
+                  "uco-action:performer": _ref(identities.get(r["actor"]) or identities.setdefault(r["actor"], graph.node(
+                      "Identity", "uco-identity:Identity", r["actor"], {"uco-core:name": r["actor"]}))),
+                  "uco-action:startTime": _time(r["started_at"]), "uco-action:endTime": _time(r["finished_at"]),
+                  "uco-action:object": [_ref(u) for u in urls], "uco-action:result": [_ref(inputs[w["input"]])],
+                  "uco-core:description": (
+                      f"acquisition {r['id']}: {r['requested_url']} served HTTP {r['http_status']} from "
+                      f"{r['server']}; redirects: {hops}; {r['bytes']} bytes, SHA-256 {r['sha256']}, MD5 {r['md5']}; "
+                      f"{len(r['requests'])} request(s); record SHA-256 {w['record_sha256']} (report.json "
+                      f"acquisition.from_web has every request and header)")}
+        graph.node("Action", "uco-action:Action", f"web:{r['id']}", action)
     for c in doc["custody"]:
         graph.node("Action", "uco-action:Action", f"audit:{c['seq']}", {
             "uco-core:name": c["action"], "uco-action:startTime": _time(c["at"]),

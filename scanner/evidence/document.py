@@ -32,6 +32,7 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
     With `pictures`, each finding gets a picture cut from the dump, read again from `dump_paths`
     (default: where the scan read it).
     """
+    from scanner.acquire import provenance
     from scanner.matching import policy
     from scanner.registry import audit_log
 
@@ -45,7 +46,9 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
         # a subject's report names only the files that concern them
         concerned = {f["member_seq"] for f in findings}
         members = [m for m in members if m["seq"] in concerned]
-    entries = [e for e in registry.audit_entries() if e["details"].get("scan_id") == scan["id"]]
+    web, acquisition_ids = provenance(store, scan["inputs"])
+    entries = [e for e in registry.audit_entries() if e["details"].get("scan_id") == scan["id"]
+               or (e["action"] == "acquire" and e["details"].get("acquisition_id") in acquisition_ids)]
     registry_size = next((e["details"].get("registry_subjects") for e in entries
                           if e["action"] == "scan_against_registry"), None)
     faces = sum(len(m["faces"]) for m in members if m["status"] == "ok")
@@ -78,6 +81,9 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
             "finished_at": scan["finished_at"],
             "status": scan["status"],
             "inputs": scan["inputs"],
+            # the download behind each input fetched from a link: records with every hop, header, time,
+            # server address and hash (docs/acquisition.md)
+            "from_web": web,
             "counts": scan["counts"],
             "manifest": [{"path": m["logical_path"], "relpath": m["relpath"], "size": m["size"], "sha256": m["sha256"],
                           "type": m["mime"], "kind": m["kind"], "status": m["status"], "reason": m["reason"],

@@ -20,6 +20,7 @@ th{background:#f0f2f5}.band-confident{color:#fff;background:#b3261e;padding:1px 
 .nw{white-space:nowrap;word-break:normal}.kpi{display:inline-block;margin:0 22px 8px 0}.kpi b{display:block;font-size:22px}
 .pic{width:72px;height:auto;border-radius:3px}.px{image-rendering:pixelated}
 .note{color:#555;font-size:12px}code{font-size:12px}details{margin:6px 0}summary{cursor:pointer;font-weight:600}
+.warn{color:#b3261e;font-weight:600}h3{font-size:15px;margin:14px 0 6px}.web{border-top:1px solid #dde1e6;padding-top:6px}
 """
 
 
@@ -30,7 +31,13 @@ def render_json(doc: dict) -> str:
 def render_manifest(doc: dict) -> str:
     """Return the manifest in hashdeep's format (size,sha256,filename)."""
     lines = ["%%%% HASHDEEP-1.0", "%%%% size,sha256,filename",
-             f"## facetrace report {doc['report_id']} scan {doc['acquisition']['scan_id']}", "##"]
+             f"## facetrace report {doc['report_id']} scan {doc['acquisition']['scan_id']}"]
+    for w in doc["acquisition"].get("from_web") or []:
+        r = w["record"]
+        line = (f"## {w['input_path']} acquired from {r['requested_url']} at {r['started_at']} "
+                f"(acquisition {r['id']}, SHA-256 {r['sha256']})")
+        lines.append("".join("?" if ord(c) < 32 else c for c in line))  # a comment stays one line
+    lines.append("##")
     for e in doc["acquisition"]["manifest"]:
         if e["sha256"]:
             lines.append(f"{e['size']},{e['sha256']},{e['path']}")
@@ -112,6 +119,7 @@ def render_html(doc: dict) -> str:
             out.append(f"<tr><td>{e(m['path'])}</td><td>{m['size']}</td><td><code>{e(str(m['sha256']))}</code></td>"
                        f"<td>{e(m['type'])}</td><td>{e(m['status'])}</td></tr>")
         out.append("</table></details>")
+    out += _web_html(acq.get("from_web") or [])
     out.append("</section>")
 
     out.append("<section><h2>Method</h2><table>")
@@ -168,6 +176,77 @@ def render_html(doc: dict) -> str:
                    f"<td><code>{e(c['hash'][:16])}</code></td></tr>")
     out.append("</table></section></main></body></html>\n")
     return "".join(out)
+
+
+def _web_html(entries: list[dict]) -> list[str]:
+    """The acquisition records of the inputs downloaded from links: every request, header and hash."""
+    if not entries:
+        return []
+    e = html.escape
+    out = [f"<h3 id='from-web'>Acquired from the web ({len(entries)})</h3>"]
+    for entry in entries:
+        r = entry["record"]
+        out.append(f"<div class='web' id='acquisition-{e(r['id'])}'>")
+        if r["settings"].get("insecure"):
+            out.append("<p class='warn'>TLS verification was DISABLED for this download (--insecure): the "
+                       "server's identity was not checked.</p>")
+        if not entry["sha256_matches"]:
+            out.append("<p class='warn'>The scanned input's SHA-256 differs from the acquired file's: the file "
+                       "changed after it was acquired.</p>")
+        if not entry["record_intact"]:
+            out.append("<p class='warn'>This acquisition record no longer matches the SHA-256 kept in the "
+                       "audit log: it was altered after the download.</p>")
+        tls = next((x["tls"] for x in reversed(r["requests"]) if x.get("tls") and not x.get("redirect_to")), None)
+        rows = [("input", entry["input_path"]), ("requested URL", r["requested_url"]),
+                ("final URL", r["final_url"]),
+                ("status", f"{r['status']}, HTTP {r['http_status']}" + (f": {r['reason']}" if r["reason"] else "")),
+                ("server address", r["server"]),
+                ("TLS", "none (plain HTTP)" if tls is None else
+                 f"{tls.get('version')}, {tls.get('cipher')}, certificate SHA-256 {tls.get('certificate_sha256')}, "
+                 + ("verified" if tls.get("verified") else "NOT VERIFIED")
+                 + (f", subject {tls['subject']}, issuer {tls['issuer']}" if tls.get("subject") else "")),
+                ("trusted certificates", r["settings"].get("tls_trust") if tls is not None else None),
+                ("started", r["started_at"]), ("finished", r["finished_at"]),
+                ("bytes", f"{r['bytes']:,}" + ("" if r["expected_bytes"] is None else
+                                             f" (announced {r['expected_bytes']:,})")),
+                ("SHA-256", r["sha256"]), ("MD5", r["md5"]), ("content type", r["content_type"]),
+                ("stored as", r["path"]),
+                ("resumed", None if not r["resumed_from"] else
+                 f"from byte {r['resumed_from']['offset']:,} kept by acquisition(s) "
+                 f"{', '.join(r['resumed_from']['acquisition_ids'])} (If-Range {r['resumed_from']['validator']})"),
+                ("linked from", r["parent_id"] and f"page acquisition {r['parent_id']}"),
+                ("acquired by", f"{r['actor']} with facetrace {r['tool'].get('facetrace')} (requests "
+                                f"{r['tool'].get('requests')}, urllib3 {r['tool'].get('urllib3')}, "
+                                f"{r['tool'].get('openssl')})"),
+                ("record", f"{r['id']}, SHA-256 {entry['record_sha256']} "
+                           + ("(matches its audit entry)" if entry["record_intact"] else "(ALTERED)"))]
+        out.append("<table>" + "".join(f"<tr><th class='nw'>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>"
+                                       for k, v in rows if v is not None) + "</table>")
+        for note in r["notes"]:
+            out.append(f"<p class='note'>Note: {e(note)}</p>")
+        out.append(f"<p>Every request ({len(r['requests'])}), in order:</p><table><tr><th>#</th><th>sent (UTC)</th>"
+                   "<th>URL</th><th>status</th><th>server address</th><th>proxy</th><th>redirect to</th>"
+                   "<th>bytes kept</th><th>error</th></tr>")
+        for x in r["requests"]:
+            out.append(f"<tr><td>{x['attempt']}</td><td class='nw'>{e(x['sent_at'])}</td><td>{e(x['url'])}</td>"
+                       f"<td>{e(str(x['status']))} {e(x['reason'] or '')}</td><td>{e(str(x['peer']))}</td>"
+                       f"<td>{e(str(x['proxy'] or ''))}</td><td>{e(x['redirect_to'] or '')}</td>"
+                       f"<td>{x['body_bytes']:,}</td><td>{e(x['error'] or '')}</td></tr>")
+        out.append("</table>")
+        for x in r["requests"]:
+            sent = "".join(f"<tr><td>&rarr; {e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in x["request_headers"].items())
+            got = "".join(f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in x["headers"])
+            out.append(f"<details><summary>Request {x['attempt']} headers: sent and received</summary><table>"
+                       f"<tr><th>header</th><th>value</th></tr>{sent}{got}</table></details>")
+        for rel in entry["related"]:
+            q = rel["record"]
+            what = "the page it was linked from" if rel["relation"] == "linked_from" else \
+                "an earlier attempt whose bytes the resume kept"
+            out.append(f"<p class='note'>Related: {e(what)}: acquisition {e(q['id'])} of {e(q['requested_url'])}, "
+                       f"{e(q['status'])}{': ' + e(q['reason']) if q['reason'] else ''}, {len(q['requests'])} "
+                       f"request(s), record SHA-256 {e(rel['record_sha256'])} (full record in report.json)</p>")
+        out.append("</div>")
+    return out
 
 
 def _where(item: dict) -> str:
