@@ -27,7 +27,7 @@ import numpy as np
 from indexes import segments
 from indexes.hashes import ShardedHashIndex, load_hash_index, save_hash_index, stored_hash_ids
 from indexes.registry import RegistryStore
-from indexes.vectors import IndexMismatch, load_index, make_index, read_manifest_or_none, save_index, stored_ids
+from indexes.vectors import APPROX_ABOVE, FlatIndex, IndexMismatch, IVFIndex, load_index, make_index, read_manifest_or_none, save_index, stored_ids
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,12 @@ class RegistryIndex:
         nobody else changed the registry since they were read (else: unknown, checked at next open)."""
         n = self.store.last_change
         self.changes = n if n is not None and self.changes is not None and n == self.changes + 1 else None
+        if isinstance(self.faces, FlatIndex) and len(self.faces) > APPROX_ABOVE:
+            # grown past the exact index's size by enrollments: the same vectors, now in IVF
+            log.info("%d templates: the face index becomes %s", len(self.faces), IVFIndex.kind)
+            grown = IVFIndex()
+            grown.add(self.faces.ids(), self.faces.vectors())
+            self.faces = grown
         self._save()
 
     # -- changes ------------------------------------------------------------------------------

@@ -164,6 +164,10 @@ class FlatIndex(_FaissIndex):
 
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
+    def vectors(self) -> np.ndarray:
+        """Every stored vector, in the order of `ids()`."""
+        return self._index.index.reconstruct_n(0, self._index.ntotal)
+
 
 class IVFIndex(_FaissIndex):
     """Approximate search: inverted lists over a k-means coarse quantizer (faiss IndexIVFFlat).

@@ -200,6 +200,22 @@ def test_erased_vectors_and_hashes_are_in_no_index_file(tmp_path, kind, monkeypa
     assert reopened.store.get_subject(other.subject_id)["status"] == "active"
 
 
+def test_an_exact_index_grown_past_its_size_becomes_ivf(tmp_path, monkeypatch):
+    import indexes.registry_index as registry_index
+
+    monkeypatch.setattr(registry_index, "APPROX_ABOVE", 3)
+    store, root = open_store(str(tmp_path / "ws"), None)
+    reg = open_registry(store, root)
+    first = enroll(reg, _bytes(_photos(PERSON, slice(0, 2))), ConsentInput())
+    assert reg.index.faces.kind == "faiss-flat"
+    enroll(reg, _bytes(_photos(STRANGERS[0], slice(0, 2))), ConsentInput())
+    assert reg.index.faces.kind == "faiss-ivf-flat" and len(reg.index) == 4
+    reopened = open_registry(open_store(str(tmp_path / "ws"), None)[0], root)
+    assert reopened.index.faces.kind == "faiss-ivf-flat" and reopened.index.rebuilt == []
+    photo = _photos(PERSON, slice(5, 6))[0]
+    assert {f["subject_id"] for f in match_photo(reopened, photo.name, photo.read_bytes(), "t")} == {first.subject_id}
+
+
 def test_current_indexes_open_without_reading_ids_and_stale_ones_are_caught(tmp_path, monkeypatch):
     """The manifests' change count spares reading every id when the files are current; a change the
     index files missed (a crash between commit and save) is caught by the count and rebuilt."""
