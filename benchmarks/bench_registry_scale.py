@@ -148,7 +148,7 @@ def main():
         t = time.perf_counter()
         store, root = open_store(str(ws))
         registry = reg_mod.open_registry(store, root)
-        print(f"first open (ids checked against the database, stale files rebuilt): "
+        print(f"first open (ids checked against the database unless the files carry its change count; stale files rebuilt): "
               f"{time.perf_counter() - t:.2f} s, {len(registry.index):,} templates, rebuilt "
               f"{registry.index.rebuilt or 'nothing'}; peak RSS {rss_mib('VmHWM'):.0f} MiB")
         del registry, store
