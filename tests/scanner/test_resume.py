@@ -116,19 +116,28 @@ def test_a_second_run_of_a_finished_scan_starts_a_new_one(subset, tmp_path):
     assert again.scan_id != first.scan_id and again.resumed_members == 0 and again.analysed > 0
 
 
-def test_two_concurrent_scans_into_one_workspace(subset, tmp_path, db_url):
+def test_two_concurrent_scans_and_an_enrollment_into_one_workspace(subset, tmp_path, db_url):
+    """Two scans and an enrollment at once, on SQLite and PostgreSQL: every member stored once,
+    the subject and its templates and hashes exactly once, the audit chain unbroken."""
+    import json
+
     from sqlalchemy import create_engine, text
 
     people = sorted(p for p in subset.iterdir() if p.is_dir())
     a, b = tmp_path / "a", tmp_path / "b"
     for i, person in enumerate(people[:10]):
         shutil.copytree(person, (a if i % 2 else b) / person.name)
+    enrolled = sorted(facedata_path("lfw_deepfunneled", "Ana_Palacio").iterdir())[:3]
     ws = tmp_path / "ws"
     db = ["--db", db_url] if db_url else []
-    procs = [subprocess.Popen([*_facetrace(), "scan", "--workspace", str(ws), *db, "--quiet", "--workers", "1", str(d)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for d in (a, b)]
+    commands = [[*_facetrace(), "scan", "--workspace", str(ws), *db, "--quiet", "--workers", "1", str(d)]
+                for d in (a, b)]
+    commands.append([*_facetrace(), "enroll", *map(str, enrolled), "--consent", "default", "--json",
+                     "--workspace", str(ws), *db])
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
     outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    subject = json.loads(outs[2][0])["subject_id"]
     engine = create_engine(db_url or f"sqlite:///{ws / 'facetrace.db'}")
     try:
         with engine.connect() as con:
@@ -139,8 +148,19 @@ def test_two_concurrent_scans_into_one_workspace(subset, tmp_path, db_url):
                 "JOIN members m ON m.scan_id = s.id GROUP BY s.id, s.status")).all())
             dupes = con.execute(text("SELECT count(*) FROM (SELECT scan_id, seq FROM members GROUP BY scan_id, seq "
                                      "HAVING count(*) > 1) AS d")).scalar()
+            subjects = con.execute(text("SELECT id FROM subjects")).scalars().all()
+            templates = con.execute(text("SELECT count(*), count(DISTINCT photo_sha256) FROM templates")).one()
+            hashes = con.execute(text("SELECT count(*) FROM (SELECT template_id, variant FROM template_hashes "
+                                      "GROUP BY template_id, variant HAVING count(*) > 1) AS d")).scalar()
+            n_hashes = con.execute(text("SELECT count(*) FROM template_hashes")).scalar()
+            changes = con.execute(text("SELECT value FROM meta WHERE key = 'registry_changes'")).scalar()
     finally:
         engine.dispose()
     expected = sorted(sum(1 for p in d.rglob("*") if p.is_file()) for d in (a, b))
     assert sorted(per_scan.values()) == expected and all(k.startswith("finished:") for k in per_scan)
     assert dupes == 0
+    assert subjects == [subject] and tuple(templates) == (3, 3) and hashes == 0 and n_hashes >= 3 * 8
+    assert changes == "1"
+    audit = subprocess.run([*_facetrace(), "registry", "audit", "--verify", "--workspace", str(ws), *db],
+                           capture_output=True, text=True, timeout=120)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
