@@ -6,18 +6,17 @@ the change it records, or right after a read-only search).
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
 import secrets
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from scanner.actor import default_actor  # noqa: F401 - re-exported: callers import it from here
 from scanner.consent import ConsentInput
 from scanner.errors import FacetraceError, UsageError
 from scanner.matching import policy
@@ -35,12 +34,6 @@ class SubjectNotFound(UsageError):
     code = "subject_not_found"
 
 
-def default_actor() -> str:
-    try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
-        user = f"uid{os.getuid()}"
-    return f"{user}@{socket.gethostname()}"
 
 
 @dataclass

@@ -431,6 +431,6 @@ def _tool_versions() -> dict:
 
 
 def _default_actor() -> str:
-    from scanner.registry import default_actor
+    from scanner.actor import default_actor
 
     return default_actor()
