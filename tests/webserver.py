@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 
 @dataclass
 class File:
@@ -222,6 +224,20 @@ class LoopbackServer:
     def route(self, path: str, what) -> str:
         self.httpd.routes[path] = what
         return self.url(path)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_for_loopback(monkeypatch):
+    """A proxy set in the environment must not see the tests' loopback requests (modules that
+    import this fixture get it for every test)."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def server():
+    with LoopbackServer() as s:
+        yield s
 
 
 def self_signed_cert(folder: Path) -> tuple[Path, Path]:

@@ -14,21 +14,9 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from tests.conftest import facedata_path
-from tests.webserver import File, LoopbackServer, Redirect, run_measured, self_signed_cert
+from tests.webserver import File, LoopbackServer, Redirect, no_proxy_for_loopback, run_measured, self_signed_cert, server  # noqa: F401 - fixtures
 
 FAST = ["--retries", "0", "--backoff", "0"]
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_for_loopback(monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def server():
-    with LoopbackServer() as s:
-        yield s
 
 
 def _run(args):

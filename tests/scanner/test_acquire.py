@@ -16,24 +16,12 @@ from scanner.acquire.http import filename_for
 from scanner.errors import UsageError
 from scanner.models import AcquireOptions
 from scanner.pipeline import open_store
-from tests.webserver import File, LoopbackServer, Redirect, Status, self_signed_cert
+from tests.webserver import (  # noqa: F401 - no_proxy_for_loopback and server are fixtures
+    File, LoopbackServer, Redirect, Status, no_proxy_for_loopback, self_signed_cert, server)
 
 FAST = AcquireOptions(backoff=0.001, retries=0)
 DATA = os.urandom(3_000_000)
 SHA = hashlib.sha256(DATA).hexdigest()
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_for_loopback(monkeypatch):
-    # a proxy set in the environment must not see the tests' loopback requests
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def server():
-    with LoopbackServer() as s:
-        yield s
 
 
 @pytest.fixture
