@@ -220,9 +220,6 @@ def save_hash_index(index: ShardedHashIndex, path, hasher: str, extra: dict | No
     from indexes import segments
 
     path = Path(path)
-    previous = segments.read_manifest(path)
-    if previous is not None and previous.get("format") != segments.FORMAT and path.exists():
-        segments.shred(path)  # a one-file index (format 1) of the same hashes
     fields = {**(extra or {}), "kind": index.kind, "hasher": hasher, "bits": BITS, "metric": "hamming"}
     manifest = segments.save(path, fields, b"", index.segment_count(), index.segment_payload,
                              index.dirty_segments(), index.saved_manifest)
@@ -267,6 +264,7 @@ def load_hash_index(path, hasher: str) -> ShardedHashIndex:
         index = ShardedHashIndex()
         codes = faiss.vector_to_array(faiss.downcast_IndexBinary(flat.faiss_index.index).xb).reshape(-1, 8)
         index.add_codes(flat.ids(), codes)
+        index.saved_manifest = manifest  # not a segmented save: the next save writes every shard
     if len(index) != manifest.get("count"):
         raise IndexMismatch(f"{path} holds {len(index)} hashes, its manifest says {manifest.get('count')}")
     return index

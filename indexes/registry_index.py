@@ -27,7 +27,8 @@ import numpy as np
 from indexes import segments
 from indexes.hashes import ShardedHashIndex, load_hash_index, save_hash_index, stored_hash_ids
 from indexes.registry import RegistryStore
-from indexes.vectors import APPROX_ABOVE, FlatIndex, IndexMismatch, IVFIndex, load_index, make_index, read_manifest_or_none, save_index, stored_ids
+from indexes.vectors import (APPROX_ABOVE, FlatIndex, IndexMismatch, IVFIndex, load_index, make_index, save_index,
+                             stored_ids)
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +58,18 @@ class RegistryIndex:
         faces = self._read(FACES_FILE, lambda p: load_index(p, self.embedder, self.embedder_version))
         hashes = self._read(HASHES_FILE, lambda p: load_hash_index(p, self.hasher))
         if not all(ix is not None and ix.saved_manifest.get(CHANGES) == changes for ix in (faces, hashes)):
-            faces = self._check_faces(faces, self.store.active_template_ids(self.embedder, self.embedder_version))
-            hashes = self._check_hashes(hashes, self.store.active_hash_ids())
+            faces = self._check(FACES_FILE, faces, self.store.active_template_ids(self.embedder, self.embedder_version),
+                                self._rebuild_faces)
+            hashes = self._check(HASHES_FILE, hashes, self.store.active_hash_ids(), self._rebuild_hashes)
         self.faces, self.hashes, self.changes = faces, hashes, changes
         self._save(only_if_label_differs=True)
 
     def _read(self, name: str, load):
         try:
-            index = load(self.dir / name)
+            return load(self.dir / name)
         except IndexMismatch as exc:
             self._problems.append(str(exc))
             return None
-        if getattr(index, "saved_manifest", None) is None:  # a one-file index: its manifest
-            index.saved_manifest = read_manifest_or_none(self.dir / name) or {}
-        return index
 
     def refresh(self) -> bool:
         """Reload the indexes if another process changed the registry since they were read."""
@@ -80,47 +79,45 @@ class RegistryIndex:
         self._load()
         return True
 
-    def _check_faces(self, index, ids: np.ndarray):
-        path = self.dir / FACES_FILE
+    def _check(self, name: str, index, ids: np.ndarray, rebuild):
+        """`index` if it holds exactly the database's `ids`, else `rebuild()`'s index from the database."""
+        path = self.dir / name
         if index is not None:
             if np.array_equal(np.sort(index.ids()), ids):
                 return index
             log.warning("%s is stale (%d ids, database has %d): rebuilding", path, len(index), len(ids))
         elif path.exists() or len(ids):
             log.warning("rebuilding %s: %s", path, "; ".join(self._problems) or "missing")
-        index = make_index(len(ids))
-        if len(ids):  # the vectors are read only to rebuild
-            rebuilt_ids, encodings, _ = self.store.template_vectors(self.embedder, self.embedder_version)
-            index.add(np.asarray(rebuilt_ids, dtype=np.int64), encodings)
-        self.rebuilt.append(FACES_FILE)
+        self.rebuilt.append(name)
+        return rebuild(len(ids))
+
+    def _rebuild_faces(self, n: int):
+        index = make_index(n)
+        if n:  # the vectors are read only to rebuild
+            ids, encodings, _ = self.store.template_vectors(self.embedder, self.embedder_version)
+            index.add(np.asarray(ids, dtype=np.int64), encodings)
         return index
 
-    def _check_hashes(self, index, ids: np.ndarray):
-        path = self.dir / HASHES_FILE
-        if index is not None:
-            if np.array_equal(np.sort(index.ids()), ids):
-                return index
-            log.warning("%s is stale (%d ids, database has %d): rebuilding", path, len(index), len(ids))
-        elif path.exists() or len(ids):
-            log.warning("rebuilding %s: %s", path, "; ".join(self._problems) or "missing")
+    def _rebuild_hashes(self, _n: int):
         index = ShardedHashIndex()
-        for chunk_ids, codes in self.store.iter_hash_codes():
-            index.add_codes(chunk_ids, codes)
-        self.rebuilt.append(HASHES_FILE)
+        for ids, codes in self.store.iter_hash_codes():
+            index.add_codes(ids, codes)
         return index
 
     def _save(self, only_if_label_differs: bool = False) -> None:
-        """Write the changed parts of both indexes, labelled with the change count they reflect."""
+        """Write the changed parts of both indexes, labelled with the change count they reflect
+        (with `only_if_label_differs`: only indexes just rebuilt or carrying another count)."""
+        def wanted(name, index):
+            return not (only_if_label_differs and name not in self.rebuilt
+                        and (index.saved_manifest or {}).get(CHANGES) == self.changes)
+
         label = {CHANGES: self.changes}
         faces_path = self.dir / FACES_FILE
         if getattr(self.faces, "faiss_index", None) is None:  # an untrained, empty IVF index
             segments.remove_all(faces_path)
-        elif not (only_if_label_differs and FACES_FILE not in self.rebuilt
-                  and (self.faces.saved_manifest or {}).get(CHANGES) == self.changes):
-            manifest = save_index(self.faces, faces_path, self.embedder, self.embedder_version, extra=label)
-            self.faces.saved_manifest = manifest
-        if not (only_if_label_differs and HASHES_FILE not in self.rebuilt
-                and (self.hashes.saved_manifest or {}).get(CHANGES) == self.changes):
+        elif wanted(FACES_FILE, self.faces):
+            save_index(self.faces, faces_path, self.embedder, self.embedder_version, extra=label)
+        if wanted(HASHES_FILE, self.hashes):
             save_hash_index(self.hashes, self.dir / HASHES_FILE, self.hasher, extra=label)
 
     def _changed(self) -> None:

@@ -73,6 +73,8 @@ def save(path, fields: dict, header: bytes, nseg: int, payload: Callable[[int], 
     generation = int((on_disk or {}).get("generation", 0)) + 1
     segments = dict(previous["segments"]) if incremental else {}
     if not incremental:
+        if path.exists() and (on_disk or {}).get("format") != FORMAT:
+            shred(path)  # a one-file index (older layout) of the same entries: gone before the new one
         _write_atomic(path, header)
     for seg in (sorted(set(dirty)) if incremental else range(nseg)):
         data, count = payload(seg)

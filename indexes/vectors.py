@@ -113,6 +113,7 @@ class BruteForceIndex:
 
 class _FaissIndex:
     kind = ""
+    saved_manifest: dict | None = None  # the manifest of this index's last save or load
 
     def __init__(self, index=None):
         self._index = index if index is not None else self._new()
@@ -185,7 +186,6 @@ class IVFIndex(_FaissIndex):
         self.nprobe = nprobe
         self._header = header  # the trained index without entries, serialized (the segmented file's header)
         self._dirty: set[int] | None = None  # lists changed since the last save or load; None: all
-        self.saved_manifest: dict | None = None  # the manifest of that save or load
         super().__init__(index)
         if index is not None:
             self._index.nprobe = nprobe
@@ -210,7 +210,6 @@ class IVFIndex(_FaissIndex):
                 sample = vectors[rng.choice(len(vectors), size, replace=False)]
             index.train(sample)
             index.nprobe = min(self.nprobe, nlist)
-            self._quantizer = quantizer  # faiss does not own it: keep it alive as long as the index
             self._index = index
             self._header = _empty_ivf_bytes(index)
 
@@ -355,10 +354,7 @@ def save_index(index: _FaissIndex, path: str | os.PathLike, embedder: str, embed
         raise ValueError("an untrained index has nothing to save")
     fields = {**(extra or {}), "kind": index.kind, "embedder": embedder, "embedder_version": embedder_version,
               "dim": DIM, "metric": METRIC}
-    previous = read_manifest_or_none(path)
     if isinstance(index, IVFIndex):
-        if previous is not None and previous.get("format") != segments.FORMAT and path.exists():
-            segments.shred(path)  # a one-file index of the same vectors: gone before the new layout
         manifest = segments.save(path, fields, index.header(), index.segment_count(), index.segment_payload,
                                  index.dirty_segments(), index.saved_manifest)
         index.mark_saved(manifest)
@@ -372,6 +368,7 @@ def save_index(index: _FaissIndex, path: str | os.PathLike, embedder: str, embed
         segments.shred(path)  # the old file's bytes may hold a removed vector: overwrite them first
     os.replace(tmp, path)
     _write_json(path.with_suffix(path.suffix + ".json"), manifest)
+    index.saved_manifest = manifest
     return manifest
 
 
@@ -418,6 +415,7 @@ def load_index(path: str | os.PathLike, embedder: str, embedder_version: str) ->
         except RuntimeError as exc:
             raise IndexMismatch(f"{path} cannot be read by faiss: {exc}") from None
         index = FlatIndex(raw) if kind == FlatIndex.kind else IVFIndex(raw)
+        index.saved_manifest = manifest  # an IVF index read from one file still writes all its segments
     if len(index) != manifest.get("count"):
         raise IndexMismatch(f"{path} holds {len(index)} vectors, its manifest says {manifest.get('count')}")
     return index

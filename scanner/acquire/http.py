@@ -397,20 +397,19 @@ def _peer_adapter_class():
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-    # read before the response: http.client drops the socket at once when the server will close it
-    class PeerHTTPConnection(HTTPConnection):
+    class PeerFacts:
+        # read before the response: http.client drops the socket at once when the server will close it
         def getresponse(self):
             facts = _sock_facts(self.sock)
             response = super().getresponse()
             response.facetrace_sock = facts
             return response
 
-    class PeerHTTPSConnection(HTTPSConnection):
-        def getresponse(self):
-            facts = _sock_facts(self.sock)
-            response = super().getresponse()
-            response.facetrace_sock = facts
-            return response
+    class PeerHTTPConnection(PeerFacts, HTTPConnection):
+        pass
+
+    class PeerHTTPSConnection(PeerFacts, HTTPSConnection):
+        pass
 
     class PeerHTTPPool(HTTPConnectionPool):
         ConnectionCls = PeerHTTPConnection
