@@ -11,7 +11,8 @@ DEMO := demo-data
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.5" \
 		|| $(PYTHON) -m pip install --quiet --user --break-system-packages "uv>=0.5"
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
+	$(UV) run --frozen --no-sync python -c "from scanner.fingerprints import hog; hog.warm()"
 
 demo: setup
 	rm -rf $(DEMO)/workspace

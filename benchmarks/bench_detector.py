@@ -1,10 +1,10 @@
-"""Benchmark: scanner/fingerprints/hog.py against dlib's HOG frontal face detector, on all of facedata.
+"""Benchmark: scanner/fingerprints/hog.py (compiled) against dlib's HOG frontal face detector, on all of facedata.
 
 Every image of ../shared/facedata (every collection; GIFs by their first frame) is decoded as a
 scan decodes it, reduced as a scan reduces it for detection (longer side at most --max-side,
 1024 by default, scanner.media.images.reduced_copy) and given, as RGB uint8, to
   dlib    dlib.get_frontal_face_detector().run(pixels, upsample, adjust)   (the reference)
-  numpy   scanner.fingerprints.hog.run(pixels, upsample, adjust)
+  hog.py  scanner.fingerprints.hog.run(pixels, upsample, adjust)   (numba; compiled before timing)
 Prints how many images and rectangles were compared, how many images differ (with the
 rectangles, scores and detector indices of each), the largest score difference, the detection
 closest to its threshold, and milliseconds per image for each, one thread, by size: the LFW
@@ -96,11 +96,11 @@ def main() -> None:
     print(f"images compared: {images}; dlib rectangles: {rects}")
     print(f"images with identical rectangles (same order, same detector): {images - len(differing)}; differing: {len(differing)}")
     for label, shape, ref, rs, ri, got, gs, gi in differing:
-        print(f"  DIFF {label} {shape}: dlib {ref} scores {rs} idx {ri}\n       numpy {got} scores {gs} idx {gi}")
+        print(f"  DIFF {label} {shape}: dlib {ref} scores {rs} idx {ri}\n       hog.py {got} scores {gs} idx {gi}")
     print(f"largest score difference on identical images: {max_score_diff:.3g}")
     if closest[1]:
         print(f"detection closest to its threshold: {closest[1][0]} {closest[1][1]} score-threshold {closest[0]:.3g}")
-    print("ms per image (one thread):   n     dlib    numpy   numpy/dlib")
+    print("ms per image (one thread):   n     dlib   hog.py  hog.py/dlib")
     for g, (td, tn) in times.items():
         if td:
             a, b = 1000 * sum(td) / len(td), 1000 * sum(tn) / len(tn)

@@ -152,6 +152,10 @@ def scan(
     instead of local processes, and everything else stays in this process (docs/deployment.md).
     """
     validate_options(options)
+    if workspace:
+        from scanner.fingerprints.faces import compiled_code_cache
+
+        compiled_code_cache(workspace)
     if not inputs:
         raise UsageError("nothing to scan: give at least one file, folder or archive")
     missing = [p for p in inputs if not os.path.lexists(p)]

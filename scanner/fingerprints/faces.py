@@ -8,10 +8,12 @@ because two runtimes of one model are held to the same output (within 1e-4, test
 - `DlibFaceEngine` (`--engine dlib`) is face_recognition on dlib, the reference: HOG (default) or
   CNN detection on a reduced copy of the image, then landmarks and the ResNet encoding on the
   full-resolution image.
-- `OnnxFaceEngine` (`--engine onnx`, the default) detects, finds landmarks and aligns exactly as
-  the reference does (the same dlib calls), then runs dlib's ResNet as an ONNX graph built from
-  the same installed model file (scanner/fingerprints/onnxnet.py), all of an image's faces in one
-  batch. It is 10x or more faster per face (docs/performance.md).
+- `OnnxFaceEngine` (`--engine onnx`, the default) detects with scanner/fingerprints/hog.py, a
+  compiled (numba) re-implementation of dlib's HOG detector that gives dlib's rectangles box for
+  box and about twice as fast (the CNN detector is dlib's own), finds landmarks and aligns
+  exactly as the reference does (the same dlib calls), then runs dlib's ResNet as an ONNX graph
+  built from the same installed model file (scanner/fingerprints/onnxnet.py), all of an image's
+  faces in one batch. It is 10x or more faster per face (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -109,14 +111,23 @@ class OnnxFaceEngine(DlibFaceEngine):
         self.runtime = engine_runtime("onnx")
         self._detect, self._landmarks = _dlib_models(options.detector)
         self._net = _onnx_descriptors()
+        if options.detector == "hog":
+            _compiled_hog()
 
     def _locate(self, pixels) -> list[tuple[int, int, int, int]]:
         # face_recognition.face_locations: the detector's rectangles as (top, right, bottom, left),
         # trimmed to the image
+        import numpy as np
+
         height, width = pixels.shape[:2]
-        found = self._detect(pixels, self.options.upsample)
-        rects = [d.rect for d in found] if self.options.detector == "cnn" else found
-        return [(max(r.top(), 0), min(r.right(), width), min(r.bottom(), height), max(r.left(), 0)) for r in rects]
+        if self.options.detector == "cnn":
+            rects = [d.rect for d in self._detect(pixels, self.options.upsample)]
+            rects = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
+        else:
+            from scanner.fingerprints import hog
+
+            rects = hog.detect(np.ascontiguousarray(pixels), self.options.upsample)
+        return [(max(top, 0), min(right, width), min(bottom, height), max(left, 0)) for left, top, right, bottom in rects]
 
     def encodings(self, pixels, boxes) -> list:
         import dlib
@@ -135,15 +146,42 @@ class OnnxFaceEngine(DlibFaceEngine):
 
 @lru_cache(maxsize=2)
 def _dlib_models(detector: str):
-    """face_recognition's detector (HOG or CNN) and 5-point landmark model, loaded once per process."""
+    """dlib's CNN detector (None for HOG, which hog.py runs) and face_recognition's 5-point
+    landmark model, loaded once per process."""
     try:
         import dlib
     except ImportError as exc:
         raise DependencyError(f"dlib is not importable ({exc}); {INSTALL_HINT}") from None
     frm = _models_package()
-    detect = (dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location()) if detector == "cnn"
-              else dlib.get_frontal_face_detector())
+    detect = dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location()) if detector == "cnn" else None
     return detect, dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+
+
+def compiled_code_cache(workspace: str) -> None:
+    """Where numba keeps the HOG detector's compiled kernels: the installation's own
+    scanner/fingerprints/__pycache__ (beside the .pyc files; `make setup` fills it) when it is
+    writable, else the workspace's cache/numba, so that a read-only installation does not fall back
+    to numba's per-user cache under $HOME. An explicit $NUMBA_CACHE_DIR is left as it is. Set
+    before the worker processes start (they inherit it); numba itself is not imported here."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    tree = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    if not os.access(tree if os.path.isdir(tree) else os.path.dirname(tree), os.W_OK):
+        os.environ["NUMBA_CACHE_DIR"] = os.path.join(workspace, "cache", "numba")
+
+
+@lru_cache(maxsize=1)
+def _compiled_hog():
+    """Load the compiled HOG detector (numba: about 3 s the first time in a process, more the first
+    time on a machine, when it compiles into its cache) and check it on a blank image."""
+    import numpy as np
+
+    try:
+        from scanner.fingerprints import hog
+    except ImportError as exc:
+        raise DependencyError(f"numba is not importable ({exc}); {INSTALL_HINT}, or scan with --engine dlib") from None
+    hog.detect(np.zeros((64, 64, 3), np.uint8), 1)
+    return hog
 
 
 @lru_cache(maxsize=1)
@@ -167,7 +205,8 @@ def _onnx_descriptors():
 def engine_runtime(engine: str) -> str:
     """Name what executes the embedder for `engine` ("onnx" or "dlib"), with its version."""
     versions = engine_versions()
-    return {"onnx": f"onnxruntime {versions['onnxruntime']}", "dlib": f"dlib {versions['dlib_bin']}"}[engine]
+    return {"onnx": f"onnxruntime {versions['onnxruntime']}; HOG detector: facetrace hog.py (dlib's, compiled by numba {versions['numba']}",
+            "dlib": f"dlib {versions['dlib_bin']}"}[engine]
 
 
 def make_engine(options: ScanOptions) -> FaceEngine:
@@ -188,7 +227,7 @@ def engine_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for dist in ("face-recognition", "face-recognition-models", "dlib-bin", "onnxruntime", "onnx", "imagehash",
+    for dist in ("face-recognition", "face-recognition-models", "dlib-bin", "onnxruntime", "onnx", "numba", "imagehash",
                  "pillow", "numpy"):
         try:
             out[dist.replace("-", "_")] = version(dist)

@@ -1,10 +1,10 @@
-"""dlib's HOG frontal face detector re-implemented in numpy, rectangle for rectangle.
+"""dlib's HOG frontal face detector re-implemented and compiled (numba), rectangle for rectangle.
 
 `detect(pixels, upsample)` returns the rectangles `dlib.get_frontal_face_detector()(pixels, upsample)`
 returns (what face_recognition.face_locations(model="hog") calls), as (left, top, right, bottom)
 in the same order; `run(pixels, upsample, adjust_threshold)` also returns their scores and
 detector indices, like the detector's `run`. Input: an RGB uint8 array [H, W, 3] (dlib's
-grayscale path differs and is not replicated).
+grayscale path differs and is not replicated). The scan's default engine detects with it.
 
 What it replicates (dlib 19.x/20.0.1 sources: tools/python/src/simple_object_detector_py.h,
 image_processing/{object_detector,scan_fhog_pyramid,box_overlap_testing}.h,
@@ -14,22 +14,23 @@ image_transforms/{fhog,image_pyramid,interpolation,spatial_filtering}.h):
   dlib's RGB `resize_image` (bilinear). That function is reproduced bit for bit, float32 SIMD
   arithmetic included: the 4-lane column positions accumulated in float32 (they drift up to
   ~1e-3 px from exact positions), weights `(1-tb)*(1-lr)` etc. rounded to float32, the sum
-  `((tl*w1 + tr*w2) + bl*w3) + br*w4` in float32, truncation to uint8, and the double-precision
-  scalar path for the last columns. Measured: identical to dlib.resize_image and
-  dlib.pyramid_down(6) on every tested size.
+  `((tl*w1 + tr*w2) + bl*w3) + br*w4` in float32 (compiled without fast-math, so without fused
+  multiply-adds), truncation to uint8, and the double-precision scalar path for the last columns.
+  Measured: identical to dlib.resize_image and dlib.pyramid_down(6) on every tested size.
 - the feature pyramid: pyramid_down<6> (size floor(5n/6), the same resize), as many levels as
   `scan_fhog_pyramid::load` makes (rect_down until a side is under 64 px).
 - FHOG (cell 8, 31 planes, padded by the 10x10 filter size): per pixel the colour channel with the
   largest gradient, with dlib's tie rules (the 8-pixel SIMD blocks prefer the later channel, the
   scalar last columns the earlier one), orientation snapped to dlib's 9 float32 unit vectors
-  (18 signed bins; a lookup table built from the same float32 products), bilinear votes into
+  with dlib's float32 products and strict comparisons (18 signed bins), bilinear votes into
   cells, block energies, truncation at 0.2 (as min(h, 0.2*sqrt(e))*0.1/(0.2*sqrt(e))), the 4
   texture features. Only the order of float additions differs (votes are summed in float64).
 - the 5 filters from the detector dlib itself serialises (`__getstate__`, parsed here; never a
   shipped copy): dlib applies each as separable rank-1 filters from its own SVD of the 10x10
-  weights (singular values under max(1e-4, 0.1% of the largest) dropped); here the same truncated
-  SVD is rebuilt in float64 and applied densely (float32 GEMM to find candidates, then each
-  candidate within 1e-3 of a threshold rescored in float64).
+  weights (singular values under max(1e-4, 0.1% of the largest) dropped). Here the same 305
+  rank-1 components (about 2 per plane and detector) are applied in float32 with fast-math to
+  find candidates, and every window within 1e-3 of a threshold is rescored in float64 from the
+  dense truncated filter and that window's features recomputed in float64.
 - detections: saliency >= bias (+ adjust), rectangle = fhog_to_image then rect_up through the
   levels in doubles, all 5 detectors' detections sorted by score, greedy non-maximum suppression
   with the serialised test_box_overlap (intersection over the bounding box of the pair > 0.330,
@@ -40,41 +41,42 @@ image_transforms/{fhog,image_pyramid,interpolation,spatial_filtering}.h):
   left or top edge reach a negative half (with floor(x + 0.5), 9 images of facedata came out one
   pixel off at adjust -1 and 4 at upsample 0; none at the scan's settings).
 
-Measured equality (benchmarks/bench_detector.py: all 2,065 images of ../shared/facedata, each
-reduced to a 1024 px longer side as a scan reduces it; dlib-bin 20.0.1): identical rectangles,
-same order, same detector index, on every image at upsample 1 (2,194 rectangles), at upsample 0
-(2,124) and at upsample 1 with adjust_threshold -1 (4,012, mostly weak detections at the image
-edges); score differences at most 3.3e-6, while the detection closest to a threshold was 2.3e-4
-from it. A stress run (600 LFW runs at adjust -2.5/-2.0 on whole photos and random crops, 40
-noise and blocky images at -3.0; 16,183 rectangles) also matched. Scores are dlib's to ~1e-6,
-not bit for bit (dlib sums in float32 in another order), so a detection within ~1e-5 of its
-threshold, or two overlapping ones that close in score, could still go the other way; none of
-facedata's comes near. With the floor(x + 0.5) rounding above instead of the measured one, 9
-images differed at adjust -1 and 4 at upsample 0.
+How it is fast: each pass is a numba kernel written so that its inner loop vectorises (resize:
+each source row's neighbours gathered once, then a branch-free row pass; FHOG: a branch-free
+gradient and orientation pass per row, then the bilinear votes summed per band of 8 rows; the
+filters: 10 taps unrolled per component, rows padded to 16 floats), and every working array
+(levels, histograms, planes) is per-thread scratch reused from level to level and image to image
+(fresh arrays of a few MB cost page faults measured at a third of the FHOG time). numba compiles
+the kernels once into its cache (`make setup` does it: hog.warm(); cache_dir() says where);
+loading them costs about 1 s per process.
 
-Speed (same run, one thread, this 2-core VM shared with other work): 250x250 LFW photo at
-upsample 1: dlib 25.9 ms, this module 74.9 ms (2.9x slower; the pyramid ~26 ms, FHOG ~32 ms,
-filters ~11 ms); detection copies of >= 900 px: dlib 284 ms, this module 1374 ms. It is a
-verified executable specification of the detector, not a faster one: numpy's per-pass costs
-(gathers, scatter-adds, one memory pass per operation) exceed dlib's C++ loops, and the scan
-keeps dlib's detector.
+Measured (benchmarks/bench_detector.py: all 2,065 images of ../shared/facedata, each reduced to a
+1024 px longer side as a scan reduces it; dlib-bin 20.0.1; 2026-12-01, 2-core AMD EPYC, AVX2):
+identical rectangles, same order, same detector index, on every image at upsample 1 (2,194
+rectangles), at upsample 0 (2,124) and at upsample 1 with adjust_threshold -1 (4,012, mostly weak
+detections at the image edges); score differences at most 3.3e-6, while the detection closest to
+a threshold was 2.3e-4 from it. Scores are dlib's to ~1e-6, not bit for bit (dlib sums in
+float32 in another order), so a detection within ~1e-5 of its threshold, or two overlapping ones
+that close in score, could still go the other way; none of facedata's comes near. Time per LFW
+photo (250x250, upsample 1, one thread): dlib 35.5 ms, this module 21.0 ms (0.59x); detection
+copies of 900 px and more: 341 against 248 ms (0.73x); upsample 0: 8.3 against 6.4 ms.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 f32 = np.float32
 CELL = 8
 NUM_PLANES = 31
-
-# dlib's unit vectors for the 9 unsigned orientations (fhog.h), as float32 like dlib's code
-_DIRECTIONS = np.array([[1.0000, 0.0000], [0.9397, 0.3420], [0.7660, 0.6428], [0.500, 0.8660],
-                        [0.1736, 0.9848], [-0.1736, 0.9848], [-0.5000, 0.8660], [-0.7660, 0.6428],
-                        [-0.9397, 0.3420]], dtype=f32)
+TAPS = 10  # the frontal face detector's filters are 10x10 cells; the filter kernel is unrolled for it
 
 
 # ----------------------------------------------------------------------------------------------
@@ -120,18 +122,25 @@ class Model:
         self.fh, self.fw = _fhog_window(self.window_width, self.window_height, self.padding)
         if dims != NUM_PLANES * self.fh * self.fw:
             raise ValueError("filter size does not match the window")
-        self.filters, self.thresholds = [], []
-        for _ in range(count):
+        if (self.fh, self.fw) != (TAPS, TAPS):
+            raise ValueError(f"filters of {self.fh}x{self.fw} cells are not supported")
+        self.thresholds = []
+        filters, components = [], []
+        for d in range(count):
             nr, nc = abs(r.int()), abs(r.int())
             w = np.array([r.double() for _ in range(nr * nc)])
-            self.filters.append(_separable_equivalent(w[:dims].reshape(NUM_PLANES, self.fh, self.fw)))
+            dense, parts = _separable_equivalent(w[:dims].reshape(NUM_PLANES, self.fh, self.fw))
+            filters.append(dense)
+            components += [(d, *part) for part in parts]
             self.thresholds.append(float(w[dims]))
         if r.pos != len(data):
             raise ValueError("trailing bytes in dlib object_detector serialisation")
-        self.filters = np.stack(self.filters)  # [D, 31, fh, fw] float64
-        # GEMM layout: [(plane, column), (detector, row)]
-        self.gemm = np.ascontiguousarray(
-            self.filters.transpose(1, 3, 0, 2).reshape(NUM_PLANES * self.fw, -1)).astype(f32)
+        self.filters = np.stack(filters)  # [D, 31, fh, fw] float64, for exact rescoring
+        # the rank-1 components as the filter kernel takes them: detector, plane, taps (float32)
+        self.comp_det = np.array([c[0] for c in components], np.intp)
+        self.comp_plane = np.array([c[1] for c in components], np.intp)
+        self.comp_cols = np.array([c[2] for c in components], f32)
+        self.comp_rows = np.array([c[3] for c in components], f32)
 
 
 def _fhog_window(width: int, height: int, padding: int) -> tuple[int, int]:
@@ -150,24 +159,68 @@ def _fhog_window(width: int, height: int, padding: int) -> tuple[int, int]:
     return h, w
 
 
-def _separable_equivalent(f: np.ndarray) -> np.ndarray:
+def _separable_equivalent(f: np.ndarray):
     """What build_fhog_filterbank keeps of each 10x10 plane: its SVD without the singular values
     under max(1e-4, 0.1% of the largest) (dlib 19.x/20; older releases used 1e-3 and 1%; the
-    serialised filters have no singular values in between, so both give these filters)."""
+    serialised filters have no singular values in between, so both give these filters). Returns
+    the kept filters densely and as (plane, vertical taps, horizontal taps) rank-1 components."""
     out = np.zeros_like(f)
+    parts = []
     for i, plane in enumerate(f):
         u, s, vt = np.linalg.svd(plane)
         keep = s >= max(1e-4, s.max() * 0.001)
         out[i] = (u[:, keep] * s[keep]) @ vt[keep]
-    return out
+        parts += [(i, u[:, k] * s[k], vt[k]) for k in np.nonzero(keep)[0]]
+    return out, parts
 
 
 @lru_cache(maxsize=1)
 def model() -> Model:
-    """The frontal face detector's parameters, read from dlib once per process."""
+    """The frontal face detector's parameters, read from dlib once per process.
+
+    Building dlib's detector to serialise it costs about 0.6 s, in every worker of every scan, so
+    its serialisation is kept in the cache directory (cache_dir()) under a name made of dlib's
+    version and its extension module's size and modification time; a missing, unreadable or
+    unparsable copy is replaced from dlib."""
+    path = _model_cache_path()
+    try:
+        return Model(path.read_bytes())
+    except (OSError, ValueError, IndexError):
+        pass
+    data = detector_bytes()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:  # a read-only installation: no copy, dlib builds it each time
+        pass
+    return Model(data)
+
+
+def detector_bytes() -> bytes:
+    """dlib's own serialisation of get_frontal_face_detector()."""
     import dlib
 
-    return Model(dlib.get_frontal_face_detector().__getstate__()[0])
+    return dlib.get_frontal_face_detector().__getstate__()[0]
+
+
+def cache_dir() -> Path:
+    """Where numba keeps the compiled kernels of this module ($NUMBA_CACHE_DIR, else the module's
+    __pycache__ folder) and where the detector's serialisation is kept beside them."""
+    configured = os.environ.get("NUMBA_CACHE_DIR")
+    return Path(configured) if configured else Path(__file__).resolve().parent / "__pycache__"
+
+
+def _model_cache_path() -> Path:
+    import importlib.util
+
+    import dlib
+
+    spec = importlib.util.find_spec("_dlib_pybind11")
+    stat = os.stat(spec.origin) if spec and spec.origin else None
+    key = f"{dlib.__version__}-{stat.st_size}-{stat.st_mtime_ns}" if stat else dlib.__version__
+    return cache_dir() / f"hog-frontal-face-detector-{key}.dat"
 
 
 def version() -> str:
@@ -176,8 +229,34 @@ def version() -> str:
 
     import dlib
 
-    digest = hashlib.sha256(dlib.get_frontal_face_detector().__getstate__()[0]).hexdigest()[:16]
-    return f"numpy-fhog-1 (dlib {dlib.__version__} frontal_face_detector {digest})"
+    digest = hashlib.sha256(detector_bytes()).hexdigest()[:16]
+    return f"numba-fhog-2 (dlib {dlib.__version__} frontal_face_detector {digest})"
+
+
+# ----------------------------------------------------------------------------------------------
+# working arrays
+
+class _Scratch(threading.local):
+    """Per-thread working arrays, reused from level to level and image to image: fresh arrays of
+    a few MB cost page faults, measured at about a third of the FHOG time of an LFW photo. An
+    array over LIMIT bytes (the levels of a large photo) is used once and not kept."""
+
+    LIMIT = 16 << 20
+
+    def __init__(self):
+        self.kept: dict[str, np.ndarray] = {}
+
+    def array(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        size = math.prod(shape)
+        flat = self.kept.get(name)
+        if flat is None or flat.size < size or flat.dtype != dtype:
+            flat = np.empty(size, dtype)
+            if flat.nbytes <= self.LIMIT:
+                self.kept[name] = flat
+        return flat[:size].reshape(shape)
+
+
+_SCRATCH = _Scratch()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,6 +264,7 @@ def version() -> str:
 
 @lru_cache(maxsize=256)
 def _resize_plan(in_nr: int, in_nc: int, out_nr: int, out_nc: int):
+    """Source columns and rows, and dlib's float32 weights, for one resize."""
     x_scale = (in_nc - 1) / float(max(out_nc - 1, 1))
     y_scale = (in_nr - 1) / float(max(out_nr - 1, 1))
     # the SIMD loop: 4 lanes starting at x = -4*x_scale + k*x_scale (doubles cast to float),
@@ -202,9 +282,8 @@ def _resize_plan(in_nr: int, in_nc: int, out_nr: int, out_nc: int):
     inside = left[:, 3] + 1 < in_nc
     nsimd = blocks if inside.all() else int(np.argmin(inside))
     n = min(4 * nsimd, out_nc)
-    lr = (xs - left.astype(f32)).reshape(-1)[:n]
-    ilr = f32(1) - lr
-    cols_l = left.reshape(-1)[:n].astype(np.intp)
+    lr = np.ascontiguousarray((xs - left.astype(f32)).reshape(-1)[:n])
+    cols_l = np.ascontiguousarray(left.reshape(-1)[:n].astype(np.intp))
     ys = np.empty(out_nr)
     y = -y_scale
     for r in range(out_nr):  # y accumulates in double
@@ -213,44 +292,69 @@ def _resize_plan(in_nr: int, in_nc: int, out_nr: int, out_nc: int):
     top = np.floor(ys).astype(np.intp)
     bottom = np.minimum(top + 1, in_nr - 1)
     tb = ys - top
-    tbf, itbf = tb.astype(f32), (1 - tb).astype(f32)
-    weights = (itbf[:, None] * ilr, itbf[:, None] * lr, tbf[:, None] * ilr, tbf[:, None] * lr)
     tail = []
     xd = -x_scale + 4 * nsimd * x_scale
     for c in range(4 * nsimd, out_nc):  # the scalar loop, in double
         xd += x_scale
         lo = math.floor(xd)
         tail.append((c, lo, min(lo + 1, in_nc - 1), xd - lo))
-    return n, cols_l, top, bottom, tb, weights, tail
+    tail_cols = np.array([t[:3] for t in tail], np.intp).reshape(-1, 3)
+    tail_lr = np.array([t[3] for t in tail], np.float64)
+    return (cols_l, top, bottom, (1 - tb).astype(f32), tb.astype(f32), lr, f32(1) - lr, tb, tail_cols, tail_lr)
 
 
-def resize_planar(src: np.ndarray, out_nr: int, out_nc: int) -> np.ndarray:
-    """dlib::resize_image (RGB, bilinear) on planar float32 [3, H, W] integer values."""
-    n, cols_l, top, bottom, tb, (w_tl, w_tr, w_bl, w_br), tail = _resize_plan(
-        src.shape[1], src.shape[2], out_nr, out_nc)
-    out = np.empty((3, out_nr, out_nc), f32)
-    if n:
-        left = np.take(src, cols_l, axis=2)
-        right = np.take(src, cols_l + 1, axis=2)
-        o = out[:, :, :n]
-        np.multiply(left[:, top], w_tl, out=o)
-        t = right[:, top]
-        t *= w_tr
-        o += t
-        t = left[:, bottom]
-        t *= w_bl
-        o += t
-        t = right[:, bottom]
-        t *= w_br
-        o += t
-        np.trunc(o, out=o)
-    if tail:
-        up, down = src[:, top].astype(np.float64), src[:, bottom].astype(np.float64)
-        tbd = tb[None, :]
-        for c, lo, hi, lr in tail:
-            v = (1 - tbd) * ((1 - lr) * up[:, :, lo] + lr * up[:, :, hi]) + \
-                tbd * ((1 - lr) * down[:, :, lo] + lr * down[:, :, hi])
-            out[:, :, c] = np.trunc(v)
+@njit(cache=True, nogil=True, boundscheck=False)
+def _resize_kernel(src, out, gl, gr, cols_l, top, bottom, itbf, tbf, lr, ilr, tb, tail_cols, tail_lr):  # pragma: no cover
+    # compiled by numba (coverage cannot see inside); src, out, gl, gr: uint8 (gl, gr: [in rows,
+    # n] scratch); the arithmetic is float32 as dlib's
+    n = cols_l.shape[0]
+    in_nr = src.shape[1]
+    for ch in range(3):
+        for row in range(in_nr):  # each source row's left and right neighbours, gathered once
+            s = src[ch, row]
+            a = gl[row]
+            b = gr[row]
+            for c in range(n):
+                a[c] = s[cols_l[c]]
+                b[c] = s[cols_l[c] + 1]
+        for r in range(out.shape[1]):
+            t = top[r]
+            bo = bottom[r]
+            p = itbf[r]
+            q = tbf[r]
+            lt = gl[t]
+            rt = gr[t]
+            lb = gl[bo]
+            rb = gr[bo]
+            o = out[ch, r]
+            for c in range(n):
+                # dlib's simd4f arithmetic: float32 weights (1-tb)*(1-lr) etc., the sum
+                # ((tl*w1 + tr*w2) + bl*w3) + br*w4 in float32 (no fused multiply-add), truncated
+                v = lt[c] * (p * ilr[c]) + rt[c] * (p * lr[c])
+                v = v + lb[c] * (q * ilr[c])
+                v = v + rb[c] * (q * lr[c])
+                o[c] = np.float32(np.int32(v))
+            tbd = tb[r]
+            for k in range(tail_cols.shape[0]):  # the scalar loop's last columns, in double
+                lo = tail_cols[k, 1]
+                hi = tail_cols[k, 2]
+                w = tail_lr[k]
+                up = (1 - w) * np.float64(src[ch, t, lo]) + w * np.float64(src[ch, t, hi])
+                down = (1 - w) * np.float64(src[ch, bo, lo]) + w * np.float64(src[ch, bo, hi])
+                o[tail_cols[k, 0]] = np.float32(np.int32((1 - tbd) * up + tbd * down))
+
+
+def resize_planar(src: np.ndarray, out_nr: int, out_nc: int, out: np.ndarray | None = None) -> np.ndarray:
+    """dlib::resize_image (RGB, bilinear) on a planar [3, H, W] image of 0..255 values, as uint8
+    (into `out`, a [3, out_nr, out_nc] uint8 array, when given)."""
+    src = np.ascontiguousarray(src, dtype=f32)
+    if out is None:
+        out = np.empty((3, out_nr, out_nc), f32)
+    plan = _resize_plan(src.shape[1], src.shape[2], out_nr, out_nc)
+    n = plan[0].shape[0]
+    gl = _SCRATCH.array("resize_left", (src.shape[1], n), f32)
+    gr = _SCRATCH.array("resize_right", (src.shape[1], n), f32)
+    _resize_kernel(src, out, gl, gr, *plan)
     return out
 
 
@@ -264,27 +368,164 @@ def pyramid_up_size(nr: int, nc: int) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------
 # FHOG
 
-def _orientation_table() -> np.ndarray:
-    """For every integer gradient (gx, gy) in [-255, 255]^2, indexed by gx*512 + gy (negative
-    indices wrap): |g|^2 * 128 + dlib's orientation bin, from dlib's float32 dot products."""
-    g = np.arange(-255, 256, dtype=f32)
-    gx, gy = np.meshgrid(g, g, indexing="ij")
-    dots = (gx[..., None] * _DIRECTIONS[:, 0]) + (gy[..., None] * _DIRECTIONS[:, 1])
-    # dlib walks o = 0..8 testing dot > best, then -dot > best (strictly): the first maximum of
-    # the sequence (+d0, -d0, +d1, -d1, ...), bin 0 when nothing beats 0
-    cand = np.empty(dots.shape[:2] + (18,), f32)
-    cand[..., 0::2], cand[..., 1::2] = dots, -dots
-    k = np.argmax(cand, axis=2)
-    best = np.take_along_axis(cand, k[..., None], 2)[..., 0]
-    bins = np.where(best > 0, np.where(k % 2 == 0, k // 2, k // 2 + 9), 0)
-    lengths = gx.astype(np.int64) ** 2 + gy.astype(np.int64) ** 2
-    table = np.zeros(512 * 512, np.int32)
-    i = np.arange(-255, 256)
-    table[(i[:, None] * 512 + i[None, :]) % (512 * 512)] = lengths * 128 + bins
-    return table
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _better(d, o, best, b):  # pragma: no cover
+    """One step of dlib's orientation search: `if (dot > best) ...; if (-dot > best) ...` (strict)
+    is `|dot| > best`, bin o for a positive dot and o + 9 for a negative one."""
+    a = abs(d)
+    if a > best:
+        return a, (np.int32(o) if d > 0 else np.int32(o + 9))
+    return best, b
 
 
-_TABLE = _orientation_table()
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _orientation(gx, gy):  # pragma: no cover
+    """dlib's orientation bin of a float32 gradient: it walks o = 0..8 testing dot > best, then
+    -dot > best, with dlib's float32 unit vectors (fhog.h) and products; bin 0 when nothing
+    beats 0."""
+    best, b = np.float32(0), np.int32(0)
+    best, b = _better(gx * np.float32(1.0) + gy * np.float32(0.0), 0, best, b)
+    best, b = _better(gx * np.float32(0.9397) + gy * np.float32(0.342), 1, best, b)
+    best, b = _better(gx * np.float32(0.766) + gy * np.float32(0.6428), 2, best, b)
+    best, b = _better(gx * np.float32(0.5) + gy * np.float32(0.866), 3, best, b)
+    best, b = _better(gx * np.float32(0.1736) + gy * np.float32(0.9848), 4, best, b)
+    best, b = _better(gx * np.float32(-0.1736) + gy * np.float32(0.9848), 5, best, b)
+    best, b = _better(gx * np.float32(-0.5) + gy * np.float32(0.866), 6, best, b)
+    best, b = _better(gx * np.float32(-0.766) + gy * np.float32(0.6428), 7, best, b)
+    best, b = _better(gx * np.float32(-0.9397) + gy * np.float32(0.342), 8, best, b)
+    return b
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, x0, x1, later_wins, bins, lengths):  # pragma: no cover
+    """Pixels x0..x1-1 of one row (u, m, d: the rows above, at and below it, per channel): the
+    colour channel with the largest gradient (ties: the later channel when later_wins, as in
+    dlib's 8-pixel SIMD blocks, else the earlier one, as in its scalar loop), its squared length
+    (exact in float32) and orientation bin."""
+    for x in range(x0, x1):
+        gx = np.float32(m0[x + 1]) - np.float32(m0[x - 1])
+        gy = np.float32(d0[x]) - np.float32(u0[x])
+        v = gx * gx + gy * gy
+        ax = np.float32(m1[x + 1]) - np.float32(m1[x - 1])
+        ay = np.float32(d1[x]) - np.float32(u1[x])
+        av = ax * ax + ay * ay
+        if (av >= v) if later_wins else (av > v):
+            gx, gy, v = ax, ay, av
+        ax = np.float32(m2[x + 1]) - np.float32(m2[x - 1])
+        ay = np.float32(d2[x]) - np.float32(u2[x])
+        av = ax * ax + ay * ay
+        if (av >= v) if later_wins else (av > v):
+            gx, gy, v = ax, ay, av
+        bins[x] = _orientation(gx, gy)
+        lengths[x] = v
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _histogram(level, vy, vx, tail, ixs, fxs, hist, energy):  # pragma: no cover
+    """The bilinear orientation histogram of every cell (hist: [cnr+2, (cnc+2)*18] with a 1-cell
+    border) and each cell's energy (energy: [cnr, cnc], the squared norm of its 9 unsigned bins).
+
+    Pixel rows y with the same cell row iy vote into cell rows iy+1 and iy+2 with weights 1-fy
+    and fy; they are summed per band as s0 = sum of votes and s1 = sum of fy * votes, and added
+    as s0 - s1 and s1 when the band ends (float64: the same sums to ~1e-16)."""
+    hc18 = hist.shape[1]
+    hist[:] = 0
+    s0 = np.zeros(hc18)
+    s1 = np.zeros(hc18)
+    bins = np.zeros(vx + 1, np.int32)
+    lengths = np.zeros(vx + 1, np.float32)
+    left = np.zeros(vx + 1)
+    right = np.zeros(vx + 1)
+    band = -2
+    for y in range(1, vy):
+        u0, u1, u2 = level[0, y - 1], level[1, y - 1], level[2, y - 1]
+        m0, m1, m2 = level[0, y], level[1, y], level[2, y]
+        d0, d1, d2 = level[0, y + 1], level[1, y + 1], level[2, y + 1]
+        _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, 1, tail + 1, True, bins, lengths)
+        _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, tail + 1, vx, False, bins, lengths)
+        yp = (y + 0.5) / 8 - 0.5
+        iy = int(math.floor(yp))
+        fy = yp - iy
+        if iy != band:
+            if band >= -1:
+                _flush_band(hist, band, s0, s1)
+            band = iy
+        for x in range(vx):  # magnitudes and their horizontal weights, vectorised
+            mag = math.sqrt(np.float64(lengths[x]))
+            left[x] = mag * (1 - fxs[x])
+            right[x] = mag * fxs[x]
+        for x in range(1, vx):  # bilinear votes
+            k = ixs[x] * 18 + bins[x]
+            a, b = left[x], right[x]
+            s0[k] += a
+            s0[k + 18] += b
+            s1[k] += a * fy
+            s1[k + 18] += b * fy
+    _flush_band(hist, band, s0, s1)
+    for r in range(energy.shape[0]):
+        row = hist[r + 1]
+        for c in range(energy.shape[1]):
+            e = 0.0
+            base = (c + 1) * 18
+            for o in range(9):
+                s = row[base + o] + row[base + o + 9]
+                e += s * s
+            energy[r, c] = e
+
+
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _flush_band(hist, band, s0, s1):  # pragma: no cover
+    a = hist[band + 1]
+    b = hist[band + 2]
+    for q in range(s0.shape[0]):
+        a[q] += s0[q] - s1[q]
+        b[q] += s1[q]
+        s0[q] = 0
+        s1[q] = 0
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _features(hist, energy, hnr, hnc, oy, ox, r0, c0, out):  # pragma: no cover
+    """Fill out[:, y, x] with the 31 features of padded-plane position (r0 + y, c0 + x): the
+    planes' cell (r, c) is at (oy + r, ox + c), and positions with no cell (the padding, and the
+    columns past the planes' width) are zeros. Computed in float64, stored as out's type."""
+    for y in range(out.shape[1]):
+        r = r0 + y - oy
+        if r < 0 or r >= hnr:
+            out[:, y, :] = 0
+            continue
+        e0, e1, e2 = energy[r], energy[r + 1], energy[r + 2]
+        cell = hist[r + 2]
+        for x in range(out.shape[2]):
+            c = c0 + x - ox
+            if c < 0 or c >= hnc:
+                for o in range(31):
+                    out[o, y, x] = 0
+                continue
+            # dlib's 4 normalisations, in the order of its simd4f lanes; truncation at 0.2 as
+            # min(h, 0.2*sqrt(e)) * 0.1 / (0.2*sqrt(e))
+            n0 = 0.2 * math.sqrt(e1[c + 1] + e1[c + 2] + e2[c + 1] + e2[c + 2] + 0.0001)
+            n1 = 0.2 * math.sqrt(e0[c + 1] + e0[c + 2] + e1[c + 1] + e1[c + 2] + 0.0001)
+            n2 = 0.2 * math.sqrt(e1[c] + e1[c + 1] + e2[c] + e2[c + 1] + 0.0001)
+            n3 = 0.2 * math.sqrt(e0[c] + e0[c + 1] + e1[c] + e1[c + 1] + 0.0001)
+            k0, k1, k2, k3 = 0.1 / n0, 0.1 / n1, 0.1 / n2, 0.1 / n3
+            t0 = t1 = t2 = t3 = 0.0
+            base = (c + 2) * 18
+            for o in range(18):  # contrast-sensitive
+                h = cell[base + o]
+                a0, a1, a2, a3 = min(h, n0) * k0, min(h, n1) * k1, min(h, n2) * k2, min(h, n3) * k3
+                out[o, y, x] = ((a0 + a1) + a2) + a3
+                t0 += a0
+                t1 += a1
+                t2 += a2
+                t3 += a3
+            for o in range(9):  # contrast-insensitive
+                h = cell[base + o] + cell[base + o + 9]
+                out[18 + o, y, x] = ((min(h, n0) * k0 + min(h, n1) * k1) + min(h, n2) * k2) + min(h, n3) * k3
+            out[27, y, x] = t0 * (2 * 0.2357)  # texture
+            out[28, y, x] = t1 * (2 * 0.2357)
+            out[29, y, x] = t2 * (2 * 0.2357)
+            out[30, y, x] = t3 * (2 * 0.2357)
 
 
 @lru_cache(maxsize=256)
@@ -299,87 +540,97 @@ def _fhog_plan(nr: int, nc: int):
     while x < vx - 7:  # the 8-wide SIMD blocks; the rest is the scalar loop
         x += 8
     tail = x - 1
-    ys, xs = np.arange(1, vy), np.arange(1, vx)
-    yp, xp = (ys + 0.5) / CELL - 0.5, (xs + 0.5) / CELL - 0.5
-    iy, ix = np.floor(yp).astype(np.int64), np.floor(xp).astype(np.int64)
-    fy, fx = yp - iy, xp - ix
-    hc = cnc + 2  # the histogram has a 1-cell border
-    rowkey = (iy + 1) * hc * 18
-    colkey = (ix + 1) * 18
-    return dict(cnr=cnr, cnc=cnc, hnr=hnr, hnc=hnc, vy=vy, vx=vx, tail=tail, hc=hc, rowkey=rowkey,
-                colkey=colkey, fy=fy[:, None], fx=fx[None, :])
+    xp = (np.arange(vx + 1) + 0.5) / CELL - 0.5
+    ix = np.floor(xp)
+    return dict(cnr=cnr, cnc=cnc, hnr=hnr, hnc=hnc, vy=vy, vx=vx, tail=tail,
+                ixs=(ix + 1).astype(np.intp), fxs=xp - ix)
 
 
-_PRIO = np.array([0, 32, 64], np.int32)[:, None, None]  # SIMD blocks: the later channel wins ties
-_PRIO_TAIL = np.array([64, 32, 0], np.int32)[:, None, None]  # scalar loop: the earlier one does
+class Features:
+    """One pyramid level's FHOG, as dlib::extract_fhog_features(rgb, cell 8, fh, fw) makes it:
+    `planes32`, the [31, hnr+fh-1, hnc+fw-1] planes with zero borders in float32 (widened with
+    zeros to the filter kernel's row length), and `window(r, c)`, the fh x fw window at (r, c) in
+    float64. The arrays are per-thread scratch: valid until the next level is computed."""
+
+    def __init__(self, level: np.ndarray, fh: int, fw: int, p: dict):
+        self.fh, self.fw, self.hnr, self.hnc = fh, fw, p["hnr"], p["hnc"]
+        self.oy, self.ox = (fh - 1) // 2, (fw - 1) // 2
+        self.rows, self.cols = p["hnr"] + fh - 1, p["hnc"] + fw - 1
+        self.hist = _SCRATCH.array("fhog_hist", (p["cnr"] + 2, (p["cnc"] + 2) * 18), np.float64)
+        self.energy = _SCRATCH.array("fhog_energy", (p["cnr"], p["cnc"]), np.float64)
+        _histogram(level, p["vy"], p["vx"], p["tail"], p["ixs"], p["fxs"], self.hist, self.energy)
+        self.planes32 = _SCRATCH.array("fhog_planes", (NUM_PLANES, self.rows, _filter_widths(self.hnc)[0]), f32)
+        _features(self.hist, self.energy, self.hnr, self.hnc, self.oy, self.ox, 0, 0, self.planes32)
+
+    def window(self, r: int, c: int) -> np.ndarray:
+        out = np.empty((NUM_PLANES, self.fh, self.fw))
+        _features(self.hist, self.energy, self.hnr, self.hnc, self.oy, self.ox, r, c, out)
+        return out
+
+    def planes64(self) -> np.ndarray:
+        """All planes in float64, [31, rows, cols] (for tests and comparisons)."""
+        out = np.empty((NUM_PLANES, self.rows, self.cols))
+        _features(self.hist, self.energy, self.hnr, self.hnc, self.oy, self.ox, 0, 0, out)
+        return out
 
 
-def fhog(level: np.ndarray, fh: int, fw: int) -> np.ndarray | None:
-    """dlib::extract_fhog_features(rgb, cell 8, fh, fw): planar [31, hnr+fh-1, hnc+fw-1] float64,
-    zero borders; None for an image too small to have features."""
+def fhog(level: np.ndarray, fh: int, fw: int) -> Features | None:
+    """The FHOG features of a planar uint8 [3, H, W] level; None for an image too small to have
+    features."""
     p = _fhog_plan(level.shape[1], level.shape[2])
     if p is None:
         return None
-    vy, vx = p["vy"], p["vx"]
-    ny, nx = vy - 1, vx - 1
-    # per channel: gx*512 + gy, looked up -> |g|^2*128 + bin, plus the channel's tie priority
-    idx = level[:, 1:vy, 2:vx + 1] - level[:, 1:vy, 0:vx - 1]
-    idx *= f32(512)
-    idx += level[:, 2:vy + 1, 1:vx]
-    idx -= level[:, 0:vy - 1, 1:vx]
-    keys = _TABLE[idx.astype(np.intp)]
-    tail = p["tail"]
-    keys_tail = keys[:, :, tail:] + _PRIO_TAIL
-    keys += _PRIO
-    best = np.maximum(np.maximum(keys[0], keys[1]), keys[2])
-    if tail < nx:
-        best[:, tail:] = keys_tail.max(0)
-    bins = best & 31
-    mag = np.sqrt((best >> 7).astype(np.float64))
-    # bilinear votes into the (cnr+2) x (cnc+2) x 18 histogram
-    cnr, hc = p["cnr"], p["hc"]
-    size = (cnr + 2) * hc * 18
-    key = ((p["rowkey"][:, None] + p["colkey"]) + bins).ravel()
-    fy, fx = p["fy"], p["fx"]
-    left, right = mag * (1 - fx), mag * fx
-    hist = np.bincount(key, (left * (1 - fy)).ravel(), minlength=size)
-    hist[18:] += np.bincount(key, (right * (1 - fy)).ravel(), minlength=size)[:size - 18]
-    hist[hc * 18:] += np.bincount(key, (left * fy).ravel(), minlength=size)[:size - hc * 18]
-    hist[hc * 18 + 18:] += np.bincount(key, (right * fy).ravel(), minlength=size)[:size - hc * 18 - 18]
-    return _features(hist.reshape(cnr + 2, hc, 18), p, fh, fw)
+    return Features(np.ascontiguousarray(level, dtype=f32), fh, fw, p)
 
 
-def _features(hist: np.ndarray, p: dict, fh: int, fw: int) -> np.ndarray:
-    cnr, cnc, hnr, hnc = p["cnr"], p["cnc"], p["hnr"], p["hnc"]
-    cells = hist[1:cnr + 1, 1:cnc + 1]
-    s9 = cells[..., :9] + cells[..., 9:]
-    energy = (s9 * s9).sum(-1)
+# ----------------------------------------------------------------------------------------------
+# the filters
 
-    def blk(a, b):
-        return energy[a:a + hnr, b:b + hnc]
+def _filter_widths(hnc: int) -> tuple[int, int]:
+    """The filter kernel's row lengths for hnc windows per row: (input, output), multiples of 16."""
+    out = -(-hnc // 16) * 16
+    return out + 16, out
 
-    # dlib's 4 normalisations, in the order of its simd4f lanes
-    blocks = np.stack([blk(1, 1) + blk(1, 2) + blk(2, 1) + blk(2, 2), blk(0, 1) + blk(0, 2) + blk(1, 1) + blk(1, 2),
-                       blk(1, 0) + blk(1, 1) + blk(2, 0) + blk(2, 1), blk(0, 0) + blk(0, 1) + blk(1, 0) + blk(1, 1)])
-    nn = 0.2 * np.sqrt(blocks + 0.0001)  # [4, hnr, hnc]
-    scale = 0.1 / nn
-    h = hist[2:hnr + 2, 2:hnc + 2].transpose(2, 0, 1)  # [18, hnr, hnc]
-    out = np.zeros((NUM_PLANES, hnr + fh - 1, hnc + fw - 1))
-    oy, ox = (fh - 1) // 2, (fw - 1) // 2
-    inner = out[:, oy:oy + hnr, ox:ox + hnc]
-    texture = np.zeros((4, hnr, hnc))
-    for o in range(18):  # contrast-sensitive
-        t = np.minimum(h[o], nn) * scale
-        inner[o] = t.sum(0)
-        texture += t
-    for o in range(9):  # contrast-insensitive
-        inner[18 + o] = (np.minimum(h[o] + h[o + 9], nn) * scale).sum(0)
-    inner[27:31] = texture * (2 * 0.2357)
-    return out
+
+@njit(cache=True, nogil=True, fastmath=True, boundscheck=False)
+def _filter_kernel(planes, comp_plane, comp_det, rows, cols, scores, wv, wh):  # pragma: no cover
+    """scores[d, r, c] = sum over detector d's separable components k (plane p_k, vertical taps
+    cols[k], horizontal taps rows[k]) of sum_i cols[k,i] sum_j rows[k,j] planes[p_k, r+i, c+j],
+    for c < wh (a multiple of 16, so the loops vectorise without remainders; columns past the
+    real ones are ignored by the caller). fastmath: float32, any order; the caller rescores every
+    window near a threshold exactly."""
+    buf = np.empty(wv, np.float32)
+    scores[:] = 0
+    for k in range(comp_plane.shape[0]):
+        a0, a1, a2, a3, a4 = cols[k, 0], cols[k, 1], cols[k, 2], cols[k, 3], cols[k, 4]
+        a5, a6, a7, a8, a9 = cols[k, 5], cols[k, 6], cols[k, 7], cols[k, 8], cols[k, 9]
+        b0, b1, b2, b3, b4 = rows[k, 0], rows[k, 1], rows[k, 2], rows[k, 3], rows[k, 4]
+        b5, b6, b7, b8, b9 = rows[k, 5], rows[k, 6], rows[k, 7], rows[k, 8], rows[k, 9]
+        plane = planes[comp_plane[k]]
+        out = scores[comp_det[k]]
+        for r in range(scores.shape[1]):
+            s0, s1, s2, s3, s4 = plane[r], plane[r + 1], plane[r + 2], plane[r + 3], plane[r + 4]
+            s5, s6, s7, s8, s9 = plane[r + 5], plane[r + 6], plane[r + 7], plane[r + 8], plane[r + 9]
+            for c in range(wv):
+                buf[c] = (a0 * s0[c] + a1 * s1[c] + a2 * s2[c] + a3 * s3[c] + a4 * s4[c]
+                          + a5 * s5[c] + a6 * s6[c] + a7 * s7[c] + a8 * s8[c] + a9 * s9[c])
+            o = out[r]
+            for c in range(wh):
+                o[c] += (b0 * buf[c] + b1 * buf[c + 1] + b2 * buf[c + 2] + b3 * buf[c + 3] + b4 * buf[c + 4]
+                         + b5 * buf[c + 5] + b6 * buf[c + 6] + b7 * buf[c + 7] + b8 * buf[c + 8] + b9 * buf[c + 9])
 
 
 # ----------------------------------------------------------------------------------------------
 # detection
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _planar(pixels, out):  # pragma: no cover
+    """[H, W, 3] -> [3, H, W] (uint8)."""
+    for y in range(pixels.shape[0]):
+        for x in range(pixels.shape[1]):
+            for ch in range(3):
+                out[ch, y, x] = pixels[y, x, ch]
+
 
 def _levels(nr: int, nc: int, m: Model) -> int:
     """scan_fhog_pyramid::load: how many pyramid levels (pyramid_down<6>::rect_down, rounded)."""
@@ -428,21 +679,36 @@ def _overlaps(a, b, m: Model) -> bool:
     return inner / outer > m.match_thresh or inner / _area(a) > m.overlap_thresh or inner / _area(b) > m.overlap_thresh
 
 
-def _scores(planes: np.ndarray, m: Model, adjust: float) -> list[tuple[float, int, int, int]]:
+@njit(cache=True, nogil=True, boundscheck=False)
+def _candidates(approx, limits, hnc):  # pragma: no cover
+    """(detector, r, c) of every window whose approximate score reaches its detector's limit."""
+    found = []
+    for d in range(approx.shape[0]):
+        limit = limits[d]
+        for r in range(approx.shape[1]):
+            row = approx[d, r]
+            for c in range(hnc):
+                if row[c] >= limit:
+                    found.append((d, r, c))
+    return found
+
+
+def _scores(feats: Features, m: Model, adjust: float) -> list[tuple[float, int, int, int]]:
     """(saliency - threshold, detector, r, c) for every window at or above threshold + adjust."""
-    _, pr, pc = planes.shape
-    hnr, hnc = pr - m.fh + 1, pc - m.fw + 1
-    view = np.lib.stride_tricks.sliding_window_view(planes.astype(f32), m.fw, axis=2)  # [31, pr, hnc, fw]
-    x = np.ascontiguousarray(view.transpose(1, 2, 0, 3)).reshape(pr * hnc, -1)
-    z = (x @ m.gemm).reshape(pr, hnc, len(m.thresholds), m.fh)
-    approx = sum(z[i:i + hnr, :, :, i] for i in range(m.fh))  # [hnr, hnc, D]
+    hnr, hnc = feats.rows - m.fh + 1, feats.cols - m.fw + 1
+    wv, wh = _filter_widths(hnc)
+    approx = _SCRATCH.array("scores", (len(m.thresholds), hnr, wh), f32)
+    _filter_kernel(feats.planes32, m.comp_plane, m.comp_det, m.comp_rows, m.comp_cols, approx, wv, wh)
+    # float32 sums are within ~1e-5 of the exact ones: every window within 1e-3 of its threshold
+    # is rescored in float64 from the dense filter
+    limits = np.array([t + adjust - 1e-3 for t in m.thresholds], f32)
     out = []
-    for d, thresh in enumerate(m.thresholds):
-        for r, c in zip(*np.nonzero(approx[:, :, d] >= thresh + adjust - 1e-3)):
-            exact = float(np.sum(planes[:, r:r + m.fh, c:c + m.fw] * m.filters[d]))
-            saliency = float(f32(exact))  # dlib's saliency image is float
-            if saliency >= thresh + adjust:
-                out.append((saliency - thresh, d, int(r), int(c)))
+    for d, r, c in _candidates(approx, limits, hnc):
+        thresh = m.thresholds[d]
+        exact = float(np.sum(feats.window(r, c) * m.filters[d]))
+        saliency = float(f32(exact))  # dlib's saliency image is float
+        if saliency >= thresh + adjust:
+            out.append((saliency - thresh, d, r, c))
     return out
 
 
@@ -453,20 +719,27 @@ def run(pixels: np.ndarray, upsample: int = 1, adjust_threshold: float = 0.0):
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
         raise ValueError("expected an RGB uint8 image [H, W, 3]")
     m = model()
-    image = np.ascontiguousarray(pixels.transpose(2, 0, 1)).astype(f32)
-    if image.size == 0:
+    if pixels.size == 0:
         return [], [], []
+    image = _SCRATCH.array("image", (3,) + pixels.shape[:2], f32)
+    _planar(np.ascontiguousarray(pixels), image)
+    # the levels alternate between two scratch arrays, never resizing into the one being read
+    current = "image"
     for _ in range(upsample):
-        image = resize_planar(image, *pyramid_up_size(image.shape[1], image.shape[2]))
+        rows, cols = pyramid_up_size(image.shape[1], image.shape[2])
+        current = "level_b" if current == "level_a" else "level_a"
+        image = resize_planar(image, rows, cols, _SCRATCH.array(current, (3, rows, cols), f32))
     dets = []
     level = image
     for lv in range(_levels(image.shape[1], image.shape[2], m)):
         if lv:
-            level = resize_planar(level, (5 * level.shape[1]) // 6, (5 * level.shape[2]) // 6)
-        planes = fhog(level, m.fh, m.fw)
-        if planes is None:
+            rows, cols = (5 * level.shape[1]) // 6, (5 * level.shape[2]) // 6
+            current = "level_b" if current == "level_a" else "level_a"
+            level = resize_planar(level, rows, cols, _SCRATCH.array(current, (3, rows, cols), f32))
+        feats = fhog(level, m.fh, m.fw)
+        if feats is None:
             continue
-        for score, d, r, c in _scores(planes, m, adjust_threshold):
+        for score, d, r, c in _scores(feats, m, adjust_threshold):
             # saliency pixel (r + fh//2, c + fw//2) of the filtered plane is the window's centre
             dets.append((score, d, _level_rect(r + m.fh // 2, c + m.fw // 2, lv, m)))
     dets.sort(key=lambda t: -t[0])
@@ -486,3 +759,13 @@ def run(pixels: np.ndarray, upsample: int = 1, adjust_threshold: float = 0.0):
 def detect(pixels: np.ndarray, upsample: int = 1) -> list[tuple[int, int, int, int]]:
     """dlib.get_frontal_face_detector()(pixels, upsample) as (left, top, right, bottom) tuples."""
     return run(pixels, upsample)[0]
+
+
+def warm() -> None:
+    """Compile every kernel into numba's cache (and keep the detector's serialisation there), so
+    that no scan pays for it: about 15 s once per installation (`make setup` runs it), then about
+    1 s per process to load."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    run(pixels, 1, -3.0)  # weak detections: the float64 window features are compiled too
+

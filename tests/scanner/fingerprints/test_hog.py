@@ -80,3 +80,19 @@ def test_resize_is_dlibs_bit_for_bit():
     for rows, cols in [(501, 502), (208, 208), (100, 77), (37, 45)]:
         got = hog.resize_planar(planar, rows, cols).transpose(1, 2, 0).astype(np.uint8)
         assert np.array_equal(got, dlib.resize_image(pixels, rows, cols)), (rows, cols)
+
+
+def test_working_arrays_reused_across_sizes_and_threads(detector):
+    """Levels, histograms and feature planes live in per-thread scratch arrays reused from image to
+    image: a large image after a small one (and back), and several threads at once, still give
+    dlib's rectangles."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    photos = [_pixels(p) for p in _sample()[-4:]] + [_pixels(p) for p in _sample()[:2]]
+    want = [[(r.left(), r.top(), r.right(), r.bottom()) for r in detector(px, 1)] for px in photos]
+    order = [0, 4, 1, 5, 2, 3, 0]  # group photo, LFW photo, group photo, ...
+    assert [hog.detect(photos[i], 1) for i in order] == [want[i] for i in order]
+    with ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(lambda px: hog.detect(px, 1), photos * 2))
+    assert got == want * 2
+    assert sum(map(len, want)) >= 10
