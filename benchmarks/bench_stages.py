@@ -2,7 +2,8 @@
 
 For the first N photos of lfw_deepfunneled (default 300), each stage of a worker's analysis runs
 on its own and is timed: decode (Pillow, EXIF, RGB), pHash and dHash, HOG detection with
-upsample 0 and with upsample 1 (what a scan uses, as face_recognition does), the 5-point
+upsample 1 (what a scan uses, as face_recognition does) by scanner/fingerprints/hog.py (the
+scan's) and by dlib (face_recognition's, for comparison) and with upsample 0, the 5-point
 landmarks, the aligned chip, and the ResNet in ONNX Runtime and in dlib (face_recognition's
 compute_face_descriptor, for comparison). Prints milliseconds per photo for each stage and the
 share of the ONNX engine's total that each one takes. Models are loaded and every stage is run
@@ -37,6 +38,7 @@ def main() -> None:
     import dlib
     import numpy as np
 
+    from scanner.fingerprints import hog
     from scanner.fingerprints.faces import DlibFaceEngine, OnnxFaceEngine
     from scanner.fingerprints.perceptual import perceptual_hashes
     from scanner.media.images import decode_image
@@ -45,8 +47,10 @@ def main() -> None:
     engine, reference = OnnxFaceEngine(ScanOptions()), DlibFaceEngine(ScanOptions(engine="dlib"))
     photos = sorted(p for p in args.folder.rglob("*") if p.is_file())[:args.limit]
     data = [p.read_bytes() for p in photos]
-    stages = ["decode", "hashes", "detect, upsample 0", "detect, upsample 1", "landmarks", "chip",
-              "network (ONNX Runtime)", "network (dlib)"]
+    dlib_detector = dlib.get_frontal_face_detector()
+    stages = ["decode", "hashes", "detect, upsample 1 (hog.py)", "detect, upsample 1 (dlib)", "detect, upsample 0 (hog.py)",
+              "landmarks", "chip", "network (ONNX Runtime)", "network (dlib)"]
+    compared = ("detect, upsample 1 (dlib)", "detect, upsample 0 (hog.py)", "network (dlib)")
     total = dict.fromkeys(stages, 0.0)
     faces = 0
 
@@ -62,9 +66,10 @@ def main() -> None:
             image = timed("decode", lambda b: decode_image(b, 100_000_000).image, blob)
             timed("hashes", perceptual_hashes, image)
             pixels = np.asarray(image)
-            timed("detect, upsample 0", engine._detect, pixels, 0)
-            rects = timed("detect, upsample 1", engine._detect, pixels, 1)
-            if not len(rects):
+            timed("detect, upsample 0 (hog.py)", hog.detect, pixels, 0)
+            timed("detect, upsample 1 (dlib)", dlib_detector, pixels, 1)
+            rects = [dlib.rectangle(*r) for r in timed("detect, upsample 1 (hog.py)", hog.detect, pixels, 1)]
+            if not rects:
                 continue
             shapes = timed("landmarks", lambda: [engine._landmarks(pixels, r) for r in rects])
             chips = timed("chip", lambda: np.stack([np.asarray(dlib.get_face_chip(pixels, s, size=150, padding=0.25))
@@ -76,11 +81,11 @@ def main() -> None:
         if warm:
             total = dict.fromkeys(stages, 0.0)
     n = len(data)
-    engine_total = sum(v for k, v in total.items() if k not in ("detect, upsample 0", "network (dlib)"))
+    engine_total = sum(v for k, v in total.items() if k not in compared)
     print(f"# {n} photos from {args.folder}, {faces} faces; one process, one thread")
     print(f"{'stage':28} {'ms per photo':>13} {'share of the ONNX engine':>25}")
     for stage in stages:
-        share = "" if stage in ("detect, upsample 0", "network (dlib)") else f"{100 * total[stage] / engine_total:.0f}%"
+        share = "" if stage in compared else f"{100 * total[stage] / engine_total:.0f}%"
         print(f"{stage:28} {1000 * total[stage] / n:13.2f} {share:>25}")
     print(f"{'ONNX engine, all stages':28} {1000 * engine_total / n:13.2f}")
 

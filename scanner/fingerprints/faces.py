@@ -205,7 +205,8 @@ def _onnx_descriptors():
 def engine_runtime(engine: str) -> str:
     """Name what executes the embedder for `engine` ("onnx" or "dlib"), with its version."""
     versions = engine_versions()
-    return {"onnx": f"onnxruntime {versions['onnxruntime']}; HOG detector: facetrace hog.py (dlib's, compiled by numba {versions['numba']}",
+    return {"onnx": f"onnxruntime {versions['onnxruntime']}; "
+                    f"HOG detector: facetrace hog.py (dlib's, compiled by numba {versions['numba']})",
             "dlib": f"dlib {versions['dlib_bin']}"}[engine]
 
 
