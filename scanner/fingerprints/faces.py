@@ -111,8 +111,7 @@ class OnnxFaceEngine(DlibFaceEngine):
         self.runtime = engine_runtime("onnx")
         self._detect, self._landmarks = _dlib_models(options.detector)
         self._net = _onnx_descriptors()
-        if options.detector == "hog":
-            _compiled_hog()
+        self._hog = _compiled_hog() if options.detector == "hog" else None
 
     def _locate(self, pixels) -> list[tuple[int, int, int, int]]:
         # face_recognition.face_locations: the detector's rectangles as (top, right, bottom, left),
@@ -124,9 +123,7 @@ class OnnxFaceEngine(DlibFaceEngine):
             rects = [d.rect for d in self._detect(pixels, self.options.upsample)]
             rects = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
         else:
-            from scanner.fingerprints import hog
-
-            rects = hog.detect(np.ascontiguousarray(pixels), self.options.upsample)
+            rects = self._hog.detect(np.ascontiguousarray(pixels), self.options.upsample)
         return [(max(top, 0), min(right, width), min(bottom, height), max(left, 0)) for left, top, right, bottom in rects]
 
     def encodings(self, pixels, boxes) -> list:

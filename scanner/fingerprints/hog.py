@@ -223,16 +223,6 @@ def _model_cache_path() -> Path:
     return cache_dir() / f"hog-frontal-face-detector-{key}.dat"
 
 
-def version() -> str:
-    """Names what this detector reproduces (dlib's version and the weights' digest)."""
-    import hashlib
-
-    import dlib
-
-    digest = hashlib.sha256(detector_bytes()).hexdigest()[:16]
-    return f"numba-fhog-2 (dlib {dlib.__version__} frontal_face_detector {digest})"
-
-
 # ----------------------------------------------------------------------------------------------
 # working arrays
 
@@ -305,8 +295,8 @@ def _resize_plan(in_nr: int, in_nc: int, out_nr: int, out_nc: int):
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _resize_kernel(src, out, gl, gr, cols_l, top, bottom, itbf, tbf, lr, ilr, tb, tail_cols, tail_lr):  # pragma: no cover
-    # compiled by numba (coverage cannot see inside); src, out, gl, gr: uint8 (gl, gr: [in rows,
-    # n] scratch); the arithmetic is float32 as dlib's
+    # compiled by numba (coverage cannot see inside); src, out: planar float32 images of integer
+    # values; gl, gr: [in rows, n] scratch for each source row's left and right neighbours
     n = cols_l.shape[0]
     in_nr = src.shape[1]
     for ch in range(3):
@@ -345,8 +335,8 @@ def _resize_kernel(src, out, gl, gr, cols_l, top, bottom, itbf, tbf, lr, ilr, tb
 
 
 def resize_planar(src: np.ndarray, out_nr: int, out_nc: int, out: np.ndarray | None = None) -> np.ndarray:
-    """dlib::resize_image (RGB, bilinear) on a planar [3, H, W] image of 0..255 values, as uint8
-    (into `out`, a [3, out_nr, out_nc] uint8 array, when given)."""
+    """dlib::resize_image (RGB, bilinear) on a planar [3, H, W] image of 0..255 values, as float32
+    integer values (into `out`, a [3, out_nr, out_nc] float32 array, when given)."""
     src = np.ascontiguousarray(src, dtype=f32)
     if out is None:
         out = np.empty((3, out_nr, out_nc), f32)
@@ -567,16 +557,10 @@ class Features:
         _features(self.hist, self.energy, self.hnr, self.hnc, self.oy, self.ox, r, c, out)
         return out
 
-    def planes64(self) -> np.ndarray:
-        """All planes in float64, [31, rows, cols] (for tests and comparisons)."""
-        out = np.empty((NUM_PLANES, self.rows, self.cols))
-        _features(self.hist, self.energy, self.hnr, self.hnc, self.oy, self.ox, 0, 0, out)
-        return out
-
 
 def fhog(level: np.ndarray, fh: int, fw: int) -> Features | None:
-    """The FHOG features of a planar uint8 [3, H, W] level; None for an image too small to have
-    features."""
+    """The FHOG features of a planar [3, H, W] level (float32 integer values); None for an image
+    too small to have features."""
     p = _fhog_plan(level.shape[1], level.shape[2])
     if p is None:
         return None
@@ -625,7 +609,7 @@ def _filter_kernel(planes, comp_plane, comp_det, rows, cols, scores, wv, wh):  #
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _planar(pixels, out):  # pragma: no cover
-    """[H, W, 3] -> [3, H, W] (uint8)."""
+    """[H, W, 3] uint8 -> [3, H, W] float32."""
     for y in range(pixels.shape[0]):
         for x in range(pixels.shape[1]):
             for ch in range(3):
