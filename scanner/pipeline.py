@@ -1,11 +1,12 @@
 """Use cases that compose the stages. This issue: `scan`.
 
 scan: inputs -> ingest (stream, SHA-256, type) -> dedupe by SHA-256 -> worker pool (decode, hashes,
-faces) -> results in read order -> case store (batched transactions) and the caller's callback.
+faces; images in batches whose faces share one network call) -> results in read order -> case
+store (batched transactions) and the caller's callback.
 
-Memory stays bounded whatever the dump's size: at most `in_flight` members' bytes are held at a
-time, and only a bounded cache of analyses is kept for duplicates (older ones are read back from
-the store).
+Memory stays bounded whatever the dump's size: at most `in_flight` members, and at most
+MAX_HELD_BYTES of their bytes, are held at a time, and only a bounded cache of analyses is kept
+for duplicates (older ones are read back from the store).
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ FLUSH_EVERY_SECONDS = 2.0
 ANALYSIS_CACHE = 2048
 MAX_CRASHES_PER_MEMBER = 2  # a member that kills its worker twice is recorded as unreadable
 MAX_POOL_FAILURES = 5  # pools dying in a row with no file analysed: the workers cannot start at all
+# Members read ahead of the one being emitted: enough for every local worker to have a batch of
+# images (workers.BATCH_PHOTOS) running and the next queued while another is collected; a
+# cluster's workers take one member per task. MAX_HELD_BYTES bounds their bytes, whatever their size.
+IN_FLIGHT_PER_WORKER = 16
+IN_FLIGHT_PER_CLUSTER_WORKER = 4
+MAX_HELD_BYTES = 256 << 20
 
 ResultCallback = Callable[[MemberResult], None]
 ProgressCallback = Callable[[ScanCounts, MemberResult], None]
@@ -112,6 +119,8 @@ class _Slot:
     path: str | None = None  # a video on disk: analysed from its file
     video: bool = False
     crashes: int = 0
+    alone: bool = False  # was in a batch whose worker died: analysed again in a task of its own
+    submitted: bool = False
     analysis: Analysis | None = None
     result: MemberResult | None = None
 
@@ -269,7 +278,8 @@ class _ScanRun:
         self.pending_rows: list[dict] = []
         self.last_flush = time.monotonic()
         self.workers = options.workers or os.cpu_count() or 1
-        self.in_flight = 4 * self.workers
+        self.in_flight = IN_FLIGHT_PER_WORKER * self.workers
+        self.held_bytes = 0  # bytes of the members in flight (kept to resubmit after a crash)
         self.input_paths = {rec["path"]: i for i, rec in enumerate(input_records)}
         self.input_hashes: dict[int, str] = {}
         self.pool_failures = 0
@@ -289,7 +299,7 @@ class _ScanRun:
         if self.executor is None:
             self.executor = make_executor(self.options, self.workers, self.cluster)
         if self.cluster:
-            self.in_flight = 4 * self.executor.workers()
+            self.in_flight = IN_FLIGHT_PER_CLUSTER_WORKER * self.executor.workers()
         pending: deque[_Slot] = deque()
         try:
             for read in MemberReader(self.options).read(inputs):
@@ -298,7 +308,8 @@ class _ScanRun:
                     self._replay(read, row)
                     continue
                 pending.append(self._slot(read))
-                while pending and (len(pending) > self.in_flight or _ready(pending[0])):
+                while pending and (len(pending) > self.in_flight or self.held_bytes > MAX_HELD_BYTES
+                                   or _ready(pending[0])):
                     self._emit(pending.popleft(), pending, BrokenProcessPool)
             while pending:
                 self._emit(pending.popleft(), pending, BrokenProcessPool)
@@ -354,6 +365,7 @@ class _ScanRun:
         if read.status is None:  # an image or a video to analyse
             slot = _Slot(read, data=read.data, path=read.path, video=m.kind is Kind.VIDEO)
             read.data = None
+            self.held_bytes += len(slot.data or b"")
             slot.future = self._submit(slot)
             return slot
         return _Slot(read)
@@ -379,6 +391,7 @@ class _ScanRun:
         m = read.member
         if slot.future is not None:
             analysis = self._wait(slot, pending, broken_exc)
+            self.held_bytes -= len(slot.data or b"")
             slot.data = None
             self.dedup.remember(m.sha256, analysis)
             if analysis.error is not None:
@@ -396,19 +409,26 @@ class _ScanRun:
         return MemberResult(m, read.status or Status.OK, read.reason)
 
     def _wait(self, slot: _Slot, pending: deque, broken_exc) -> Analysis:
+        from scanner.workers import BrokenBatch
+
         while True:
             try:
+                if not slot.future.done() and hasattr(self.executor, "flush"):
+                    self.executor.flush()  # its batch may still be collecting
                 analysis = slot.future.result()
                 self.pool_failures = 0
                 return analysis
+            except BrokenBatch as exc:
+                # a worker died under several images: none is charged, each goes again alone
+                self.pool_failures += 1
+                self._check_pool_failures()
+                log.warning("a worker process died while analysing %d images, %s among them; each is analysed "
+                            "again on its own", exc.size, slot.read.member.logical_path)
+                self._restart_pool(slot, pending)
             except broken_exc:
                 slot.crashes += 1
                 self.pool_failures += 1
-                if self.pool_failures >= MAX_POOL_FAILURES:
-                    raise FacetraceError(
-                        f"worker processes died {self.pool_failures} times in a row without analysing a file; "
-                        "run with --workers 1 and -v to see why (a script that starts scans needs an "
-                        "`if __name__ == '__main__':` guard)") from None
+                self._check_pool_failures()
                 log.warning("a worker process died while analysing %s", slot.read.member.logical_path)
                 self._restart_pool(slot, pending)
                 if slot.crashes >= MAX_CRASHES_PER_MEMBER:
@@ -419,22 +439,35 @@ class _ScanRun:
                 log.exception("analysis failed for %s", slot.read.member.logical_path)
                 return Analysis(error=f"internal error while analysing: {type(exc).__name__}: {exc}")
 
+    def _check_pool_failures(self) -> None:
+        if self.pool_failures >= MAX_POOL_FAILURES:
+            raise FacetraceError(
+                f"worker processes died {self.pool_failures} times in a row without analysing a file; "
+                "run with --workers 1 and -v to see why (a script that starts scans needs an "
+                "`if __name__ == '__main__':` guard)") from None
+
     def _restart_pool(self, culprit: _Slot, pending: deque) -> None:
-        from scanner.workers import make_executor
+        from scanner.workers import BrokenBatch, make_executor
 
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.executor = make_executor(self.options, self.workers, self.cluster)
-        # Every task of the dead pool is lost; resubmit them. Only `culprit` is charged the crash.
+        # Every task of the dead pool is lost; resubmit them. Only `culprit` is charged the crash
+        # (none is when it died under a batch: its members go again one per task).
         for s in [culprit, *pending]:
             if s.future is not None and (s.data is not None or s.path is not None) and (
                     s is culprit or not _done_ok(s.future)):
                 if s is culprit and s.crashes >= MAX_CRASHES_PER_MEMBER:
                     continue
+                if s.future.done() and not s.future.cancelled() and isinstance(s.future.exception(), BrokenBatch):
+                    s.alone = True
                 s.future = self._submit(s)
 
     def _submit(self, slot: _Slot):
-        if slot.crashes == 0:
+        if not slot.submitted:  # counted once, however often a crash makes it go again
             self.analysed += 1
+            slot.submitted = True
+        if slot.crashes or slot.alone:
+            return self.executor.submit(self._analyse, slot.data, slot.path, slot.video, alone=True)
         return self.executor.submit(self._analyse, slot.data, slot.path, slot.video)
 
     def _analysis_for(self, sha: str, kind: Kind) -> Analysis | None:

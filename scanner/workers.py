@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 
 from scanner.models import Analysis, ImageFingerprint, ScanOptions
 
@@ -42,12 +43,28 @@ def analyse(data: bytes | None, path: str | None = None, video: bool = False) ->
     """Return the fingerprint of one member: an image's bytes, or a video's bytes or file path."""
     if video:
         return analyse_video(data if data is not None else path)
+    first = _still(data)
+    if isinstance(first, Analysis):
+        return first
+    fingerprint, image = first
+    try:
+        faces = tuple(_get_engine().faces(image))
+    except DETECTION_ERRORS as exc:
+        return Analysis(image=fingerprint, error=f"face detection failed: {exc}")
+    return Analysis(image=fingerprint, faces=faces)
+
+
+DETECTION_ERRORS = (RuntimeError, ValueError, MemoryError)  # dlib raises RuntimeError on odd inputs
+
+
+def _still(data: bytes):
+    """Decode and hash an image: (fingerprint, upright PIL image) for a still image to look for
+    faces in, or the whole Analysis of one that cannot be decoded or is animated."""
     from scanner.fingerprints.perceptual import perceptual_hashes
     from scanner.media.images import ImageDecodeError, decode_image
 
-    opts = _options
     try:
-        decoded = decode_image(data, opts.max_image_pixels)
+        decoded = decode_image(data, _options.max_image_pixels)
     except ImageDecodeError as exc:
         return Analysis(error=str(exc))
     image = decoded.image
@@ -56,11 +73,75 @@ def analyse(data: bytes | None, path: str | None = None, video: bool = False) ->
     fingerprint = ImageFingerprint(width, height, decoded.format, decoded.orientation, phash, dhash, decoded.capture)
     if decoded.frames > 1:  # an animated GIF, WebP or PNG: its frames are sampled like a video's
         return _analyse_frames(decoded.animation, fingerprint)
+    return fingerprint, image
+
+
+def analyse_many(items: list[bytes]) -> list[Analysis]:
+    """Analyse several images in one task, as `analyse` would one by one, with one network call
+    for all their faces: each image is decoded, hashed, its faces located and aligned, and its
+    pixels released before the next; then every chip goes through the network together (one
+    call costs less per face than several: the network's weights are read once). A chip's
+    descriptor does not depend on the chips beside it, so the result is the same as `analyse`'s.
+    A bug on one image (an exception no decoder or detector is expected to raise) becomes that
+    image's error, not the others'."""
+    engine = _get_engine()
+    results: list[Analysis | None] = [None] * len(items)
+    waiting = []  # (index, fingerprint, boxes, chips) of the images whose faces need the network
+    for i, data in enumerate(items):
+        try:
+            if not engine.batches:
+                results[i] = analyse(data)
+                continue
+            first = _still(data)
+            if isinstance(first, Analysis):
+                results[i] = first
+                continue
+            fingerprint, image = first
+            try:
+                boxes, chips = engine.located(image)
+            except DETECTION_ERRORS as exc:
+                results[i] = Analysis(image=fingerprint, error=f"face detection failed: {exc}")
+                continue
+            del first, image
+            waiting.append((i, fingerprint, boxes, chips))
+        except Exception as exc:  # noqa: BLE001 - one image's bug must not cost the others
+            results[i] = _internal_error(exc)
+    _describe_waiting(engine, waiting, results)
+    return results
+
+
+def _describe_waiting(engine, waiting: list, results: list) -> None:
+    import numpy as np
+
+    from scanner.fingerprints.faces import faces_from
+
+    with_faces = [w for w in waiting if w[2]]
+    for i, fingerprint, _, _ in waiting:
+        results[i] = Analysis(image=fingerprint)
+    if not with_faces:
+        return
     try:
-        faces = tuple(_get_engine().faces(image))
-    except (RuntimeError, ValueError, MemoryError) as exc:  # dlib raises RuntimeError on odd inputs
-        return Analysis(image=fingerprint, error=f"face detection failed: {exc}")
-    return Analysis(image=fingerprint, faces=faces)
+        descriptors = engine.describe(np.concatenate([w[3] for w in with_faces]))
+    except Exception:  # noqa: BLE001 - the batch failed: describe each image alone to find which
+        for i, fingerprint, boxes, chips in with_faces:
+            try:
+                results[i] = Analysis(image=fingerprint, faces=tuple(faces_from(boxes, engine.describe(chips))))
+            except DETECTION_ERRORS as exc:
+                results[i] = Analysis(image=fingerprint, error=f"face detection failed: {exc}")
+            except Exception as exc:  # noqa: BLE001
+                results[i] = _internal_error(exc)
+        return
+    start = 0
+    for i, fingerprint, boxes, _ in with_faces:
+        results[i] = Analysis(image=fingerprint, faces=tuple(faces_from(boxes, descriptors[start:start + len(boxes)])))
+        start += len(boxes)
+
+
+def _internal_error(exc: Exception) -> Analysis:
+    import logging
+
+    logging.getLogger(__name__).exception("analysis failed")
+    return Analysis(error=f"internal error while analysing: {type(exc).__name__}: {exc}")
 
 
 def analyse_video(source: bytes | str) -> Analysis:
@@ -197,7 +278,8 @@ class ClusterExecutor:
         """The cluster's worker threads now (how many tasks it runs at once)."""
         return sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()) or 1
 
-    def submit(self, fn, data: bytes | None, path: str | None = None, video: bool = False) -> Future:
+    def submit(self, fn, data: bytes | None, path: str | None = None, video: bool = False,
+               alone: bool = False) -> Future:
         if fn is not analyse:
             raise ValueError("only member analyses run on the cluster")
         return self._executor.submit(analyse_here, data, self.options, path, video)
@@ -207,15 +289,96 @@ class ClusterExecutor:
         self.client.close()
 
 
+BATCH_PHOTOS = 8  # images per local task: their faces go through the network in one call
+BATCH_BYTES = 16 << 20  # ... and at most this many bytes of them; a larger image goes alone
+
+
+class BrokenBatch(BrokenProcessPool):
+    """A worker process died during a task of several images: which of them killed it is not
+    known, so none is charged the crash and each is tried again alone (the pipeline does)."""
+
+    def __init__(self, size: int):
+        super().__init__(f"a worker process died while analysing a batch of {size} images")
+        self.size = size
+
+
+class BatchingExecutor:
+    """Groups image analyses into tasks of up to `photos` images (`analyse_many`) on a local
+    executor, while every member keeps its own Future: the pipeline's order, in-flight window
+    and crash recovery see members, not tasks. A batch goes to the workers when it is full, when
+    the next image would take it past `max_bytes`, or when the pipeline waits for one of its
+    members (`flush`). Videos and members submitted `alone` (those that were in a batch whose
+    worker died) are tasks of their own."""
+
+    def __init__(self, inner, photos: int = BATCH_PHOTOS, max_bytes: int = BATCH_BYTES):
+        self.inner = inner
+        self.photos = photos
+        self.max_bytes = max_bytes
+        self._batch: list[tuple[bytes, Future]] = []
+        self._bytes = 0
+
+    def submit(self, fn, data: bytes | None, path: str | None = None, video: bool = False,
+               alone: bool = False) -> Future:
+        if fn is not analyse or video or data is None or alone or self.photos <= 1 or len(data) > self.max_bytes:
+            return self.inner.submit(fn, data, path, video)
+        if self._batch and self._bytes + len(data) > self.max_bytes:
+            self.flush()
+        fut: Future = Future()
+        self._batch.append((data, fut))
+        self._bytes += len(data)
+        if len(self._batch) >= self.photos:
+            self.flush()
+        return fut
+
+    def flush(self) -> None:
+        """Send the images collected so far as one task."""
+        if not self._batch:
+            return
+        batch, self._batch, self._bytes = self._batch, [], 0
+        futures = [f for _, f in batch]
+        task = self.inner.submit(analyse_many, [d for d, _ in batch])
+        task.add_done_callback(lambda done: _deliver(done, futures))
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            for _, f in self._batch:
+                f.cancel()
+            self._batch, self._bytes = [], 0
+        else:
+            self.flush()
+        self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _deliver(task: Future, futures: list[Future]) -> None:
+    """Hand a batch task's outcome to its members' futures: its analyses, its exception (a dead
+    worker under a batch of several: BrokenBatch), or its cancellation (it never ran)."""
+    if task.cancelled():
+        for f in futures:
+            f.cancel()
+        return
+    exc = task.exception()
+    if isinstance(exc, BrokenProcessPool) and len(futures) > 1:
+        exc = BrokenBatch(len(futures))
+    analyses = task.result() if exc is None else [None] * len(futures)
+    for f, analysis in zip(futures, analyses, strict=True):
+        if f.done():  # cancelled meanwhile
+            continue
+        if exc is not None:
+            f.set_exception(exc)
+        else:
+            f.set_result(analysis)
+
+
 def make_executor(options: ScanOptions, workers: int, cluster: str | None = None):
-    """Return an executor with `workers` processes (spawned: safe beside threads and SQLite), or
-    one that sends each analysis to the Dask cluster whose scheduler is at `cluster`."""
+    """Return an executor with `workers` processes (spawned: safe beside threads and SQLite),
+    batching images (`BatchingExecutor`), or one that sends each analysis to the Dask cluster
+    whose scheduler is at `cluster`."""
     if cluster:
         return ClusterExecutor(cluster, options)
     if workers <= 1:
-        return InlineExecutor(options)
+        return BatchingExecutor(InlineExecutor(options))
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=init_worker, initargs=(options,))
+    return BatchingExecutor(ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=init_worker, initargs=(options,)))

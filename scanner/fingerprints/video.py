@@ -21,17 +21,44 @@ ANIMATION_SHARE = 0.9  # share of sampled frames that must be the same still
 
 
 def analyse_video_frames(frames, engine) -> tuple[list[tuple[int, str]], list[Face]]:
-    """Hash and find faces in each sampled frame; return ([(ms, pHash)], faces with frame_ms set)."""
+    """Hash and find faces in each sampled frame; return ([(ms, pHash)], faces with frame_ms set).
+
+    With an engine that batches (the ONNX one), the faces of consecutive frames go through the
+    network together, up to NET_BATCH chips a call: the same encodings, in the same order."""
     from dataclasses import replace
 
+    from scanner.fingerprints.faces import NET_BATCH
     from scanner.fingerprints.perceptual import perceptual_hashes
 
     samples, faces = [], []
+    located = []  # (ms, boxes, chips) of frames whose faces wait for the network
+
+    def describe():
+        import numpy as np
+
+        from scanner.fingerprints.faces import faces_from
+
+        descriptors = engine.describe(np.concatenate([chips for _, _, chips in located]))
+        start = 0
+        for ms, boxes, _ in located:
+            for face in faces_from(boxes, descriptors[start:start + len(boxes)]):
+                faces.append(replace(face, frame_ms=ms))
+            start += len(boxes)
+        located.clear()
+
     for frame in frames:
         phash, _ = perceptual_hashes(frame.image)
         samples.append((frame.ms, phash))
-        for face in engine.faces(frame.image):
-            faces.append(replace(face, frame_ms=frame.ms))
+        if not engine.batches:
+            faces.extend(replace(face, frame_ms=frame.ms) for face in engine.faces(frame.image))
+            continue
+        boxes, chips = engine.located(frame.image)
+        if boxes:
+            located.append((frame.ms, boxes, chips))
+            if sum(len(b) for _, b, _ in located) >= NET_BATCH:
+                describe()
+    if located:
+        describe()
     return samples, faces
 
 
