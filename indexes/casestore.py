@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     delete,
     func,
+    insert,
     select,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -249,22 +250,26 @@ class CaseStore:
                     inp.sha256 = input_hashes[inp.position]
 
     def add_members(self, scan_id: str, rows: list[dict]) -> None:
-        """Store a batch of member records (each with optional "image" and "faces") in one transaction."""
+        """Store a batch of member records (each with optional "image", "video" and "faces") in one
+        transaction: one multi-row INSERT per table (the members' new ids come back in order),
+        not an ORM object per row, which cost the scan's main process a third of its time."""
+        if not rows:
+            return
+        parts = ("image", "video", "faces")
         with Session(self.engine) as s, s.begin():
-            for row in rows:
-                row = dict(row)
-                image = row.pop("image", None)
-                video = row.pop("video", None)
-                faces = row.pop("faces", ())
-                m = MemberRow(scan_id=scan_id, **row)
-                if image is not None:
-                    m.image = ImageRow(**image)
-                if video is not None:
-                    m.video = VideoRow(duration_ms=video["duration_ms"], animation=video["animation"],
-                                       fingerprint=video)
-                m.faces = [FaceRow(face_index=i, **{**f, "encoding": pack_encoding(f["encoding"])})
-                           for i, f in enumerate(faces)]
-                s.add(m)
+            ids = s.scalars(insert(MemberRow).returning(MemberRow.id, sort_by_parameter_order=True),
+                            [{"scan_id": scan_id, **{k: v for k, v in row.items() if k not in parts}}
+                             for row in rows]).all()
+            images = [{"member_id": i, **row["image"]} for i, row in zip(ids, rows, strict=True)
+                      if row.get("image") is not None]
+            videos = [{"member_id": i, "duration_ms": row["video"]["duration_ms"],
+                       "animation": row["video"]["animation"], "fingerprint": row["video"]}
+                      for i, row in zip(ids, rows, strict=True) if row.get("video") is not None]
+            faces = [{"member_id": i, "face_index": n, **f, "encoding": pack_encoding(f["encoding"])}
+                     for i, row in zip(ids, rows, strict=True) for n, f in enumerate(row.get("faces", ()))]
+            for table, values in ((ImageRow, images), (VideoRow, videos), (FaceRow, faces)):
+                if values:
+                    s.execute(insert(table), values)
 
     def iter_faces(self, scan_id: str) -> Iterator[dict]:
         """Every stored face of a scan with what clustering needs: member, index, box, encoding, image size."""
