@@ -6,6 +6,9 @@ HOG, upsample 1, as a scan does), then encoded by both engines from the same box
   dlib   face_recognition.face_encodings (dlib's compute_face_descriptor), the reference
   onnx   facetrace's engine: the same landmarks and chip, dlib's ResNet in ONNX Runtime, all of
          an image's faces in one batch
+  onnx, batches of 8 images
+         the same, as a scan's worker runs it: the chips of 8 images (with faces) go through the
+         network in one call; their encodings must equal the one-image-at-a-time ones bit for bit
 Prints the number of faces, the largest absolute difference of any encoding value (the contract
 is 1e-4) with the face where it occurs, and milliseconds per face for each engine (landmarks,
 alignment and the network, one thread, this process), with their ratio. A second table times
@@ -69,6 +72,16 @@ def main() -> None:
     t_ref = t_new = 0.0
     worst, worst_at = 0.0, None
     chips = []
+    t_batched, held, batched_differ = 0.0, [], 0
+
+    def describe_held():
+        nonlocal t_batched, batched_differ
+        t = time.perf_counter()
+        out = engine.describe(np.concatenate([c for c, _ in held]))
+        t_batched += time.perf_counter() - t
+        batched_differ += int(not np.array_equal(out, np.concatenate([n for _, n in held])))
+        held.clear()
+
     for label, image in images(args.facedata, args.limit):
         n_images += 1
         boxes = reference.boxes(image)
@@ -81,6 +94,12 @@ def main() -> None:
         t = time.perf_counter()
         new = engine.encodings(pixels, boxes)
         t_new += time.perf_counter() - t
+        t = time.perf_counter()
+        held.append((engine._chips(pixels, boxes), None))
+        t_batched += time.perf_counter() - t
+        held[-1] = (held[-1][0], np.asarray(new))
+        if len(held) == 8:
+            describe_held()
         n_faces += len(boxes)
         for box, a, b in zip(boxes, ref, new, strict=True):
             d = float(np.abs(np.asarray(a) - np.asarray(b)).max())
@@ -92,12 +111,16 @@ def main() -> None:
 
             chips += [np.asarray(dlib.get_face_chip(pixels, s, size=150, padding=0.25))
                       for s in api._raw_face_landmarks(pixels, boxes, model="small")]
+    if held:
+        describe_held()
     print(f"{n_images} images and frames, {n_faces} faces")
     print(f"largest absolute difference of any encoding value: {worst:.3g} ({worst_at}); contract 1e-4: "
           f"{'met' if worst <= 1e-4 else 'NOT MET'}")
     print(f"{'engine':44} {'ms per face':>12} {'vs dlib':>8}")
-    for name, t in (("dlib compute_face_descriptor (face_recognition)", t_ref), ("onnx (facetrace default)", t_new)):
+    for name, t in (("dlib compute_face_descriptor (face_recognition)", t_ref), ("onnx, one image per call", t_new),
+                    ("onnx, 8 images per call (a scan's worker)", t_batched)):
         print(f"{name:44} {1000 * t / n_faces:12.2f} {t_ref / t:7.1f}x")
+    print(f"batches of 8 images whose encodings differ from one image at a time: {batched_differ}")
     batch = np.stack(chips)
     print(f"{'network alone, batch':44} {'ms per face':>12}")
     for size in (1, 8, 32):

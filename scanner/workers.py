@@ -1,8 +1,10 @@
 """Per-member analysis: decode, perceptual hashes, faces. Runs in worker processes.
 
 Each worker loads the face models once (on first use) and then analyses one member's bytes per
-call. Everything that can go wrong with one file comes back as `Analysis.error`, never as an
-exception, so a hostile file costs one record and not the scan.
+call (`analyse`), or a batch of images whose faces go through the network together
+(`analyse_many`, which `BatchingExecutor` sends). Everything that can go wrong with one file
+comes back as `Analysis.error`, never as an exception, so a hostile file costs one record and
+not the scan.
 """
 
 from __future__ import annotations
@@ -380,5 +382,17 @@ def make_executor(options: ScanOptions, workers: int, cluster: str | None = None
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return BatchingExecutor(ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=init_worker, initargs=(options,)))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=init_worker, initargs=(options,))
+    for _ in range(workers):  # every worker starts now and loads its models before the first images come
+        pool.submit(warm_up)
+    return BatchingExecutor(pool)
+
+
+def warm_up() -> None:
+    """A worker's first task: load the face engine (models, ONNX Runtime session, compiled
+    detector) now rather than on its first image. A failure is left to that image to report."""
+    try:
+        _get_engine()
+    except Exception:  # noqa: BLE001 - the first analysis raises it again, as that file's error
+        pass
