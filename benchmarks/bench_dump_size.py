@@ -27,6 +27,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from resume_lfw import count as stored_members  # noqa: E402 - the members a running scan has stored
 
 
 def _tree_memory(root: int) -> tuple[int, int, int]:
@@ -58,21 +61,6 @@ def _tree_memory(root: int) -> tuple[int, int, int]:
     return sum(rss), sum(pss), max(rss, default=0)
 
 
-def _stored(db: Path) -> int | None:
-    import sqlite3
-
-    if not db.exists():
-        return None
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.05)
-        try:
-            return con.execute("SELECT count(*) FROM members").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return None
-
-
 def run_measured(cmd: list[str], db: Path, n: int) -> tuple[float, int, int, int, float | None]:
     """Run `cmd`; return (seconds, peak RSS sum, peak PSS sum, peak single-process RSS, steady
     photos per second)."""
@@ -86,8 +74,8 @@ def run_measured(cmd: list[str], db: Path, n: int) -> tuple[float, int, int, int
         if now - last_memory >= 0.2:
             peaks = [max(p, m) for p, m in zip(peaks, _tree_memory(proc.pid))]
             last_memory = now
-        count = _stored(db)
-        if count is not None and (not seen or count != seen[-1][1]):
+        count = stored_members(db)  # 0 until the database exists
+        if not seen or count != seen[-1][1]:
             seen.append((time.perf_counter(), count))
         time.sleep(0.1)
     elapsed = time.perf_counter() - t
