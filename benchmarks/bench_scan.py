@@ -17,7 +17,10 @@ With --large N, the photos are N phone-sized (4032x3024) JPEGs made by enlarging
 of fr_examples and multiface (people at every size, group photos), so decode and resize costs
 are those of a phone camera's files.
 
-Usage: python benchmarks/bench_scan.py [--folder DIR | --large N] [--limit N] [--skip-loop] [--upsample N]
+With --pairs N, only the goal's comparison runs: the tool with --cpus 2 and `facetrace scan` with
+2 workers, alternately, N times, each pair's ratio and their median printed.
+
+Usage: python benchmarks/bench_scan.py [--folder DIR | --large N] [--limit N] [--skip-loop] [--upsample N] [--pairs N]
 Default folder: ../shared/facedata/lfw_deepfunneled (or $FACETRACE_FACEDATA/lfw_deepfunneled).
 """
 
@@ -116,6 +119,20 @@ def facetrace_scan(folder_or_files: list[str], workers: int, engine: str,
     return elapsed, sum(per_photo.values()), per_photo
 
 
+def pairs(files: list[Path], inputs: list[str], n: int, upsample: int) -> None:
+    """The tool with --cpus 2 and `facetrace scan` with 2 workers, alternately, n times."""
+    import statistics
+
+    print(f"{'pair':>4} {'tool --cpus 2 s':>16} {'scan s':>8} {'ratio':>7} {'scan faces':>11}")
+    ratios = []
+    for i in range(n):
+        tool, _, _ = cli(files, 2)
+        scan, faces, _ = facetrace_scan(inputs, 2, "onnx", upsample)
+        ratios.append(tool / scan)
+        print(f"{i + 1:>4} {tool:16.1f} {scan:8.1f} {tool / scan:6.2f}x {faces:11d}", flush=True)
+    print(f"median ratio {statistics.median(ratios):.2f}x, lowest {min(ratios):.2f}x, highest {max(ratios):.2f}x")
+
+
 def main() -> None:
     default = Path(os.environ.get("FACETRACE_FACEDATA", REPO.parent / "shared" / "facedata")) / "lfw_deepfunneled"
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,6 +141,10 @@ def main() -> None:
     ap.add_argument("--skip-loop", action="store_true", help="leave out the in-process loop (the slowest run)")
     ap.add_argument("--upsample", type=int, default=1, help="the scans' --upsample (the tool always uses 1)")
     ap.add_argument("--large", type=int, default=0, metavar="N", help="use N phone-sized photos (see above)")
+    ap.add_argument("--pairs", type=int, default=0, metavar="N",
+                    help="only the goal's comparison, N times in alternation: the tool with --cpus 2, then "
+                         "`facetrace scan` with 2 workers; prints each pair's ratio and their median (on a shared "
+                         "machine whose speed drifts, each pair sees about the same machine)")
     args = ap.parse_args()
     if args.large:
         tmp = tempfile.TemporaryDirectory()
@@ -139,6 +160,9 @@ def main() -> None:
     n = len(files)
     print(f"# {n} photos from {args.folder}; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}; scans with --upsample {args.upsample}")
+    if args.pairs:
+        pairs(files, inputs, args.pairs, args.upsample)
+        return
     rows = []
     if not args.skip_loop:
         t, faces = baseline(files)
