@@ -78,17 +78,32 @@ def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, 
       facetrace --verbose scan --workspace case-42 --workers 2 /mnt/seized
       facetrace scan --db postgresql+psycopg://ft@db/cases --cluster tcp://scheduler:8786 /mnt/seized
     """
-    from cli.acquire import acquire_inputs
-    from scanner.errors import AcquisitionError
-    from scanner.ingest import estimate_count
     from scanner.models import ScanOptions
-    from scanner.pipeline import (match_against_registry, new_scan_id, open_store, resumable_scan_id, scan,
-                                  stored_records)
+    from scanner.pipeline import start_workers, validate_options, workspace_root
 
     options = ScanOptions(engine=engine, detector=detector, upsample=upsample, detect_max_side=detect_max_side, workers=workers,
                           max_image_pixels=max_image_pixels, max_archive_depth=max_archive_depth,
                           video_every_ms=round(video_every * 1000), video_scene_change=video_scene_change,
                           video_max_frames=video_max_frames, passwords=tuple(passwords))
+    # local workers start now and load their models while the workspace is opened (about 0.7 s
+    # for a new one); scan() takes them over. A cluster is reached by scan() itself.
+    validate_options(options)
+    executor = None if cluster else start_workers(options, workspace=workspace_root(workspace))
+    try:
+        _scan(paths, workspace, db_url, as_json, cluster, options, quiet, acquire_settings, resume_id, no_resume,
+              executor)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)  # a no-op once scan() has shut it down
+
+
+def _scan(paths, workspace, db_url, as_json, cluster, options, quiet, acquire_settings, resume_id, no_resume,
+          executor):
+    from cli.acquire import acquire_inputs
+    from scanner.errors import AcquisitionError
+    from scanner.ingest import estimate_count
+    from scanner.pipeline import match_against_registry, new_scan_id, open_store, resumable_scan_id, scan, stored_records
+
     store, root = open_store(workspace, db_url)
     report = sys.stderr if as_json else sys.stdout
     paths, not_acquired = acquire_inputs(list(paths), store, root, acquire_settings, quiet, report)
@@ -111,7 +126,7 @@ def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, 
     started = time.monotonic()
     with _progress(quiet, estimate_count(list(paths))) as progress:
         summary = scan(list(paths), store, options, on_result=collect, progress=progress, workspace=root,
-                       scan_id=scan_id, resume=resumed or False, cluster=cluster)
+                       scan_id=scan_id, resume=resumed or False, cluster=cluster, executor=executor)
     elapsed = time.monotonic() - started
     if as_json:  # read back from the store: each face's person is known only once all were seen
         for record in stored_records(store, summary.scan_id):

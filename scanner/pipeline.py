@@ -149,6 +149,7 @@ def scan(
     resume: str | bool = False,
     lineage: bool = True,
     cluster: str | None = None,
+    executor=None,
 ) -> ScanSummary:
     """Scan files, folders and archives; store and return what was found in every member.
 
@@ -159,22 +160,20 @@ def scan(
     (the HTTP service's screens: one upload is not a dump whose lineage matters). `cluster`: the
     address of a Dask scheduler; each member's analysis then runs on that cluster's workers
     instead of local processes, and everything else stays in this process (docs/deployment.md).
+    `executor`: local workers already started by `start_workers` (the CLI starts them before it
+    opens the workspace, so that their start-up overlaps it); the scan takes it over and shuts it
+    down, as it does its own.
     """
     validate_options(options)
-    if workspace:
-        from scanner.fingerprints.faces import compiled_code_cache
-
-        compiled_code_cache(workspace)
     if not inputs:
         raise UsageError("nothing to scan: give at least one file, folder or archive")
     missing = [p for p in inputs if not os.path.lexists(p)]
     if missing and len(missing) == len(inputs):
         raise InputNotFoundError(f"no such file or folder: {', '.join(missing)}")
-    from scanner.workers import make_executor
-
     # The workers start now: local ones load their models while this process records the scan;
     # a cluster is reached (and its workers' versions checked) before anything is recorded.
-    executor = make_executor(options, options.workers or os.cpu_count() or 1, cluster)
+    if executor is None:
+        executor = start_workers(options, cluster, workspace)
     try:
         info = engine_info(options)
         input_records = [_input_record(p) for p in inputs]
@@ -214,6 +213,28 @@ def scan(
     finished = datetime.now(timezone.utc)
     return ScanSummary(scan_id, started.isoformat(), finished.isoformat(), run.counts.as_record(), workspace,
                        tuple(relations), run.resumed, run.analysed, tuple(lineage))
+
+
+def workspace_root(explicit: str | None = None) -> str:
+    """The workspace folder `open_store(explicit)` opens: the explicit one, else $FACETRACE_HOME,
+    else ./facetrace-workspace (it need not exist yet)."""
+    from indexes.workspace import resolve_root
+
+    return str(resolve_root(explicit))
+
+
+def start_workers(options: ScanOptions, cluster: str | None = None, workspace: str = ""):
+    """The executor a scan with these options analyses its members on: `options.workers` local
+    processes (0: one per CPU core), each loading its models at once, or the Dask cluster at
+    `cluster`. `workspace`: where a read-only installation's compiled detector goes (set before
+    the workers start: they inherit it)."""
+    from scanner.workers import make_executor
+
+    if workspace:
+        from scanner.fingerprints.faces import compiled_code_cache
+
+        compiled_code_cache(workspace)
+    return make_executor(options, options.workers or os.cpu_count() or 1, cluster)
 
 
 def resumable_scan_id(store, inputs: list[str], options: ScanOptions, resume: str | bool) -> str | None:
