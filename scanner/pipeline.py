@@ -312,17 +312,14 @@ class _ScanRun:
         self.analysed = 0
         self.emitted = 0
         self.cluster = cluster
-        self.executor = executor  # made by scan() for a cluster; else at execute()
+        self.executor = executor  # started by scan() (or the CLI): local workers or a cluster
 
     def execute(self, inputs: list[str]) -> None:
         from concurrent.futures.process import BrokenProcessPool
 
-        from scanner.workers import analyse, make_executor
+        from scanner.workers import analyse
 
         self._analyse = analyse
-        if self.executor is None:
-            self.executor = make_executor(self.options, self.workers, self.cluster)
-
         if self.cluster:
             self.in_flight = IN_FLIGHT_PER_CLUSTER_WORKER * self.executor.workers()
         pending: deque[_Slot] = deque()
