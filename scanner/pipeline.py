@@ -440,7 +440,7 @@ class _ScanRun:
         return MemberResult(m, read.status or Status.OK, read.reason)
 
     def _wait(self, slot: _Slot, pending: deque, broken_exc) -> Analysis:
-        from scanner.workers import BrokenBatch
+        from scanner.workers import BrokenBatch, internal_error
 
         while True:
             try:
@@ -468,7 +468,7 @@ class _ScanRun:
                 if type(exc).__name__ == "KilledWorker":  # Dask: the task took down several workers
                     return Analysis(error="the analysis crashed the cluster's workers on this file: not analysed")
                 log.exception("analysis failed for %s", slot.read.member.logical_path)
-                return Analysis(error=f"internal error while analysing: {type(exc).__name__}: {exc}")
+                return internal_error(exc)
 
     def _check_pool_failures(self) -> None:
         if self.pool_failures >= MAX_POOL_FAILURES:
@@ -478,10 +478,10 @@ class _ScanRun:
                 "`if __name__ == '__main__':` guard)") from None
 
     def _restart_pool(self, culprit: _Slot, pending: deque) -> None:
-        from scanner.workers import BrokenBatch, make_executor
+        from scanner.workers import BrokenBatch
 
         self.executor.shutdown(wait=False, cancel_futures=True)
-        self.executor = make_executor(self.options, self.workers, self.cluster)
+        self.executor = start_workers(self.options, self.cluster)
         # Every task of the dead pool is lost; resubmit them. Only `culprit` is charged the crash
         # (none is when it died under a batch: its members go again one per task).
         for s in [culprit, *pending]:

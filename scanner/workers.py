@@ -113,36 +113,30 @@ def analyse_many(items: list[bytes]) -> list[Analysis]:
 
 
 def _describe_waiting(engine, waiting: list, results: list) -> None:
-    import numpy as np
-
-    from scanner.fingerprints.faces import faces_from
-
-    with_faces = [w for w in waiting if w[2]]
-    for i, fingerprint, _, _ in waiting:
-        results[i] = Analysis(image=fingerprint)
-    if not with_faces:
-        return
     try:
-        descriptors = engine.describe(np.concatenate([w[3] for w in with_faces]))
+        found = engine.faces_of([(boxes, chips) for _, _, boxes, chips in waiting])
     except Exception:  # noqa: BLE001 - the batch failed: describe each image alone to find which
-        for i, fingerprint, boxes, chips in with_faces:
+        for i, fingerprint, boxes, chips in waiting:
             try:
-                results[i] = Analysis(image=fingerprint, faces=tuple(faces_from(boxes, engine.describe(chips))))
+                results[i] = Analysis(image=fingerprint, faces=tuple(engine.faces_of([(boxes, chips)])[0]))
             except DETECTION_ERRORS as exc:
                 results[i] = Analysis(image=fingerprint, error=f"face detection failed: {exc}")
             except Exception as exc:  # noqa: BLE001
                 results[i] = _internal_error(exc)
         return
-    start = 0
-    for i, fingerprint, boxes, _ in with_faces:
-        results[i] = Analysis(image=fingerprint, faces=tuple(faces_from(boxes, descriptors[start:start + len(boxes)])))
-        start += len(boxes)
+    for (i, fingerprint, _, _), faces in zip(waiting, found, strict=True):
+        results[i] = Analysis(image=fingerprint, faces=tuple(faces))
 
 
 def _internal_error(exc: Exception) -> Analysis:
     import logging
 
     logging.getLogger(__name__).exception("analysis failed")
+    return internal_error(exc)
+
+
+def internal_error(exc: Exception) -> Analysis:
+    """The record of a member whose analysis raised what no decoder or detector is expected to."""
     return Analysis(error=f"internal error while analysing: {type(exc).__name__}: {exc}")
 
 

@@ -32,18 +32,11 @@ def analyse_video_frames(frames, engine) -> tuple[list[tuple[int, str]], list[Fa
 
     samples, faces = [], []
     located = []  # (ms, boxes, chips) of frames whose faces wait for the network
+    waiting = 0  # their faces
 
     def describe():
-        import numpy as np
-
-        from scanner.fingerprints.faces import faces_from
-
-        descriptors = engine.describe(np.concatenate([chips for _, _, chips in located]))
-        start = 0
-        for ms, boxes, _ in located:
-            for face in faces_from(boxes, descriptors[start:start + len(boxes)]):
-                faces.append(replace(face, frame_ms=ms))
-            start += len(boxes)
+        for (ms, _, _), found in zip(located, engine.faces_of([(b, c) for _, b, c in located]), strict=True):
+            faces.extend(replace(face, frame_ms=ms) for face in found)
         located.clear()
 
     for frame in frames:
@@ -55,8 +48,10 @@ def analyse_video_frames(frames, engine) -> tuple[list[tuple[int, str]], list[Fa
         boxes, chips = engine.located(frame.image)
         if boxes:
             located.append((frame.ms, boxes, chips))
-            if sum(len(b) for _, b, _ in located) >= NET_BATCH:
+            waiting += len(boxes)
+            if waiting >= NET_BATCH:
                 describe()
+                waiting = 0
     if located:
         describe()
     return samples, faces
