@@ -82,6 +82,38 @@ def test_resize_is_dlibs_bit_for_bit():
         assert np.array_equal(got, dlib.resize_image(pixels, rows, cols)), (rows, cols)
 
 
+def test_portable_kernels_give_dlibs_rectangles(detector, monkeypatch):
+    """The kernels a CPU without AVX-512 runs (or FACETRACE_HOG_AVX512=0) find the same faces."""
+    monkeypatch.setattr(hog, "AVX512", False)
+    for photo in _sample()[:3] + _sample()[-4:-2]:
+        pixels = _pixels(photo)
+        assert hog.detect(pixels, 1) == [(r.left(), r.top(), r.right(), r.bottom()) for r in detector(pixels, 1)]
+
+
+def test_avx512_resize_equals_the_portable_kernel():
+    """On a CPU with AVX-512 the pyramid's resizes run in 16-column blocks (permuted loads): the
+    same values bit for bit as the portable kernel (which test_resize_is_dlibs_bit_for_bit checks
+    against dlib), on the scan's sizes, odd widths, rows under 32 columns, and random enlargements
+    and reductions (reductions past 2x fall back to the portable kernel by design)."""
+    if not hog.AVX512:
+        pytest.skip("this CPU (or $NUMBA_CPU_NAME/$NUMBA_CPU_FEATURES) has no AVX-512: the portable kernel runs")
+    rng = np.random.default_rng(7)
+    sizes = [(250, 250, 501, 502), (501, 502, 417, 418), (417, 418, 347, 348), (40, 33, 81, 68), (31, 31, 63, 64),
+             (33, 32, 27, 26), (120, 200, 50, 90), (1000, 1200, 833, 1000)]
+    sizes += [(int(a), int(b), max(1, int(a * f)), max(1, int(b * f)))
+              for a, b, f in zip(rng.integers(20, 600, 60), rng.integers(20, 600, 60), rng.uniform(0.45, 2.2, 60))]
+    blocked = 0
+    for rows, cols, out_rows, out_cols in sizes:
+        src = rng.integers(0, 256, (3, rows, cols)).astype(np.float32)
+        plan = hog._resize_plan(rows, cols, out_rows, out_cols)
+        want = np.empty((3, out_rows, out_cols), np.float32)
+        left = np.empty((rows, plan[0].shape[0]), np.float32)
+        hog._resize_kernel(src, want, left, left.copy(), *plan)
+        assert np.array_equal(hog.resize_planar(src, out_rows, out_cols), want), (rows, cols, out_rows, out_cols)
+        blocked += hog._block_plan(rows, cols, out_rows, out_cols) is not None
+    assert blocked >= 50  # the block kernel, not the fallback, made most of them
+
+
 def test_working_arrays_reused_across_sizes_and_threads(detector):
     """Levels, histograms and feature planes live in per-thread scratch arrays reused from image to
     image: a large image after a small one (and back), and several threads at once, still give
