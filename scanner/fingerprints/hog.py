@@ -545,7 +545,99 @@ def _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, x0, x1, later_wins, bins, 
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
+def _gradient_blocks(u0, u1, u2, m0, m1, m2, d0, d1, d2, end, bins, lengths):  # pragma: no cover
+    """Pixels 1..end-1 of a row, where dlib's 8-pixel SIMD blocks run (ties: the later channel)."""
+    _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, 1, end, True, bins, lengths)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _gradient_blocks_avx512(u0, u1, u2, m0, m1, m2, d0, d1, d2, end, bins, lengths):  # pragma: no cover
+    """The same pixels as _gradient_blocks, 16 at a time (_gradient16), the last ones one by one."""
+    x = 1
+    while x + 16 <= end:
+        _gradient16(u0, u1, u2, m0, m1, m2, d0, d1, d2, x, bins, lengths)
+        x += 16
+    _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, x, end, True, bins, lengths)
+
+
+# dlib's float32 unit vectors of the 9 orientations (fhog.h), as _orientation uses them
+_DIRECTIONS = ((1.0, 0.0), (0.9397, 0.342), (0.766, 0.6428), (0.5, 0.866), (0.1736, 0.9848), (-0.1736, 0.9848),
+               (-0.5, 0.866), (-0.766, 0.6428), (-0.9397, 0.342))
+
+
+@intrinsic
+def _gradient16(typingctx, u0, u1, u2, m0, m1, m2, d0, d1, d2, x, bins, lengths):  # pragma: no cover
+    """_gradient_row(..., x, x + 16, later_wins=True, ...) as 16-lane vectors: the same float32
+    operations (no fused multiply-adds), comparisons and selections, lane by lane."""
+    sig = types.void(u0, u1, u2, m0, m1, m2, d0, d1, d2, x, bins, lengths)
+
+    def codegen(context, builder, signature, args):
+        kinds = signature.args
+        f16 = ir.VectorType(ir.FloatType(), 16)
+        i16 = ir.VectorType(ir.IntType(32), 16)
+        at = args[9]
+
+        def data(i):
+            return context.make_array(kinds[i])(context, builder, args[i]).data
+
+        def load(i, shift):
+            index = builder.add(at, ir.Constant(at.type, shift)) if shift else at
+            return builder.load(builder.bitcast(builder.gep(data(i), [index]), f16.as_pointer()), align=4)
+
+        def fconst(v):
+            return ir.Constant(f16, [float(np.float32(v))] * 16)
+
+        gx = gy = v = None
+        for ch in range(3):
+            ax = builder.fsub(load(3 + ch, 1), load(3 + ch, -1))
+            ay = builder.fsub(load(6 + ch, 0), load(ch, 0))
+            av = builder.fadd(builder.fmul(ax, ax), builder.fmul(ay, ay))
+            if gx is None:
+                gx, gy, v = ax, ay, av
+            else:
+                later = builder.fcmp_ordered(">=", av, v)
+                gx, gy, v = builder.select(later, ax, gx), builder.select(later, ay, gy), builder.select(later, av, v)
+        # the orientations in dlib's order, each |dot| > best taking the bin; the dot of a mirrored
+        # direction (-c, s) is gy*s - gx*c, exactly gx*(-c) + gy*s (a negated product is exact)
+        products = {0: (gx, builder.fmul(gy, fconst(0.0)))}
+        for o in range(1, 5):
+            cx, cy = _DIRECTIONS[o]
+            products[o] = (builder.fmul(gx, fconst(cx)), builder.fmul(gy, fconst(cy)))
+        best, best_dot = fconst(0.0), fconst(0.0)
+        b = ir.Constant(i16, [0] * 16)
+        magnitude = ir.Constant(i16, [0x7FFFFFFF] * 16)
+        for o in range(9):
+            px, py = products[o if o < 5 else 9 - o]
+            d = builder.fadd(px, py) if o < 5 else builder.fsub(py, px)
+            a = builder.bitcast(builder.and_(builder.bitcast(d, i16), magnitude), f16)
+            better = builder.fcmp_ordered(">", a, best)
+            best = builder.select(better, a, best)
+            best_dot = builder.select(better, d, best_dot)
+            b = builder.select(better, ir.Constant(i16, [o] * 16), b)
+        # a negative winning dot is the opposite bin, o + 9 (the winner's dot is never 0)
+        b = builder.add(b, builder.select(builder.fcmp_ordered("<", best_dot, fconst(0.0)), ir.Constant(i16, [9] * 16),
+                                          ir.Constant(i16, [0] * 16)))
+        builder.store(b, builder.bitcast(builder.gep(data(10), [at]), i16.as_pointer()), align=4)
+        builder.store(v, builder.bitcast(builder.gep(data(11), [at]), f16.as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
 def _histogram(level, vy, vx, tail, ixs, fxs, hist, energy):  # pragma: no cover
+    """_histogram_of with the portable gradient pass."""
+    _histogram_of(level, vy, vx, tail, ixs, fxs, hist, energy, _gradient_blocks)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _histogram_avx512(level, vy, vx, tail, ixs, fxs, hist, energy):  # pragma: no cover
+    """_histogram_of with the gradient pass 16 pixels at a time (AVX-512)."""
+    _histogram_of(level, vy, vx, tail, ixs, fxs, hist, energy, _gradient_blocks_avx512)
+
+
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _histogram_of(level, vy, vx, tail, ixs, fxs, hist, energy, gradient_blocks):  # pragma: no cover
     """The bilinear orientation histogram of every cell (hist: [cnr+2, (cnc+2)*18] with a 1-cell
     border) and each cell's energy (energy: [cnr, cnc], the squared norm of its 9 unsigned bins).
 
@@ -565,7 +657,7 @@ def _histogram(level, vy, vx, tail, ixs, fxs, hist, energy):  # pragma: no cover
         u0, u1, u2 = level[0, y - 1], level[1, y - 1], level[2, y - 1]
         m0, m1, m2 = level[0, y], level[1, y], level[2, y]
         d0, d1, d2 = level[0, y + 1], level[1, y + 1], level[2, y + 1]
-        _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, 1, tail + 1, True, bins, lengths)
+        gradient_blocks(u0, u1, u2, m0, m1, m2, d0, d1, d2, tail + 1, bins, lengths)
         _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, tail + 1, vx, False, bins, lengths)
         yp = (y + 0.5) / 8 - 0.5
         iy = int(math.floor(yp))
@@ -682,7 +774,8 @@ class Features:
         self.rows, self.cols = p["hnr"] + fh - 1, p["hnc"] + fw - 1
         self.hist = _SCRATCH.array("fhog_hist", (p["cnr"] + 2, (p["cnc"] + 2) * 18), np.float64)
         self.energy = _SCRATCH.array("fhog_energy", (p["cnr"], p["cnc"]), np.float64)
-        _histogram(level, p["vy"], p["vx"], p["tail"], p["ixs"], p["fxs"], self.hist, self.energy)
+        (_histogram_avx512 if AVX512 else _histogram)(level, p["vy"], p["vx"], p["tail"], p["ixs"], p["fxs"],
+                                                       self.hist, self.energy)
         self.planes32 = _SCRATCH.array("fhog_planes", (NUM_PLANES, self.rows, _filter_widths(self.hnc)[0]), f32)
         _features(self.hist, self.energy, self.hnr, self.hnc, self.oy, self.ox, 0, 0, self.planes32)
 

@@ -114,6 +114,31 @@ def test_avx512_resize_equals_the_portable_kernel():
     assert blocked >= 50  # the block kernel, not the fallback, made most of them
 
 
+def test_avx512_histogram_equals_the_portable_kernel():
+    """The FHOG histogram with the gradient pass 16 pixels at a time (AVX-512) is the portable
+    kernel's, bit for bit: on a real photo's pyramid, and on low-contrast noise where gradients tie
+    between channels and orientations (the tie rules are where a vector version could differ)."""
+    if not hog.AVX512:
+        pytest.skip("this CPU (or $NUMBA_CPU_NAME/$NUMBA_CPU_FEATURES) has no AVX-512: the portable kernel runs")
+    rng = np.random.default_rng(11)
+    pixels = _pixels(_sample()[1])
+    level = np.empty((3,) + pixels.shape[:2], np.float32)
+    hog._planar(pixels, level)
+    levels = [hog.resize_planar(level, *hog.pyramid_up_size(*level.shape[1:]))]
+    while min(levels[-1].shape[1:]) > 60:
+        levels.append(hog.resize_planar(levels[-1], 5 * levels[-1].shape[1] // 6, 5 * levels[-1].shape[2] // 6))
+    levels += [rng.integers(0, 3, (3, 50, 203)).astype(np.float32), rng.integers(0, 256, (3, 70, 97)).astype(np.float32),
+               rng.integers(0, 2, (3, 33, 40)).astype(np.float32)]
+    for level in levels:
+        p = hog._fhog_plan(level.shape[1], level.shape[2])
+        got = []
+        for kernel in (hog._histogram, hog._histogram_avx512):
+            hist, energy = np.empty((p["cnr"] + 2, (p["cnc"] + 2) * 18)), np.empty((p["cnr"], p["cnc"]))
+            kernel(level, p["vy"], p["vx"], p["tail"], p["ixs"], p["fxs"], hist, energy)
+            got.append((hist, energy))
+        assert np.array_equal(got[0][0], got[1][0]) and np.array_equal(got[0][1], got[1][1]), level.shape
+
+
 def test_working_arrays_reused_across_sizes_and_threads(detector):
     """Levels, histograms and feature planes live in per-thread scratch arrays reused from image to
     image: a large image after a small one (and back), and several threads at once, still give
