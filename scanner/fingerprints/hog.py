@@ -46,9 +46,15 @@ each source row's neighbours gathered once, then a branch-free row pass; FHOG: a
 gradient and orientation pass per row, then the bilinear votes summed per band of 8 rows; the
 filters: 10 taps unrolled per component, rows padded to 16 floats), and every working array
 (levels, histograms, planes) is per-thread scratch reused from level to level and image to image
-(fresh arrays of a few MB cost page faults measured at a third of the FHOG time). numba compiles
-the kernels once into its cache (`make setup` does it: hog.warm(); cache_dir() says where);
-loading them costs about 1 s per process.
+(fresh arrays of a few MB cost page faults measured at a third of the FHOG time). On a CPU with
+AVX-512 (AVX512 below; FACETRACE_HOG_AVX512=0 turns it off) two passes are written as explicit
+16-lane LLVM vector code (numba intrinsics): the resizes, whose column gathers were most of the
+pyramid's time, take each block of 16 columns' neighbours from two contiguous loads and a permute
+(vpermi2ps) and compute straight from the two source rows (LFW's pyramid 2.5 -> 0.85 ms), and
+the gradient and orientation pass runs 16 pixels at a time (about 20% less); both give the
+portable kernels' values bit for bit (tested), so the rectangles do not depend on the CPU.
+numba compiles the kernels once into its cache (`make setup` does it: hog.warm(); cache_dir()
+says where; the cache is per CPU model and features); loading them costs about 1 s per process.
 
 Measured (benchmarks/bench_detector.py: all 2,065 images of ../shared/facedata, each reduced to a
 1024 px longer side as a scan reduces it; dlib-bin 20.0.1; 2026-12-01, 2-core AMD EPYC, AVX2):
