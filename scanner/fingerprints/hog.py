@@ -21,8 +21,9 @@ image_transforms/{fhog,image_pyramid,interpolation,spatial_filtering}.h):
   `scan_fhog_pyramid::load` makes (rect_down until a side is under 64 px).
 - FHOG (cell 8, 31 planes, padded by the 10x10 filter size): per pixel the colour channel with the
   largest gradient, with dlib's tie rules (the 8-pixel SIMD blocks prefer the later channel, the
-  scalar last columns the earlier one), orientation snapped to dlib's 9 float32 unit vectors
-  with dlib's float32 products and strict comparisons (18 signed bins), bilinear votes into
+  scalar last columns the earlier one), its length a float32 square root, orientation snapped to
+  dlib's 9 float32 unit vectors with dlib's float32 products and strict comparisons (18 signed
+  bins), bilinear votes into
   cells, block energies, truncation at 0.2 (as min(h, 0.2*sqrt(e))*0.1/(0.2*sqrt(e))), the 4
   texture features. Only the order of float additions differs (votes are summed in float64).
 - the 5 filters from the detector dlib itself serialises (`__getstate__`, parsed here; never a
@@ -672,8 +673,8 @@ def _histogram_of(level, vy, vx, tail, ixs, fxs, hist, energy, gradient_blocks):
             if band >= -1:
                 _flush_band(hist, band, s0, s1)
             band = iy
-        for x in range(vx):  # magnitudes and their horizontal weights, vectorised
-            mag = math.sqrt(np.float64(lengths[x]))
+        for x in range(vx):  # magnitudes (float32 square roots) and their horizontal weights, vectorised
+            mag = np.float64(np.sqrt(lengths[x]))
             left[x] = mag * (1 - fxs[x])
             right[x] = mag * fxs[x]
         for x in range(1, vx):  # bilinear votes
