@@ -751,6 +751,58 @@ def _features(hist, energy, hnr, hnc, oy, ox, r0, c0, out):  # pragma: no cover
             out[30, y, x] = t3 * (2 * 0.2357)
 
 
+@njit(cache=True, nogil=True, fastmath=True, boundscheck=False)
+def _feature_planes(hist, energy, hnr, hnc, oy, ox, out):  # pragma: no cover
+    """_features(..., 0, 0, out) for the filter kernel's float32 planes, vectorised along each
+    row: each cell row's 18 bins are first copied into bin-major rows (so that every feature is a
+    contiguous pass over the cells), then the 31 features are computed in float32 with fast-math.
+    They feed only the approximate filter pass (whose candidates are rescored from _features'
+    float64 values), so float32 rounding is harmless: a few ulp per feature."""
+    bins = np.empty((18, hnc), np.float32)
+    rows = np.empty((12, hnc), np.float32)  # the 4 norms, their 0.1 / norm and the 4 texture sums, per cell
+    n0, n1, n2, n3 = rows[0], rows[1], rows[2], rows[3]
+    k0, k1, k2, k3 = rows[4], rows[5], rows[6], rows[7]
+    t0, t1, t2, t3 = rows[8], rows[9], rows[10], rows[11]
+    out[:] = 0
+    for r in range(hnr):
+        y = r + oy
+        e0, e1, e2 = energy[r], energy[r + 1], energy[r + 2]
+        cell = hist[r + 2]
+        for c in range(hnc):
+            base = (c + 2) * 18
+            for o in range(18):
+                bins[o, c] = cell[base + o]
+        for c in range(hnc):  # dlib's 4 normalisations, as _features makes them
+            n0[c] = 0.2 * math.sqrt(e1[c + 1] + e1[c + 2] + e2[c + 1] + e2[c + 2] + 0.0001)
+            n1[c] = 0.2 * math.sqrt(e0[c + 1] + e0[c + 2] + e1[c + 1] + e1[c + 2] + 0.0001)
+            n2[c] = 0.2 * math.sqrt(e1[c] + e1[c + 1] + e2[c] + e2[c + 1] + 0.0001)
+            n3[c] = 0.2 * math.sqrt(e0[c] + e0[c + 1] + e1[c] + e1[c + 1] + 0.0001)
+            k0[c], k1[c] = np.float32(0.1) / n0[c], np.float32(0.1) / n1[c]
+            k2[c], k3[c] = np.float32(0.1) / n2[c], np.float32(0.1) / n3[c]
+            t0[c] = t1[c] = t2[c] = t3[c] = 0
+        for o in range(18):  # contrast-sensitive, and the texture sums
+            row, h = out[o, y, ox:ox + hnc], bins[o]
+            for c in range(hnc):
+                a0, a1 = min(h[c], n0[c]) * k0[c], min(h[c], n1[c]) * k1[c]
+                a2, a3 = min(h[c], n2[c]) * k2[c], min(h[c], n3[c]) * k3[c]
+                row[c] = a0 + a1 + a2 + a3
+                t0[c] += a0
+                t1[c] += a1
+                t2[c] += a2
+                t3[c] += a3
+        for o in range(9):  # contrast-insensitive
+            row, h0, h1 = out[18 + o, y, ox:ox + hnc], bins[o], bins[o + 9]
+            for c in range(hnc):
+                h = h0[c] + h1[c]
+                row[c] = (min(h, n0[c]) * k0[c] + min(h, n1[c]) * k1[c]
+                          + min(h, n2[c]) * k2[c] + min(h, n3[c]) * k3[c])
+        texture = np.float32(2 * 0.2357)
+        r27, r28 = out[27, y, ox:ox + hnc], out[28, y, ox:ox + hnc]
+        r29, r30 = out[29, y, ox:ox + hnc], out[30, y, ox:ox + hnc]
+        for c in range(hnc):
+            r27[c], r28[c], r29[c], r30[c] = t0[c] * texture, t1[c] * texture, t2[c] * texture, t3[c] * texture
+
+
 @lru_cache(maxsize=256)
 def _fhog_plan(nr: int, nc: int):
     cnr = int(float(f32(nr) / f32(CELL)) + 0.5)
@@ -784,7 +836,7 @@ class Features:
         (_histogram_avx512 if AVX512 else _histogram)(level, p["vy"], p["vx"], p["tail"], p["ixs"], p["fxs"],
                                                        self.hist, self.energy)
         self.planes32 = _SCRATCH.array("fhog_planes", (NUM_PLANES, self.rows, _filter_widths(self.hnc)[0]), f32)
-        _features(self.hist, self.energy, self.hnr, self.hnc, self.oy, self.ox, 0, 0, self.planes32)
+        _feature_planes(self.hist, self.energy, self.hnr, self.hnc, self.oy, self.ox, self.planes32)
 
     def window(self, r: int, c: int) -> np.ndarray:
         out = np.empty((NUM_PLANES, self.fh, self.fw))
