@@ -552,19 +552,33 @@ def _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, x0, x1, later_wins, bins, 
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _gradient_blocks(u0, u1, u2, m0, m1, m2, d0, d1, d2, end, bins, lengths):  # pragma: no cover
-    """Pixels 1..end-1 of a row, where dlib's 8-pixel SIMD blocks run (ties: the later channel)."""
+def _gradient_blocks(u0, u1, u2, m0, m1, m2, d0, d1, d2, end, vx, bins, lengths):  # pragma: no cover
+    """Pixels 1..vx-1 of a row: 1..end-1 where dlib's 8-pixel SIMD blocks run (ties: the later
+    channel), the rest as its scalar loop (ties: the earlier channel)."""
     _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, 1, end, True, bins, lengths)
+    _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, end, vx, False, bins, lengths)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _gradient_blocks_avx512(u0, u1, u2, m0, m1, m2, d0, d1, d2, end, bins, lengths):  # pragma: no cover
-    """The same pixels as _gradient_blocks, 16 at a time (_gradient16), the last ones one by one."""
+def _gradient_blocks_avx512(u0, u1, u2, m0, m1, m2, d0, d1, d2, end, vx, bins, lengths):  # pragma: no cover
+    """The same pixels as _gradient_blocks, 16 at a time. The scalar loop's last pixels come first,
+    as the 16 ending at vx - 1 with the earlier channel's tie rule (the ones before `end` among them
+    are then overwritten by the blocks of the later-channel part, which ends with the 16 pixels
+    before `end`, overlapping the block before it): no pixel is left to a scalar loop."""
+    if end < vx:
+        if vx >= 17:
+            _gradient16_earlier(u0, u1, u2, m0, m1, m2, d0, d1, d2, vx - 16, bins, lengths)
+        else:
+            _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, end, vx, False, bins, lengths)
+    if end < 17:
+        _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, 1, end, True, bins, lengths)
+        return
     x = 1
     while x + 16 <= end:
         _gradient16(u0, u1, u2, m0, m1, m2, d0, d1, d2, x, bins, lengths)
         x += 16
-    _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, x, end, True, bins, lengths)
+    if x < end:
+        _gradient16(u0, u1, u2, m0, m1, m2, d0, d1, d2, end - 16, bins, lengths)
 
 
 # dlib's float32 unit vectors of the 9 orientations (fhog.h), as _orientation uses them
@@ -576,7 +590,17 @@ _DIRECTIONS = ((1.0, 0.0), (0.9397, 0.342), (0.766, 0.6428), (0.5, 0.866), (0.17
 def _gradient16(typingctx, u0, u1, u2, m0, m1, m2, d0, d1, d2, x, bins, lengths):  # pragma: no cover
     """_gradient_row(..., x, x + 16, later_wins=True, ...) as 16-lane vectors: the same float32
     operations (no fused multiply-adds), comparisons and selections, lane by lane."""
-    sig = types.void(u0, u1, u2, m0, m1, m2, d0, d1, d2, x, bins, lengths)
+    return types.void(u0, u1, u2, m0, m1, m2, d0, d1, d2, x, bins, lengths), _gradient16_codegen(True)
+
+
+@intrinsic
+def _gradient16_earlier(typingctx, u0, u1, u2, m0, m1, m2, d0, d1, d2, x, bins, lengths):  # pragma: no cover
+    """The same with later_wins=False (ties: the earlier channel), as dlib's scalar last columns."""
+    return types.void(u0, u1, u2, m0, m1, m2, d0, d1, d2, x, bins, lengths), _gradient16_codegen(False)
+
+
+def _gradient16_codegen(later_wins: bool):  # pragma: no cover
+    """The LLVM code of 16 pixels of _gradient_row from pixel args[9]."""
 
     def codegen(context, builder, signature, args):
         kinds = signature.args
@@ -602,7 +626,7 @@ def _gradient16(typingctx, u0, u1, u2, m0, m1, m2, d0, d1, d2, x, bins, lengths)
             if gx is None:
                 gx, gy, v = ax, ay, av
             else:
-                later = builder.fcmp_ordered(">=", av, v)
+                later = builder.fcmp_ordered(">=" if later_wins else ">", av, v)
                 gx, gy, v = builder.select(later, ax, gx), builder.select(later, ay, gy), builder.select(later, av, v)
         # the orientations in dlib's order, each |dot| > best taking the bin; the dot of a mirrored
         # direction (-c, s) is gy*s - gx*c, exactly gx*(-c) + gy*s (a negated product is exact)
@@ -628,7 +652,7 @@ def _gradient16(typingctx, u0, u1, u2, m0, m1, m2, d0, d1, d2, x, bins, lengths)
         builder.store(v, builder.bitcast(builder.gep(data(11), [at]), f16.as_pointer()), align=4)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -664,8 +688,7 @@ def _histogram_of(level, vy, vx, tail, ixs, fxs, hist, energy, gradient_blocks):
         u0, u1, u2 = level[0, y - 1], level[1, y - 1], level[2, y - 1]
         m0, m1, m2 = level[0, y], level[1, y], level[2, y]
         d0, d1, d2 = level[0, y + 1], level[1, y + 1], level[2, y + 1]
-        gradient_blocks(u0, u1, u2, m0, m1, m2, d0, d1, d2, tail + 1, bins, lengths)
-        _gradient_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, tail + 1, vx, False, bins, lengths)
+        gradient_blocks(u0, u1, u2, m0, m1, m2, d0, d1, d2, tail + 1, vx, bins, lengths)
         yp = (y + 0.5) / 8 - 0.5
         iy = int(math.floor(yp))
         fy = yp - iy
