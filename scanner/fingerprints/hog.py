@@ -48,12 +48,14 @@ gradient and orientation pass per row, then the bilinear votes summed per band o
 filters: 10 taps unrolled per component, rows padded to 16 floats), and every working array
 (levels, histograms, planes) is per-thread scratch reused from level to level and image to image
 (fresh arrays of a few MB cost page faults measured at a third of the FHOG time). On a CPU with
-AVX-512 (AVX512 below; FACETRACE_HOG_AVX512=0 turns it off) two passes are written as explicit
-16-lane LLVM vector code (numba intrinsics): the resizes, whose column gathers were most of the
-pyramid's time, take each block of 16 columns' neighbours from two contiguous loads and a permute
-(vpermi2ps) and compute straight from the two source rows (LFW's pyramid 2.5 -> 0.85 ms), and
-the gradient and orientation pass runs 16 pixels at a time (about 20% less); both give the
-portable kernels' values bit for bit (tested), so the rectangles do not depend on the CPU.
+AVX-512 or AVX2 (AVX512, AVX2 below; FACETRACE_HOG_PORTABLE=1 turns both off) two passes are
+explicit LLVM vector code (numba intrinsics): the resizes, whose column gathers were most of the
+pyramid's time, take each block of 16 (AVX2: 8) columns' neighbours from two contiguous loads and
+permutes (vpermi2ps; AVX2: vpermps and a blend) and compute straight from the two source rows
+(LFW's pyramid 2.5 -> 0.8 ms with AVX-512, 1.0 ms with the AVX2 kernel on the same CPU), and the
+gradient and orientation pass runs 16 pixels at a time (plain vectors: about 20% less with AVX-512,
+11% less compiled for an AVX2 CPU); both give the portable kernels' values bit for bit (tested),
+so the rectangles do not depend on the CPU.
 numba compiles the kernels once into its cache (`make setup` does it: hog.warm(); cache_dir()
 says where; the cache is per CPU model and features); loading them costs about 1 s per process.
 
@@ -352,10 +354,11 @@ def resize_planar(src: np.ndarray, out_nr: int, out_nc: int, out: np.ndarray | N
     if out is None:
         out = np.empty((3, out_nr, out_nc), f32)
     plan = _resize_plan(src.shape[1], src.shape[2], out_nr, out_nc)
-    blocks = _block_plan(src.shape[1], src.shape[2], out_nr, out_nc) if AVX512 else None
-    if blocks is not None:
-        _resize_kernel_avx512(src, out, *blocks, *plan)
-        return out
+    if AVX512 or AVX2:
+        blocks = _block_plan(src.shape[1], src.shape[2], out_nr, out_nc, 16 if AVX512 else 8)
+        if blocks is not None:
+            (_resize_kernel_avx512 if AVX512 else _resize_kernel_avx2)(src, out, *blocks, *plan)
+            return out
     n = plan[0].shape[0]
     gl = _SCRATCH.array("resize_left", (src.shape[1], n), f32)
     gr = _SCRATCH.array("resize_right", (src.shape[1], n), f32)
@@ -363,15 +366,16 @@ def resize_planar(src: np.ndarray, out_nr: int, out_nc: int, out: np.ndarray | N
     return out
 
 
-# dlib::resize_image again, for CPUs with AVX-512: each block of 16 output columns gets its 16 left
-# and 16 right neighbours from one row with two 16-float loads and a two-register permute
-# (vpermi2ps), instead of 32 gathered loads; then the same float32 arithmetic as _resize_kernel's,
-# 16 lanes at a time, straight from the two source rows (no gathered copy of every row: about a
-# third of the time of the kernel above on LFW's pyramids). The same values bit for bit (tested).
+# dlib::resize_image again, for CPUs with AVX-512 or AVX2: each block of 16 (8) output columns
+# gets its left and right neighbours from one row with two contiguous loads and permutes (AVX-512:
+# one two-register vpermi2ps each; AVX2: two vpermps and a blend), instead of 32 (16) gathered
+# loads; then the same float32 arithmetic as _resize_kernel's, a block at a time, straight from the
+# two source rows (no gathered copy of every row: about a third of the time of the kernel above
+# on LFW's pyramids with AVX-512). The same values bit for bit (tested).
 
-def _host_has_avx512() -> bool:
-    """Whether numba compiles for a CPU with AVX-512F: its configured features ($NUMBA_CPU_FEATURES),
-    else the host's (none when $NUMBA_CPU_NAME names another CPU without features)."""
+def _host_features() -> set[str]:
+    """The CPU features numba compiles for: its configured ones ($NUMBA_CPU_FEATURES), else the
+    host's (none when $NUMBA_CPU_NAME names another CPU without features)."""
     from numba.core import config
 
     if config.CPU_FEATURES is not None:
@@ -382,113 +386,147 @@ def _host_has_avx512() -> bool:
         features = llvm.get_host_cpu_features().flatten()
     else:
         features = ""
-    return "+avx512f" in features.split(",")
+    return {f[1:] for f in features.split(",") if f.startswith("+")}
 
 
-AVX512 = os.environ.get("FACETRACE_HOG_AVX512", "1") != "0" and _host_has_avx512()
+_VECTOR_CODE = os.environ.get("FACETRACE_HOG_PORTABLE", "") in ("", "0")
+AVX512 = _VECTOR_CODE and "avx512f" in _host_features()
+AVX2 = _VECTOR_CODE and not AVX512 and "avx2" in _host_features()
 
 
 @lru_cache(maxsize=256)
-def _block_plan(in_nr: int, in_nc: int, out_nr: int, out_nc: int):
-    """For _resize_kernel_avx512: per block of 16 output columns of the SIMD part, the first of the
-    32 source columns it loads (at most in_nc - 32, so that loads stay inside the row) and its 16
-    left neighbours' offsets from there (the right ones are +1); None when a block's neighbours
-    span more than 32 columns (shrinking by more than about 2x) or a row is under 32 columns."""
+def _block_plan(in_nr: int, in_nc: int, out_nr: int, out_nc: int, lanes: int):
+    """For the block kernels: per block of `lanes` output columns of the SIMD part (the last block
+    ends at its last column, overlapping the one before when the count is not a multiple), its
+    first column, the first of the 2 x lanes source columns it loads (at most in_nc - 2 x lanes,
+    so that loads stay inside the row) and its left neighbours' offsets from there (the right
+    ones are +1); None when a block's neighbours span more than 2 x lanes columns (shrinking by
+    more than about 2x) or a row is shorter than that."""
     cols = _resize_plan(in_nr, in_nc, out_nr, out_nc)[0]
-    count = cols.shape[0] // 16 if in_nc >= 32 else 0
-    starts = np.empty(count, np.intp)
-    offsets = np.empty(count * 16, np.int32)
-    for k in range(count):
-        block = cols[16 * k:16 * k + 16]
-        start = min(int(block[0]), in_nc - 32)
-        if block[-1] + 1 - start > 31:
+    n, width = cols.shape[0], 2 * lanes
+    if in_nc < width or n < lanes:
+        return None
+    firsts = list(range(0, n - lanes + 1, lanes))
+    if n % lanes:
+        firsts.append(n - lanes)
+    starts = np.empty(len(firsts), np.intp)
+    offsets = np.empty(len(firsts) * lanes, np.int32)
+    for k, first in enumerate(firsts):
+        block = cols[first:first + lanes]
+        start = min(int(block[0]), in_nc - width)
+        if block[-1] + 1 - start > width - 1:
             return None
         starts[k] = start
-        offsets[16 * k:16 * k + 16] = block - start
-    return starts, offsets
+        offsets[lanes * k:lanes * k + lanes] = block - start
+    return np.array(firsts, np.intp), starts, offsets
 
 
-@intrinsic
-def _bilinear16(typingctx, row_t, row_b, start, offsets, k, ilr, lr, p, q, out):  # pragma: no cover
-    """Output columns 16k..16k+15 of one row of one channel: row_t, row_b: the top and bottom
-    source rows; offsets[16k:16k+16]: the left neighbours' columns from `start`; ilr, lr: the
-    columns' float32 weights 1 - lr and lr; p, q: the row's (1 - tb) and tb. The arithmetic is
-    _resize_kernel's: ((tl*(p*ilr) + tr*(p*lr)) + bl*(q*ilr)) + br*(q*lr) in float32 without fused
-    multiply-adds, truncated."""
-    sig = types.void(row_t, row_b, start, offsets, k, ilr, lr, p, q, out)
+def _bilinear_codegen(lanes: int):  # pragma: no cover
+    """The LLVM code of one block of `lanes` output columns of one row of one channel; the
+    intrinsics' arguments: row_t, row_b (the top and bottom source rows), start (the block's first
+    source column loaded), offsets and k (offsets[lanes*k:lanes*k+lanes]: the left neighbours'
+    columns from start), col (the block's first output column), ilr, lr (the columns' float32
+    weights 1 - lr and lr), p, q (the row's 1 - tb and tb), out (the output row). The arithmetic is
+    _resize_kernel's: ((tl*(p*ilr) + tr*(p*lr)) + bl*(q*ilr)) + br*(q*lr) in float32 without
+    fused multiply-adds, truncated."""
 
     def codegen(context, builder, signature, args):
-        rt, rb, first, offs, blk, w_l, w_r, pp, qq, dst = args
+        rt, rb, first, offs, blk, col, w_l, w_r, pp, qq, dst = args
         kinds = signature.args
-        f16 = ir.VectorType(ir.FloatType(), 16)
-        i16 = ir.VectorType(ir.IntType(32), 16)
+        fv = ir.VectorType(ir.FloatType(), lanes)
+        iv = ir.VectorType(ir.IntType(32), lanes)
 
         def data(i, value):
             return context.make_array(kinds[i])(context, builder, value).data
 
-        def load16(pointer, index, kind):
+        def load(pointer, index, kind):
             return builder.load(builder.bitcast(builder.gep(pointer, [index]), kind.as_pointer()), align=4)
 
         def splat(x):
-            v = builder.insert_element(ir.Constant(f16, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
-            return builder.shuffle_vector(v, ir.Constant(f16, ir.Undefined), ir.Constant(i16, [0] * 16))
+            v = builder.insert_element(ir.Constant(fv, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+            return builder.shuffle_vector(v, ir.Constant(fv, ir.Undefined), ir.Constant(iv, [0] * lanes))
 
-        permute = builder.module.declare_intrinsic("llvm.x86.avx512.vpermi2var.ps.512",
-                                                   fnty=ir.FunctionType(f16, [f16, i16, f16]))
-        col = builder.mul(blk, ir.Constant(blk.type, 16))
-        left = load16(data(3, offs), col, i16)
-        right = builder.add(left, ir.Constant(i16, [1] * 16))
+        if lanes == 16:
+            vpermi2 = builder.module.declare_intrinsic("llvm.x86.avx512.vpermi2var.ps.512",
+                                                       fnty=ir.FunctionType(fv, [fv, iv, fv]))
+
+            def pick(lo, hi, index):
+                return builder.call(vpermi2, [lo, index, hi])
+        else:
+            vperm = builder.module.declare_intrinsic("llvm.x86.avx2.permps", fnty=ir.FunctionType(fv, [fv, iv]))
+            eight = ir.Constant(iv, [8] * lanes)
+
+            def pick(lo, hi, index):  # vpermps uses an index's low 3 bits: 0-7 from lo, 8-15 from hi
+                high = builder.icmp_signed(">=", index, eight)
+                return builder.select(high, builder.call(vperm, [hi, index]), builder.call(vperm, [lo, index]))
+
+        left = load(data(3, offs), builder.mul(blk, ir.Constant(blk.type, lanes)), iv)
+        right = builder.add(left, ir.Constant(iv, [1] * lanes))
 
         def neighbours(i, row):
-            at = builder.bitcast(builder.gep(data(i, row), [first]), f16.as_pointer())
+            at = builder.bitcast(builder.gep(data(i, row), [first]), fv.as_pointer())
             lo = builder.load(at, align=4)
             hi = builder.load(builder.gep(at, [ir.Constant(ir.IntType(64), 1)]), align=4)
-            return builder.call(permute, [lo, left, hi]), builder.call(permute, [lo, right, hi])
+            return pick(lo, hi, left), pick(lo, hi, right)
 
         tl, tr = neighbours(0, rt)
         bl, br = neighbours(1, rb)
-        wl, wr = load16(data(5, w_l), col, f16), load16(data(6, w_r), col, f16)
+        wl, wr = load(data(6, w_l), col, fv), load(data(7, w_r), col, fv)
         pv, qv = splat(pp), splat(qq)
         v = builder.fadd(builder.fmul(tl, builder.fmul(pv, wl)), builder.fmul(tr, builder.fmul(pv, wr)))
         v = builder.fadd(v, builder.fmul(bl, builder.fmul(qv, wl)))
         v = builder.fadd(v, builder.fmul(br, builder.fmul(qv, wr)))
-        v = builder.sitofp(builder.fptosi(v, i16), f16)
-        builder.store(v, builder.bitcast(builder.gep(data(9, dst), [col]), f16.as_pointer()), align=4)
+        v = builder.sitofp(builder.fptosi(v, iv), fv)
+        builder.store(v, builder.bitcast(builder.gep(data(10, dst), [col]), fv.as_pointer()), align=4)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def _bilinear16(typingctx, row_t, row_b, start, offsets, k, col, ilr, lr, p, q, out):  # pragma: no cover
+    """16 output columns from AVX-512 permutes (_bilinear_codegen)."""
+    return types.void(row_t, row_b, start, offsets, k, col, ilr, lr, p, q, out), _bilinear_codegen(16)
+
+
+@intrinsic
+def _bilinear8(typingctx, row_t, row_b, start, offsets, k, col, ilr, lr, p, q, out):  # pragma: no cover
+    """8 output columns from AVX2 permutes (_bilinear_codegen)."""
+    return types.void(row_t, row_b, start, offsets, k, col, ilr, lr, p, q, out), _bilinear_codegen(8)
+
+
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _tail_columns(above, below, o, tb, tail_cols, tail_lr):  # pragma: no cover
+    """The scalar loop's last columns of one output row, in double."""
+    for k in range(tail_cols.shape[0]):
+        lo = tail_cols[k, 1]
+        hi = tail_cols[k, 2]
+        w = tail_lr[k]
+        up = (1 - w) * np.float64(above[lo]) + w * np.float64(above[hi])
+        down = (1 - w) * np.float64(below[lo]) + w * np.float64(below[hi])
+        o[tail_cols[k, 0]] = np.float32(np.int32((1 - tb) * up + tb * down))
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _resize_kernel_avx512(src, out, starts, offsets, cols_l, top, bottom, itbf, tbf, lr, ilr, tb, tail_cols,
+def _resize_kernel_avx512(src, out, firsts, starts, offsets, cols_l, top, bottom, itbf, tbf, lr, ilr, tb, tail_cols,
                           tail_lr):  # pragma: no cover
-    n = cols_l.shape[0]
-    blocks = starts.shape[0]
     for ch in range(3):
         for r in range(out.shape[1]):
-            t = top[r]
-            bo = bottom[r]
-            p = itbf[r]
-            q = tbf[r]
-            above = src[ch, t]
-            below = src[ch, bo]
-            o = out[ch, r]
-            for k in range(blocks):
-                _bilinear16(above, below, starts[k], offsets, k, ilr, lr, p, q, o)
-            for c in range(16 * blocks, n):  # the SIMD part's last columns, one at a time
-                j = cols_l[c]
-                v = above[j] * (p * ilr[c]) + above[j + 1] * (p * lr[c])
-                v = v + below[j] * (q * ilr[c])
-                v = v + below[j + 1] * (q * lr[c])
-                o[c] = np.float32(np.int32(v))
-            tbd = tb[r]
-            for k in range(tail_cols.shape[0]):  # the scalar loop's last columns, in double
-                lo = tail_cols[k, 1]
-                hi = tail_cols[k, 2]
-                w = tail_lr[k]
-                up = (1 - w) * np.float64(above[lo]) + w * np.float64(above[hi])
-                down = (1 - w) * np.float64(below[lo]) + w * np.float64(below[hi])
-                o[tail_cols[k, 0]] = np.float32(np.int32((1 - tbd) * up + tbd * down))
+            above, below, o = src[ch, top[r]], src[ch, bottom[r]], out[ch, r]
+            for k in range(starts.shape[0]):
+                _bilinear16(above, below, starts[k], offsets, k, firsts[k], ilr, lr, itbf[r], tbf[r], o)
+            _tail_columns(above, below, o, tb[r], tail_cols, tail_lr)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _resize_kernel_avx2(src, out, firsts, starts, offsets, cols_l, top, bottom, itbf, tbf, lr, ilr, tb, tail_cols,
+                        tail_lr):  # pragma: no cover
+    for ch in range(3):
+        for r in range(out.shape[1]):
+            above, below, o = src[ch, top[r]], src[ch, bottom[r]], out[ch, r]
+            for k in range(starts.shape[0]):
+                _bilinear8(above, below, starts[k], offsets, k, firsts[k], ilr, lr, itbf[r], tbf[r], o)
+            _tail_columns(above, below, o, tb[r], tail_cols, tail_lr)
 
 
 def pyramid_up_size(nr: int, nc: int) -> tuple[int, int]:
@@ -562,7 +600,7 @@ def _gradient_blocks(u0, u1, u2, m0, m1, m2, d0, d1, d2, end, vx, bins, lengths)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _gradient_blocks_avx512(u0, u1, u2, m0, m1, m2, d0, d1, d2, end, vx, bins, lengths):  # pragma: no cover
+def _gradient_blocks_vector(u0, u1, u2, m0, m1, m2, d0, d1, d2, end, vx, bins, lengths):  # pragma: no cover
     """The same pixels as _gradient_blocks, 16 at a time. The scalar loop's last pixels come first,
     as the 16 ending at vx - 1 with the earlier channel's tie rule (the ones before `end` among them
     are then overwritten by the blocks of the later-channel part, which ends with the 16 pixels
@@ -664,9 +702,10 @@ def _histogram(level, vy, vx, tail, ixs, fxs, hist, energy):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _histogram_avx512(level, vy, vx, tail, ixs, fxs, hist, energy):  # pragma: no cover
-    """_histogram_of with the gradient pass 16 pixels at a time (AVX-512)."""
-    _histogram_of(level, vy, vx, tail, ixs, fxs, hist, energy, _gradient_blocks_avx512)
+def _histogram_vector(level, vy, vx, tail, ixs, fxs, hist, energy):  # pragma: no cover
+    """_histogram_of with the gradient pass 16 pixels at a time (plain LLVM vectors: one register
+    with AVX-512, two with AVX2)."""
+    _histogram_of(level, vy, vx, tail, ixs, fxs, hist, energy, _gradient_blocks_vector)
 
 
 @njit(cache=True, nogil=True, boundscheck=False, inline="always")
@@ -862,7 +901,7 @@ class Features:
         self.rows, self.cols = p["hnr"] + fh - 1, p["hnc"] + fw - 1
         self.hist = _SCRATCH.array("fhog_hist", (p["cnr"] + 2, (p["cnc"] + 2) * 18), np.float64)
         self.energy = _SCRATCH.array("fhog_energy", (p["cnr"], p["cnc"]), np.float64)
-        (_histogram_avx512 if AVX512 else _histogram)(level, p["vy"], p["vx"], p["tail"], p["ixs"], p["fxs"],
+        (_histogram_vector if AVX512 or AVX2 else _histogram)(level, p["vy"], p["vx"], p["tail"], p["ixs"], p["fxs"],
                                                        self.hist, self.energy)
         self.planes32 = _SCRATCH.array("fhog_planes", (NUM_PLANES, self.rows, _filter_widths(self.hnc)[0]), f32)
         _feature_planes(self.hist, self.energy, self.hnr, self.hnc, self.oy, self.ox, self.planes32)

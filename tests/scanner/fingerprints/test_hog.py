@@ -83,23 +83,30 @@ def test_resize_is_dlibs_bit_for_bit():
 
 
 def test_portable_kernels_give_dlibs_rectangles(detector, monkeypatch):
-    """The kernels a CPU without AVX-512 runs (or FACETRACE_HOG_AVX512=0) find the same faces."""
+    """The kernels a CPU without AVX-512 or AVX2 runs (or FACETRACE_HOG_PORTABLE=1) find the same faces."""
     monkeypatch.setattr(hog, "AVX512", False)
+    monkeypatch.setattr(hog, "AVX2", False)
     for photo in _sample()[:3] + _sample()[-4:-2]:
         pixels = _pixels(photo)
         assert hog.detect(pixels, 1) == [(r.left(), r.top(), r.right(), r.bottom()) for r in detector(pixels, 1)]
 
 
-def test_avx512_resize_equals_the_portable_kernel():
-    """On a CPU with AVX-512 the pyramid's resizes run in 16-column blocks (permuted loads): the
-    same values bit for bit as the portable kernel (which test_resize_is_dlibs_bit_for_bit checks
-    against dlib), on the scan's sizes, odd widths, rows under 32 columns, and random enlargements
-    and reductions (reductions past 2x fall back to the portable kernel by design)."""
-    if not hog.AVX512:
-        pytest.skip("this CPU (or $NUMBA_CPU_NAME/$NUMBA_CPU_FEATURES) has no AVX-512: the portable kernel runs")
+@pytest.mark.parametrize("kernel", ["avx512", "avx2"])
+def test_vector_resizes_equal_the_portable_kernel(kernel, monkeypatch):
+    """On a CPU with AVX-512 (AVX2) the pyramid's resizes run in blocks of 16 (8) columns from
+    permuted loads: the same values bit for bit as the portable kernel (which
+    test_resize_is_dlibs_bit_for_bit checks against dlib), on the scan's sizes, odd widths, rows
+    near the block width, and random enlargements and reductions (reductions past 2x fall back to
+    the portable kernel by design). The AVX2 kernel runs on AVX-512 CPUs too (a subset)."""
+    feature = {"avx512": "avx512f", "avx2": "avx2"}[kernel]
+    if feature not in hog._host_features():
+        pytest.skip(f"this CPU (or $NUMBA_CPU_NAME/$NUMBA_CPU_FEATURES) has no {feature}")
+    monkeypatch.setattr(hog, "AVX512", kernel == "avx512")
+    monkeypatch.setattr(hog, "AVX2", kernel == "avx2")
+    lanes = 16 if kernel == "avx512" else 8
     rng = np.random.default_rng(7)
     sizes = [(250, 250, 501, 502), (501, 502, 417, 418), (417, 418, 347, 348), (40, 33, 81, 68), (31, 31, 63, 64),
-             (33, 32, 27, 26), (120, 200, 50, 90), (1000, 1200, 833, 1000)]
+             (33, 32, 27, 26), (120, 200, 50, 90), (1000, 1200, 833, 1000), (20, 17, 24, 20), (16, 16, 33, 34)]
     sizes += [(int(a), int(b), max(1, int(a * f)), max(1, int(b * f)))
               for a, b, f in zip(rng.integers(20, 600, 60), rng.integers(20, 600, 60), rng.uniform(0.45, 2.2, 60))]
     blocked = 0
@@ -110,17 +117,18 @@ def test_avx512_resize_equals_the_portable_kernel():
         left = np.empty((rows, plan[0].shape[0]), np.float32)
         hog._resize_kernel(src, want, left, left.copy(), *plan)
         assert np.array_equal(hog.resize_planar(src, out_rows, out_cols), want), (rows, cols, out_rows, out_cols)
-        blocked += hog._block_plan(rows, cols, out_rows, out_cols) is not None
+        blocked += hog._block_plan(rows, cols, out_rows, out_cols, lanes) is not None
     assert blocked >= 50  # the block kernel, not the fallback, made most of them
 
 
-def test_avx512_histogram_equals_the_portable_kernel():
-    """The FHOG histogram with the gradient pass 16 pixels at a time (AVX-512) is the portable
+def test_vector_histogram_equals_the_portable_kernel():
+    """The FHOG histogram with the gradient pass 16 pixels at a time (AVX-512 or AVX2) is the portable
     kernel's, bit for bit: on a real photo's pyramid, and on low-contrast noise where gradients tie
     between channels and orientations (the tie rules are where a vector version could differ), in
     rows of every length class (the 16-pixel blocks overlap at a row's end; short rows fall back)."""
-    if not hog.AVX512:
-        pytest.skip("this CPU (or $NUMBA_CPU_NAME/$NUMBA_CPU_FEATURES) has no AVX-512: the portable kernel runs")
+    if not (hog.AVX512 or hog.AVX2):
+        pytest.skip("this CPU (or $NUMBA_CPU_NAME/$NUMBA_CPU_FEATURES) has neither AVX-512 nor AVX2: "
+                    "the portable kernel runs")
     rng = np.random.default_rng(11)
     pixels = _pixels(_sample()[1])
     level = np.empty((3,) + pixels.shape[:2], np.float32)
@@ -128,15 +136,17 @@ def test_avx512_histogram_equals_the_portable_kernel():
     levels = [hog.resize_planar(level, *hog.pyramid_up_size(*level.shape[1:]))]
     while min(levels[-1].shape[1:]) > 60:
         levels.append(hog.resize_planar(levels[-1], 5 * levels[-1].shape[1] // 6, 5 * levels[-1].shape[2] // 6))
-    levels += [rng.integers(0, 3, (3, 50, 203)).astype(np.float32), rng.integers(0, 256, (3, 70, 97)).astype(np.float32),
+    levels += [rng.integers(0, 3, (3, 50, 203)).astype(np.float32),
+               rng.integers(0, 256, (3, 70, 97)).astype(np.float32),
                rng.integers(0, 2, (3, 33, 40)).astype(np.float32)]
-    levels += [rng.integers(0, 3, (3, 24, w)).astype(np.float32) for w in (16, 20, 23, 25, 31, 33, 47)]  # short rows
+    # short rows
+    levels += [rng.integers(0, 3, (3, 24, w)).astype(np.float32) for w in (16, 20, 23, 25, 31, 33, 47)]
     for level in levels:
         p = hog._fhog_plan(level.shape[1], level.shape[2])
         if p is None:  # too small to have features
             continue
         got = []
-        for kernel in (hog._histogram, hog._histogram_avx512):
+        for kernel in (hog._histogram, hog._histogram_vector):
             hist, energy = np.empty((p["cnr"] + 2, (p["cnc"] + 2) * 18)), np.empty((p["cnr"], p["cnc"]))
             kernel(level, p["vy"], p["vx"], p["tail"], p["ixs"], p["fxs"], hist, energy)
             got.append((hist, energy))
