@@ -337,14 +337,7 @@ def _resize_kernel(src, out, gl, gr, cols_l, top, bottom, itbf, tbf, lr, ilr, tb
                 v = v + lb[c] * (q * ilr[c])
                 v = v + rb[c] * (q * lr[c])
                 o[c] = np.float32(np.int32(v))
-            tbd = tb[r]
-            for k in range(tail_cols.shape[0]):  # the scalar loop's last columns, in double
-                lo = tail_cols[k, 1]
-                hi = tail_cols[k, 2]
-                w = tail_lr[k]
-                up = (1 - w) * np.float64(src[ch, t, lo]) + w * np.float64(src[ch, t, hi])
-                down = (1 - w) * np.float64(src[ch, bo, lo]) + w * np.float64(src[ch, bo, hi])
-                o[tail_cols[k, 0]] = np.float32(np.int32((1 - tbd) * up + tbd * down))
+            _tail_columns(src[ch, t], src[ch, bo], o, tb[r], tail_cols, tail_lr)
 
 
 def resize_planar(src: np.ndarray, out_nr: int, out_nc: int, out: np.ndarray | None = None) -> np.ndarray:
