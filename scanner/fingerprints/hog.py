@@ -23,9 +23,8 @@ image_transforms/{fhog,image_pyramid,interpolation,spatial_filtering}.h):
   largest gradient, with dlib's tie rules (the 8-pixel SIMD blocks prefer the later channel, the
   scalar last columns the earlier one), its length a float32 square root, orientation snapped to
   dlib's 9 float32 unit vectors with dlib's float32 products and strict comparisons (18 signed
-  bins), bilinear votes into
-  cells, block energies, truncation at 0.2 (as min(h, 0.2*sqrt(e))*0.1/(0.2*sqrt(e))), the 4
-  texture features. Only the order of float additions differs (votes are summed in float64).
+  bins), bilinear votes into cells, block energies, truncation at 0.2 (as
+  min(h, 0.2*sqrt(e))*0.1/(0.2*sqrt(e))), the 4 texture features. Only the order of float additions differs (votes are summed in float64).
 - the 5 filters from the detector dlib itself serialises (`__getstate__`, parsed here; never a
   shipped copy): dlib applies each as separable rank-1 filters from its own SVD of the 10x10
   weights (singular values under max(1e-4, 0.1% of the largest) dropped). Here the same 305
@@ -382,9 +381,9 @@ def _host_features() -> set[str]:
     return {f[1:] for f in features.split(",") if f.startswith("+")}
 
 
-_VECTOR_CODE = os.environ.get("FACETRACE_HOG_PORTABLE", "") in ("", "0")
-AVX512 = _VECTOR_CODE and "avx512f" in _host_features()
-AVX2 = _VECTOR_CODE and not AVX512 and "avx2" in _host_features()
+_FEATURES = _host_features() if os.environ.get("FACETRACE_HOG_PORTABLE", "") in ("", "0") else set()
+AVX512 = "avx512f" in _FEATURES
+AVX2 = not AVX512 and "avx2" in _FEATURES
 
 
 @lru_cache(maxsize=256)
