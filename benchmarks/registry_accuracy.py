@@ -1,21 +1,32 @@
-"""Registry matching accuracy on LFW, following issue 3's protocol, with the real code paths.
+"""Registry matching accuracy per population, with the real code paths (enroll, scan, match).
 
-1. 40 of the 279 `lfw_deepfunneled` people are held out (seeded draw, fixed before measuring).
-2. The other 239 enroll their 3 first photos (sorted) through `scanner.registry.enroll`.
-3. Dump A: their remaining photos, one folder per person (matching never sees folder names),
-   scanned and matched like any dump.
-4. Dump B: strangers, the 100 `lfw_singletons` and the 40 held-out people, scanned as one dump.
-5. Registry growth: every face of fr_examples, multiface and misc_people enrolled as an extra
-   one-photo subject, and dump B matched again.
-Prints: the share of enrolled people with a confident same-person finding, the share of stranger
-photos with a same-person finding above "possible", held-out people with a confident group, per-face
-curves, and an extrapolation of the per-face false rate to larger registries.
+The protocol (issue 18), run on each population separately:
+1. Enrolled people: every identity with 5 or more photos enrolls 3 photos (sorted by name) through
+   `scanner.registry.enroll`; a refused photo (a second face, no face, too far from the others) is
+   replaced by the person's next one, keeping at least 2 for the dump.
+2. Strangers: every identity with fewer photos (the single-photo people, and people with 2 to 4
+   photos whose photos can form a stranger's group). For LFW, as before, also 40 people held out
+   of lfw_deepfunneled (seeded draw) and the 100 lfw_singletons.
+3. One dump, scanned once and matched like any dump: the enrolled people's other photos and every
+   stranger photo, one folder per identity (matching never sees folder names), as a kit is.
+Printed per collection: enrolled people found (`confident`, correct subject), genuine photos given
+a band above `possible` for another enrolled person, stranger photos with a `probable` or
+`confident` finding, stranger identities with 2+ photos confirmed (`confident`), and every
+wrong finding. Then the per-subject false-match rate of the normalised margin on every (face,
+subject) pair of different people, with one-sided 95% upper bounds, and what it implies at
+10k, 100k and 1M enrolled people.
 
-Usage: python benchmarks/registry_accuracy.py   (about 6 minutes on 2 cores)
+Populations: `lfw` (lfw_deepfunneled + lfw_singletons), `east_asian` (../shared/facedata/east_asian:
+asian_faces_nz, asianfaces_tfp, jaffe, nuaa_clientraw; see its SOURCES.md).
+
+Usage: python benchmarks/registry_accuracy.py [--population lfw|east_asian|both] [--policy v1|v2]
+(`--policy v1` decides with the previous policy's absolute thresholds only, for comparison;
+about 4 minutes for both populations on 2 cores)
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import os
 import random
@@ -25,187 +36,238 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 FACEDATA = Path(os.environ.get("FACETRACE_FACEDATA", REPO.parent / "shared" / "facedata"))
 HELD_OUT_SEED = 2026
+MIN_PHOTOS = 5  # 3 to enroll, 2 or more in the dump
+EAST_ASIAN = ("asian_faces_nz", "asianfaces_tfp", "jaffe", "nuaa_clientraw")
+MARGINS = (0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.16, 0.18, 0.20)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 
 
-def main() -> None:
-    import numpy as np
+def identities(population: str) -> dict[tuple[str, str], list[Path]]:
+    """{(collection, identity): sorted photos} of a population."""
+    out: dict[tuple[str, str], list[Path]] = {}
+    if population == "lfw":
+        for coll in ("lfw_deepfunneled", "lfw_singletons"):
+            for person in sorted(p for p in (FACEDATA / coll).iterdir() if p.is_dir()):
+                out[(coll, person.name)] = sorted(person.iterdir())
+    else:
+        for coll in EAST_ASIAN:
+            for person in sorted(p for p in (FACEDATA / "east_asian" / coll).iterdir() if p.is_dir()):
+                out[(coll, person.name)] = sorted(p for p in person.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return out
 
-    from scanner.consent import ConsentInput
+
+def use_policy_v1():
+    """Decide as facetrace-policy-2026-11-v1 did: absolute thresholds, no normalisation."""
     from scanner.matching import policy
-    from scanner.matching.matcher import _face_hits, match_items, scan_members_for_matching
+
+    policy.FaceHit.stands_out = lambda self, margin: True
+    policy.LINK_MARGIN = -10.0
+
+
+def run(population: str, tmp: Path) -> dict:
+    from scanner.consent import ConsentInput
+    from scanner.matching.matcher import match_items, scan_members_for_matching
     from scanner.models import ScanOptions
     from scanner.pipeline import open_store, scan
     from scanner.registry import EnrollmentRefused, enroll, open_registry
 
+    ids = identities(population)
+    held: set = set()
+    if population == "lfw":
+        deep = sorted(k for k in ids if k[0] == "lfw_deepfunneled")
+        held = set(random.Random(HELD_OUT_SEED).sample(deep, 40))
+    store, root = open_store(str(tmp / f"ws-{population}"))
+    reg = open_registry(store, root)
+    subject_of, enrolled_photos, refused, replaced = {}, {}, [], 0
+    for key, photos in ids.items():
+        if len(photos) < MIN_PHOTOS or key in held:
+            continue
+        chosen, spare = photos[:3], photos[3:]
+        while True:
+            try:
+                res = enroll(reg, [(p.name, p.read_bytes()) for p in chosen], ConsentInput(), label="/".join(key))
+                subject_of[res.subject_id] = key
+                enrolled_photos[key] = set(chosen)
+                break
+            except EnrollmentRefused as exc:
+                bad = next((p for p in chosen if str(exc).startswith(p.name)), None)
+                if bad is None or len(spare) <= 2:
+                    refused.append(("/".join(key), str(exc)[:80]))
+                    break
+                chosen = [p for p in chosen if p != bad] + [spare.pop(0)]
+                replaced += 1
+    dump = tmp / f"dump-{population}"
+    truth = {}
+    for k, (key, photos) in enumerate(ids.items()):
+        if key in enrolled_photos:
+            rest = [p for p in photos if p not in enrolled_photos[key]]
+        elif len(photos) >= MIN_PHOTOS and key not in held:
+            continue  # refused at enrollment: neither enrolled nor a stranger
+        else:
+            rest = photos
+        folder = dump / f"id{k:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, p in enumerate(rest):
+            name = f"{i:02d}{p.suffix.lower()}"
+            shutil.copy(p, folder / name)
+            truth[f"id{k:04d}/{name}"] = key
+    summary = scan([str(dump)], store, ScanOptions(), workspace=root)
+    members = scan_members_for_matching(store, summary.scan_id)
+    findings = match_items(reg, members, summary.scan_id)
+    key_of_path = {m["logical_path"]: truth["/".join(Path(m["logical_path"]).parts[-2:])] for m in members}
+    faces_of_path = {m["logical_path"]: len(m["faces"]) for m in members}
+    enrolled = set(enrolled_photos)
+    n_photos = collections.Counter(key_of_path.values())
+    stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    found: dict[str, set] = collections.defaultdict(set)
+    stranger_groups: dict[str, set] = collections.defaultdict(set)
+    wrong = []
+    for path, key in key_of_path.items():
+        stats[key[0]]["genuine photos" if key in enrolled else "stranger photos"] += 1
+    flagged_strangers: dict[str, set] = collections.defaultdict(set)
+    wrong_genuine: dict[str, set] = collections.defaultdict(set)
+    for f in findings:
+        key = key_of_path[f["logical_path"]]
+        coll = key[0]
+        right = subject_of[f["subject_id"]] == key
+        if f["kind"] == "same_person" and f["band"] == "confident" and right:
+            found[coll].add(key)
+        if f["band"] in ("probable", "confident") and not right:
+            if key in enrolled:
+                wrong_genuine[coll].add(f["logical_path"])
+            else:
+                flagged_strangers[coll].add(f["logical_path"])
+                if f["band"] == "confident" and n_photos[key] >= 2:
+                    stranger_groups[coll].add(key)
+            wrong.append((f, key))
+    out = {}
+    for coll in sorted(stats):
+        people = {k for k in enrolled if k[0] == coll and n_photos[k] > 0}
+        strangers_multi = {k for k in n_photos if k[0] == coll and k not in enrolled and n_photos[k] >= 2}
+        out[coll] = {"enrolled": len(people), "found": len(found[coll]),
+                     "genuine_photos": stats[coll]["genuine photos"], "genuine_wrong": len(wrong_genuine[coll]),
+                     "stranger_photos": stats[coll]["stranger photos"], "stranger_flagged": len(flagged_strangers[coll]),
+                     "stranger_ids_multi": len(strangers_multi), "stranger_groups": len(stranger_groups[coll])}
+    print(f"\n== {population}: {len(subject_of)} people enrolled ({replaced} photos replaced, {len(refused)} refused); "
+          f"one dump of {len(members)} photos ({sum(faces_of_path.values())} faces)")
+    print(f"{'collection':<18} {'found':>13} {'genuine->other':>15} {'stranger photos':>16} {'stranger groups':>16}")
+    tot = collections.Counter()
+    for coll, r in out.items():
+        tot.update(r)
+        print(f"{coll:<18} {_frac(r['found'], r['enrolled']):>13} {_frac(r['genuine_wrong'], r['genuine_photos']):>15} "
+              f"{_frac(r['stranger_flagged'], r['stranger_photos']):>16} {_frac(r['stranger_groups'], r['stranger_ids_multi']):>16}")
+    print(f"{'all':<18} {_frac(tot['found'], tot['enrolled']):>13} {_frac(tot['genuine_wrong'], tot['genuine_photos']):>15} "
+          f"{_frac(tot['stranger_flagged'], tot['stranger_photos']):>16} {_frac(tot['stranger_groups'], tot['stranger_ids_multi']):>16}")
+    for f, key in wrong:
+        ev = f["evidence"]
+        norm = ev.get("normalised") or {}
+        print(f"  wrong: {'/'.join(key)} ({faces_of_path[f['logical_path']]} faces) -> {'/'.join(subject_of[f['subject_id']])} "
+              f"{f['kind']} {f['band']} d={ev.get('distance')} margin={norm.get('margin')} group={ev.get('group')}")
+    missed = sorted("/".join(k) for k in enrolled if n_photos[k] > 0 and k not in found[k[0]])
+    print(f"  not found ({len(missed)}): {', '.join(missed[:30])}{' ...' if len(missed) > 30 else ''}")
+    out["_fmr"] = false_match_rates(reg, members, key_of_path, subject_of)
+    return out
+
+
+def _frac(a: int, b: int) -> str:
+    return f"{a}/{b} = {a / b:.1%}" if b else "-"
+
+
+def false_match_rates(reg, members, key_of_path, subject_of) -> dict:
+    """Per-subject false-match rate of the normalised margin, over every (face, subject) pair of
+    different people, computed from the stored templates and the dump's faces exactly as the
+    matcher does (cohort: the registry's other subjects, K nearest)."""
+    from scipy.stats import beta
+
+    from scanner.matching import policy
+
+    ids, vectors, subjects = reg.store.template_vectors(reg.embedder, reg.embedder_version)
+    templates = np.asarray(vectors, dtype=np.float64)
+    subjects = np.asarray(subjects)
+    subs = sorted(set(subjects.tolist()))
+    col = {s: i for i, s in enumerate(subs)}
+    t_col = np.asarray([col[s] for s in subjects])
+    k = policy.COHORT_K
+
+    def per_subject_min(dist):
+        out = np.full((len(dist), len(subs)), np.inf)
+        for j in range(len(subs)):
+            out[:, j] = dist[:, t_col == j].min(axis=1)
+        return out
+
+    tt = per_subject_min(np.linalg.norm(templates[:, None] - templates[None], axis=2))
+    tt[np.arange(len(templates)), t_col] = np.inf
+    t_crowd = np.sort(tt, axis=1)[:, :k].mean(axis=1)
+    faces, owner = [], []
+    key_subject = {key: s for s, key in subject_of.items()}
+    for m in members:
+        for enc in m["faces"]:
+            faces.append(enc)
+            owner.append(col.get(key_subject.get(key_of_path[m["logical_path"]]), -1))
+    faces = np.asarray(faces, dtype=np.float64)
+    owner = np.asarray(owner)
+    margins, dists = [], []
+    for start in range(0, len(faces), 500):
+        d = np.linalg.norm(faces[start:start + 500, None] - templates[None], axis=2)
+        ds = per_subject_min(d)
+        nearest_t = np.stack([np.flatnonzero(t_col == j)[np.argmin(d[:, t_col == j], axis=1)] for j in range(len(subs))], 1)
+        for r in range(len(ds)):
+            row = ds[r].copy()
+            own = owner[start + r]
+            if own >= 0:
+                row[own] = np.inf  # the face's own person is not part of its crowd
+            for j in range(len(subs)):
+                if j == own:
+                    continue
+                others = np.delete(row, j)
+                crowd = np.sort(others)[:k].mean()
+                margins.append(0.5 * (crowd + t_crowd[nearest_t[r, j]]) - ds[r, j])
+                dists.append(ds[r, j])
+    margins, dists = np.asarray(margins), np.asarray(dists)
+    n = len(margins)
+    rows = []
+    for m in MARGINS:
+        events = int(((margins >= m) & (dists <= policy.GROUP_MEMBER_MAX)).sum())
+        rows.append((m, events, float(beta.ppf(0.95, events + 1, n - events))))
+    print(f"  per-subject false-match rate of the normalised margin ({n:,} pairs of different people, distance <= "
+          f"{policy.GROUP_MEMBER_MAX}): margin events upper95 | expected false matches per stranger face at 10k / 100k / 1M")
+    for m, events, up in rows:
+        print(f"    {m:.2f} {events:>6} {up:9.2e} | {min(1, 1e4 * up):.3g} / {min(1, 1e5 * up):.3g} / {min(1, 1e6 * up):.3g}")
+    raw = []
+    for t in (policy.CROWDED_ABS_MAX, 0.4, policy.FACE_PROBABLE_MAX, 0.5, policy.FACE_POSSIBLE_MAX):
+        events = int((dists <= t).sum())
+        raw.append((t, events, float(beta.ppf(0.95, events + 1, n - events))))
+    print("  per-subject false-match rate of the raw distance: threshold events rate upper95")
+    for t, events, up in raw:
+        print(f"    {t:.2f} {events:>6} {events / n:9.2e} {up:9.2e}")
+    return {"pairs": n, "margin": rows, "raw": raw}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--population", choices=("lfw", "east_asian", "both"), default="both")
+    ap.add_argument("--policy", choices=("v1", "v2"), default="v2")
+    args = ap.parse_args()
     warnings.simplefilter("ignore")
-    lfw = FACEDATA / "lfw_deepfunneled"
-    people = sorted(p.name for p in lfw.iterdir() if p.is_dir())
-    held = set(random.Random(HELD_OUT_SEED).sample(people, 40))
-    enrolled_people = [p for p in people if p not in held]
+    if not FACEDATA.is_dir():
+        sys.exit(f"real face photos not found at {FACEDATA} (set FACETRACE_FACEDATA)")
+    if args.policy == "v1":
+        use_policy_v1()
     tmp = Path(tempfile.mkdtemp(prefix="facetrace-acc-"))
     try:
-        store, root = open_store(str(tmp / "ws"))
-        reg = open_registry(store, root)
-        subject_of, refused, enrolled_photos, replaced = {}, [], {}, 0
-        for person in enrolled_people:
-            # like a person asked to give another photo: a refused photo (a second face in the
-            # background, no face) is replaced by their next photo, keeping 2 or more for the dump
-            candidates = sorted((lfw / person).iterdir())
-            chosen, spare = candidates[:3], candidates[3:]
-            while True:
-                try:
-                    res = enroll(reg, [(p.name, p.read_bytes()) for p in chosen], ConsentInput(), label=person)
-                    subject_of[res.subject_id] = person
-                    enrolled_photos[person] = set(chosen)
-                    break
-                except EnrollmentRefused as exc:
-                    bad = next((p for p in chosen if str(exc).startswith(p.name)), None)
-                    if bad is None or len(spare) <= 2:
-                        refused.append((person, str(exc)))
-                        break
-                    chosen = [p for p in chosen if p != bad] + [spare.pop(0)]
-                    replaced += 1
-        print(f"enrolled {len(subject_of)} of {len(enrolled_people)} people; {replaced} photos replaced; "
-              f"{len(refused)} refused: {refused}")
-
-        dump_a = tmp / "dumpA"
-        for k, person in enumerate(enrolled_people):
-            rest = [p for p in sorted((lfw / person).iterdir()) if p not in enrolled_photos.get(person, ())]
-            for i, p in enumerate(rest if person in enrolled_photos else []):
-                (dump_a / f"kit{k:04d}").mkdir(parents=True, exist_ok=True)
-                shutil.copy(p, dump_a / f"kit{k:04d}" / f"{person}_{i}.jpg")
-        dump_b = tmp / "dumpB"
-        dump_b.mkdir()
-        truth_b = {}
-        for person in sorted(held):
-            for p in sorted((lfw / person).iterdir()):
-                shutil.copy(p, dump_b / p.name)
-                truth_b[p.name] = person
-        for p in sorted((FACEDATA / "lfw_singletons").rglob("*.jpg")):
-            shutil.copy(p, dump_b / p.name)
-            truth_b[p.name] = p.parent.name
-
-        def scan_and_match(folder):
-            summary = scan([str(folder)], store, ScanOptions(), workspace=root)
-            members = scan_members_for_matching(store, summary.scan_id)
-            return members, match_items(reg, members, summary.scan_id)
-
-        members_a, findings_a = scan_and_match(dump_a)
-        person_of_path = {m["logical_path"]: Path(m["logical_path"]).name.rsplit("_", 1)[0] for m in members_a}
-        found = {person_of_path[f["logical_path"]] for f in findings_a
-                 if f["kind"] == "same_person" and f["band"] == "confident"
-                 and subject_of[f["subject_id"]] == person_of_path[f["logical_path"]]}
-        wrong_conf = [f for f in findings_a if f["band"] == "confident"
-                      and subject_of[f["subject_id"]] != person_of_path[f["logical_path"]]]
-        with_photos = {person_of_path[m["logical_path"]] for m in members_a}
-        print(f"dump A: {len(members_a)} photos of {len(with_photos)} enrolled people")
-        print(f"  people with a confident same-person finding: {len(found)}/{len(with_photos)} = "
-              f"{len(found) / len(with_photos):.1%}")
-        faces_in = {m["logical_path"]: len(m["faces"]) for m in members_a}
-        background = [f for f in wrong_conf if faces_in[f["logical_path"]] > 1]
-        print(f"  confident findings naming another subject than the photo's main person: {len(wrong_conf)} "
-              f"({len(background)} on photos with 2+ faces, where the other face may really be that person)")
-        for f in wrong_conf:
-            print(f"    {Path(f['logical_path']).name} face {f['face_index']} of {faces_in[f['logical_path']]}: "
-                  f"{f['kind']} -> {subject_of[f['subject_id']]} (distance {f['evidence'].get('distance')}, "
-                  f"group {f['evidence'].get('group')})")
-        per_photo = collections.Counter()
-        for f in findings_a:
-            if subject_of[f["subject_id"]] == person_of_path[f["logical_path"]]:
-                per_photo[f["band"]] += 1
-        print(f"  correct findings by band (photos): {dict(per_photo)}")
-
-        def strangers_report(label):
-            members_b, findings_b = scan_and_match(dump_b)
-            above = {f["logical_path"] for f in findings_b if f["kind"] == "same_person" and f["band"] != "possible"}
-            possible = {f["logical_path"] for f in findings_b if f["band"] == "possible"}
-            conf_people = {truth_b[Path(f["logical_path"]).name] for f in findings_b if f["band"] == "confident"}
-            held_conf = conf_people & held
-            print(f"dump B ({label}): {len(members_b)} stranger photos, registry of {reg.store.count_active_subjects()}")
-            print(f"  photos with a same-person finding above 'possible': {len(above)} = {len(above) / len(members_b):.2%}")
-            print(f"  photos with only 'possible': {len(possible - above)} = {len(possible - above) / len(members_b):.1%}")
-            print(f"  held-out people with a confident finding: {len(held_conf)}/40 {sorted(held_conf)}")
-            return members_b
-
-        members_b = strangers_report(f"{len(subject_of)} enrolled")
-
-        # per-face curves: nearest-subject distance of enrolled people's faces vs strangers' faces
-        faces_a = [{"key": (m["seq"], i), "logical_path": m["logical_path"], "photo": m["sha256"], "encoding": e}
-                   for m in members_a for i, e in enumerate(m["faces"])]
-        faces_b = [{"key": (m["seq"], i), "logical_path": m["logical_path"], "photo": m["sha256"], "encoding": e}
-                   for m in members_b for i, e in enumerate(m["faces"])]
-        hits_a = [h for h in _face_hits(reg, faces_a)
-                  if subject_of[h.subject_id] == person_of_path[h.logical_path]]
-        hits_b = _face_hits(reg, faces_b)
-        print("per-face curve (nearest subject, margin >= %.2f for the strict rows):" % policy.FACE_PROBABLE_MARGIN)
-        print(f"  {'threshold':>9} {'TPIR':>7} {'FPIR':>7}")
-        for t in (0.36, 0.40, 0.42, 0.44, 0.46, 0.48, 0.50, 0.55, 0.60):
-            tp = sum(h.distance <= t and h.margin >= policy.FACE_PROBABLE_MARGIN for h in hits_a) / len(faces_a)
-            fp = sum(h.distance <= t and h.margin >= policy.FACE_PROBABLE_MARGIN for h in hits_b) / len(faces_b)
-            print(f"  {t:9.2f} {tp:7.3f} {fp:7.4f}")
-
-        # per-group curve: the group decision at other centroid limits (mean limit scaled along),
-        # people found in dump A against held-out people confirmed in dump B
-        centroids = {}
-        for sid in set(subject_of):
-            from indexes.registry import subject_encodings
-
-            centroids[sid] = np.mean(subject_encodings(reg.store.engine, [sid])[sid], axis=0)
-        all_hits_a = _face_hits(reg, faces_a)
-        people_a = {person_of_path[h.logical_path] for h in all_hits_a}
-        saved = (policy.GROUP_CENTROID_MAX, policy.GROUP_MEAN_MAX)
-        print("per-group curve (group centroid limit, mean limit = centroid + 0.06):")
-        print(f"  {'centroid':>8} {'people found':>13} {'held-out groups':>16} {'stranger photos in a confident group':>37}")
-        for c in (0.36, 0.40, 0.42, 0.44, 0.46, 0.48, 0.50, 0.55):
-            policy.GROUP_CENTROID_MAX, policy.GROUP_MEAN_MAX = c, c + 0.06
-            ga = policy.group_decisions(all_hits_a, centroids.__getitem__)
-            found_c = {person_of_path[h.logical_path] for h in all_hits_a
-                       if h.key in ga and subject_of[h.subject_id] == person_of_path[h.logical_path]}
-            gb = policy.group_decisions(hits_b, centroids.__getitem__)
-            conf_b = {Path(h.logical_path).name for h in hits_b if h.key in gb}
-            held_c = {truth_b[n] for n in conf_b} & held
-            print(f"  {c:8.2f} {len(found_c) / len(people_a):13.3f} {len(held_c):>13}/40 "
-                  f"{len(conf_b) / len(members_b):37.4f}")
-        policy.GROUP_CENTROID_MAX, policy.GROUP_MEAN_MAX = saved
-
-        # registry growth: every other face we have (fr_examples, multiface, misc_people, every face
-        # of a group photo too) becomes an extra one-template subject. Group photos cannot pass
-        # enrollment (one face per photo), so their encodings are stored directly.
-        extra = 0
-        for coll in ("fr_examples", "multiface", "misc_people"):
-            summary = scan([str(FACEDATA / coll)], store, ScanOptions(), workspace=root)
-            for m in scan_members_for_matching(store, summary.scan_id):
-                for i, enc in enumerate(m["faces"]):
-                    sid, tids = reg.store.create_subject(
-                        label=f"extra:{coll}", token_sha256="0" * 64,
-                        consent={"purpose": "benchmark", "scope": "benchmark", "text_version": "benchmark",
-                                 "text_sha256": "0" * 64, "granted_at": __import__("datetime").datetime.now(),
-                                 "expires_at": None, "jurisdiction": "none"},
-                        templates=[{"photo_sha256": f"{m['sha256']}:{i}", "encoding": enc, "embedder": reg.embedder,
-                                    "embedder_version": reg.embedder_version, "hashes": {}, "hasher": reg.hasher}],
-                        actor="benchmark")
-                    reg.index.add_subject(sid, tids)
-                    extra += 1
-        print(f"added {extra} one-template subjects")
-        strangers_report(f"{reg.store.count_active_subjects()} enrolled")
-
-        # extrapolation: per-template impostor probability at the 'probable' threshold, from the
-        # strangers' faces against every template, then 1 - (1 - p)^(templates)
-        tids = np.asarray(reg.index.faces.ids())
-        n_templates = len(tids)
-        d, _ = reg.index.search_faces([f["encoding"] for f in faces_b], min(n_templates, 2000))
-        closest = d[np.isfinite(d)]
-        for t in (policy.FACE_PROBABLE_MAX, policy.FACE_POSSIBLE_MAX):
-            p = float((closest <= t).sum()) / (len(faces_b) * n_templates)
-            print(f"per-template impostor rate at {t}: {p:.2e} ({int((closest <= t).sum())} of "
-                  f"{len(faces_b) * n_templates} face-template pairs)")
-            for n in (1_000, 100_000, 1_000_000):
-                print(f"  registry of {n:>9,} people x 3 templates: P(stranger face within {t}) ~ "
-                      f"{1 - (1 - p) ** (3 * n):.3f}")
+        results = {}
+        for population in (("lfw", "east_asian") if args.population == "both" else (args.population,)):
+            results[population] = run(population, tmp)
+        if len(results) == 2:
+            print("\nworst-population table (the higher upper bound at each margin):")
+            for i, m in enumerate(MARGINS):
+                print(f"    {m:.2f} {max(r['_fmr']['margin'][i][2] for r in results.values()):9.2e}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -7,6 +7,7 @@ import os
 import click
 
 from cli.acquire import acquire_group
+from cli.calibrate import calibrate_command
 from cli.common import EXIT_CODES, setup_logging
 from cli.datasets import datasets_group
 from cli.enroll import enroll_command
@@ -43,6 +44,7 @@ cli.add_command(report_group)
 cli.add_command(profile_command)
 cli.add_command(datasets_group)
 cli.add_command(lineage_command)
+cli.add_command(calibrate_command)
 cli.add_command(serve_command)
 cli.add_command(keys_group)
 

@@ -45,6 +45,11 @@ def format_finding(f: dict) -> str:
         if "group" in ev:
             g = ev["group"]
             detail += f", group of {g['group_photos']} photos at {g['group_centroid_distance']:.3f}"
+        margin = (ev.get("normalised") or {}).get("margin")
+        if margin is not None:
+            detail += f", {margin:.3f} closer than the crowd around it"
+        if ev.get("capped"):
+            detail += f"; held back: {ev['capped']}"
     elif f["kind"] == "near_copy" and ev.get("method") == "face":
         detail = f"same face pixels: distance {ev['face_distance']:.3f} to an enrolled photo's face"
     elif f["kind"] == "near_copy":

@@ -460,6 +460,18 @@ class RegistryStore:
                      "evidence": f.evidence} for f in s.scalars(q)]
 
 
+def template_encodings(engine, template_ids: list[int]) -> dict[int, tuple[float, ...]]:
+    """Return {template id: encoding} for the given templates (those erased since are absent)."""
+    out: dict[int, tuple[float, ...]] = {}
+    with Session(read_only(engine)) as s:
+        for chunk in range(0, len(template_ids), 500):
+            rows = s.execute(select(Template.id, Template.encoding)
+                             .where(Template.id.in_(template_ids[chunk:chunk + 500]))).all()
+            for r in rows:
+                out[int(r.id)] = unpack_encoding(r.encoding)
+    return out
+
+
 def subject_encodings(engine, subject_ids: list[str]) -> dict[str, list[tuple[float, ...]]]:
     """Return every template encoding of the given subjects."""
     out: dict[str, list] = {}

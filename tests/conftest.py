@@ -43,6 +43,31 @@ def run_scan(paths, workspace, db_url=None, **options):
     return summary, results
 
 
+def reference_cohort(root, people: list[str], photos: int = 2, collection: tuple[str, ...] = ("lfw_deepfunneled",)) -> None:
+    """Give a workspace a reference cohort (scanner/matching/cohort.py) of real people (folders of
+    `collection` under facedata): the crowd the matcher compares a face with when the registry
+    holds too few other people."""
+    import numpy as np
+
+    from scanner import workers
+    from scanner.fingerprints.faces import EMBEDDER, engine_versions
+    from scanner.matching import cohort
+
+    encodings, person = [], []
+    for i, name in enumerate(people):
+        usable = 0
+        for p in sorted(facedata_path(*collection, *name.split("/")).iterdir()):
+            analysis = workers.analyse_here(p.read_bytes(), path=str(p))
+            if len(analysis.faces) == 1:  # the first `photos` photos of the person that show one face
+                encodings.append(analysis.faces[0].encoding)
+                person.append(i)
+                usable += 1
+                if usable == photos:
+                    break
+    cohort.save(root, np.asarray(encodings), np.asarray(person), {
+        "embedder": EMBEDDER, "embedder_version": engine_versions()["face_recognition"], "people": len(people)})
+
+
 def by_relpath(results):
     return {r.member.relpath: r for r in results}
 

@@ -49,8 +49,8 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
     web, acquisition_ids = provenance(store, scan["inputs"])
     entries = [e for e in registry.audit_entries() if e["details"].get("scan_id") == scan["id"]
                or (e["action"] == "acquire" and e["details"].get("acquisition_id") in acquisition_ids)]
-    registry_size = next((e["details"].get("registry_subjects") for e in entries
-                          if e["action"] == "scan_against_registry"), None)
+    matched = next((e["details"] for e in entries if e["action"] == "scan_against_registry"), {})
+    registry_size = matched.get("registry_subjects")
     faces = sum(len(m["faces"]) for m in members if m["status"] == "ok")
     cut, notes = {}, []
     if pictures and findings:
@@ -96,6 +96,9 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
             "parameters": scan["parameters"],
             "policy": policy.thresholds(),
             "registry_subjects_at_scan": registry_size,
+            # the policy, the registry's size, the false-match table and the reference cohort the
+            # scan's findings were decided under (docs/matching.md, docs/calibration.md)
+            "matching": {k: matched.get(k) for k in ("policy", "decided_under", "reference_cohort")},
             "host": scan["host"],
         },
         "findings": [{"subject_id": s, "items": items, "items_by_band": _count(items, "band"),

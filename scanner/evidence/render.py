@@ -95,7 +95,7 @@ def render_html(doc: dict) -> str:
             out.append(f"<tr><td>{img}</td><td class='nw'><span class='band-{e(item['band'])}'>{e(item['band'])}</span></td>"
                        f"<td class='nw'>{e(item['kind'])}</td><td>{e(item['logical_path'])}"
                        f"{_where(item)}</td>"
-                       f"<td><code>{e(_evidence_text(item['evidence']))}</code></td></tr>")
+                       f"<td>{_held_back(item['evidence'])}<code>{e(_evidence_text(item['evidence']))}</code></td></tr>")
         out.append("</table></details>")
     out.append("</section>")
 
@@ -255,6 +255,12 @@ def _where(item: dict) -> str:
         return html.escape(f" at {', '.join(video['time_ranges'])} (person {video['track']})"
                            + (" — made from a single still" if video.get("animation") else ""))
     return "" if item["face_index"] is None else f" (face {item['face_index']})"
+
+
+def _held_back(ev: dict) -> str:
+    """Why a finding was held back at its band by the population or the registry's size
+    (docs/matching.md), said in words above the evidence."""
+    return f"<p class='warn'>Held back: {html.escape(ev['capped'])}</p>" if ev.get("capped") else ""
 
 
 def _evidence_text(ev: dict) -> str:

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 
 from scanner.matching import policy
 
-NEIGHBOURS = 32  # templates fetched per face: enough to see the nearest two subjects
+NEIGHBOURS = 32  # templates fetched per face: enough to see the nearest subjects and the crowd around
 
 
-def _face_hits(registry, faces: list[dict]) -> list[policy.FaceHit]:
-    if not faces or len(registry.index) == 0:
-        return []
-    dist, tids = registry.index.search_faces([f["encoding"] for f in faces], NEIGHBOURS)
+def _per_subject(registry, dist, tids) -> list[dict[str, list[tuple[float, int]]]]:
+    """For each query row, {subject: [(distance, template id)]} of the templates fetched."""
     subject_of = registry.index.subjects_of(tids[tids >= 0].tolist())
-    hits = []
-    for face, drow, trow in zip(faces, dist, tids):
+    rows = []
+    for drow, trow in zip(dist, tids):
         per: dict[str, list[tuple[float, int]]] = defaultdict(list)
         for d, t in zip(drow, trow):
             if t < 0:
@@ -25,18 +24,74 @@ def _face_hits(registry, faces: list[dict]) -> list[policy.FaceHit]:
             subject = subject_of.get(int(t))
             if subject is not None:
                 per[subject].append((float(d), int(t)))
+        rows.append(per)
+    return rows
+
+
+def _crowd(per: dict, exclude: str, reference_row) -> tuple[float | None, int]:
+    """Mean distance of the COHORT_K nearest other people (registry subjects but `exclude`, and the
+    reference cohort's people), and how many other people were seen; None when fewer than K."""
+    others = sorted(min(ds)[0] for s, ds in per.items() if s != exclude)
+    if reference_row is not None:
+        others = sorted(others + [float(x) for x in reference_row if np.isfinite(x)])
+    k = policy.COHORT_K
+    return (float(np.mean(others[:k])) if len(others) >= k else None), len(others)
+
+
+def _face_hits(registry, faces: list[dict], reference=None, normalise: bool = True) -> list[policy.FaceHit]:
+    """The nearest subject of each face, with the crowd around the face and around the matched
+    template (None when `normalise` is false: too few other people to know the crowd)."""
+    if not faces or len(registry.index) == 0:
+        return []
+    encodings = [f["encoding"] for f in faces]
+    dist, tids = registry.index.search_faces(encodings, NEIGHBOURS)
+    ref = reference.nearest_people(encodings, policy.COHORT_K) if reference is not None else None
+    hits, template_rows = [], {}
+    for n, (face, per) in enumerate(zip(faces, _per_subject(registry, dist, tids))):
         if not per:
             continue
         ranked = sorted(per.items(), key=lambda kv: min(kv[1]))
         subject, ds = ranked[0]
         nearest, template_id = min(ds)
         second = min(ranked[1][1])[0] if len(ranked) > 1 else None
+        crowd, seen = _crowd(per, subject, None if ref is None else ref[n])
         hits.append(policy.FaceHit(
             key=face["key"], logical_path=face["logical_path"], photo=face["photo"], encoding=tuple(face["encoding"]),
             subject_id=subject, distance=nearest, template_id=template_id,
             templates_within=sum(d <= policy.FACE_POSSIBLE_MAX for d, _t in ds),
-            second_subject=ranked[1][0] if len(ranked) > 1 else None, second_distance=second))
-    return hits
+            second_subject=ranked[1][0] if len(ranked) > 1 else None, second_distance=second,
+            cohort_face=crowd if normalise else None, cohort_people=seen))
+        if normalise and nearest <= policy.FACE_POSSIBLE_MAX:
+            template_rows[template_id] = subject
+    if not template_rows:
+        return hits
+    # the other side of the comparison: how crowded the matched template's own neighbourhood is
+    crowd_of = _template_crowds(registry, template_rows, reference)
+    return [replace(h, cohort_template=crowd_of[h.template_id]) if h.template_id in crowd_of else h for h in hits]
+
+
+def _template_crowds(registry, template_subject: dict[int, str], reference) -> dict[int, float | None]:
+    """{template id: mean distance of its COHORT_K nearest other people} for the templates given."""
+    from indexes.registry import template_encodings
+
+    encs = template_encodings(registry.store.engine, sorted(template_subject))
+    ids = [t for t in sorted(template_subject) if t in encs]
+    if not ids:
+        return {}
+    dist, tids = registry.index.search_faces([encs[t] for t in ids], NEIGHBOURS)
+    ref = reference.nearest_people([encs[t] for t in ids], policy.COHORT_K) if reference is not None else None
+    return {t: _crowd(per, template_subject[t], None if ref is None else ref[n])[0]
+            for n, (t, per) in enumerate(zip(ids, _per_subject(registry, dist, tids)))}
+
+
+def decision_context(registry):
+    """The registry's size and rates to decide with, and the reference cohort (or None)."""
+    from scanner.matching import cohort
+
+    reference = cohort.load(registry.root, registry.embedder, registry.embedder_version)
+    table, source = policy.table_from_calibration(reference.manifest.get("measured") if reference else None)
+    ctx = policy.Context(registry.store.count_active_subjects(), table, source, reference.people if reference else 0)
+    return ctx, reference
 
 
 def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict]:
@@ -44,12 +99,14 @@ def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict
     registry.index.refresh()  # another process may have enrolled or erased someone since it was read
     findings: dict[tuple, dict] = {}  # (member seq, subject) -> finding; strongest kind wins
     model = f"{registry.embedder} {registry.embedder_version}"
+    ctx, reference = decision_context(registry)
 
     exact = registry.store.templates_by_photo_sha([m["sha256"] for m in members if m.get("sha256")])
     for m in members:
         for template_id, subject in exact.get(m.get("sha256"), []):
             findings[(m["seq"], subject)] = _row(scan_id, subject, "exact_copy", "confident", m, None, {
-                "sha256": m["sha256"], "template_id": template_id, "policy": policy.POLICY_VERSION})
+                "sha256": m["sha256"], "template_id": template_id, "policy": policy.POLICY_VERSION,
+                "registry_size": ctx.registry_size})
 
     with_hash = [m for m in members if m.get("phash")]
     hash_hits = registry.index.search_hashes([m["phash"] for m in with_hash], policy.NEAR_COPY_MAX_BITS)
@@ -64,11 +121,11 @@ def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict
             findings[(m["seq"], subject)] = _row(scan_id, subject, "near_copy", "confident", m, None, {
                 "method": "phash", "phash": m["phash"], "hamming_bits": bits, "max_bits": policy.NEAR_COPY_MAX_BITS,
                 "enrolled_variant": variant, "template_id": template_id, "hasher": registry.hasher,
-                "policy": policy.POLICY_VERSION})
+                "policy": policy.POLICY_VERSION, "registry_size": ctx.registry_size})
 
     faces = [{"key": (m["seq"], i), "logical_path": m["logical_path"], "photo": m.get("sha256") or m["logical_path"],
               "encoding": enc} for m in members for i, enc in enumerate(m.get("faces", []))]
-    all_hits = _face_hits(registry, faces)
+    all_hits = _face_hits(registry, faces, reference, ctx.normalises)
     by_seq = {m["seq"]: m for m in members}
     for h in all_hits:  # the same face pixels as an enrolled photo: a copy the hashes missed (crops)
         seq, face_index = h.key
@@ -77,6 +134,7 @@ def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict
                                                  face_index, {
                 "method": "face", "face_distance": round(h.distance, 6), "max_distance": policy.NEAR_COPY_FACE_MAX,
                 "template_id": h.template_id, "model": model, "policy": policy.POLICY_VERSION,
+                "registry_size": ctx.registry_size,
                 **({"video": _video_evidence(by_seq[seq], face_index, h.subject_id, all_hits)}
                    if "video" in by_seq[seq] else {})})
     # A copy of an enrolled photo is already a finding, and its face (distance ~0 to a template)
@@ -84,9 +142,9 @@ def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict
     copied = {seq for seq, _subject in findings}
     hits = [h for h in all_hits if h.key[0] not in copied]
     centroids = _centroids(registry, {h.subject_id for h in hits if h.distance <= policy.FACE_POSSIBLE_MAX})
-    groups = policy.group_decisions(hits, centroids.__getitem__)
+    groups = policy.group_decisions(hits, centroids.__getitem__, ctx)
     for h in hits:
-        band = "confident" if h.key in groups else policy.face_band(h)
+        band = "confident" if h.key in groups else policy.face_band(h, ctx)
         if band is None:
             continue
         seq, face_index = h.key
@@ -99,7 +157,11 @@ def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict
                     "second_subject": h.second_subject,
                     "second_distance": None if h.second_distance is None else round(h.second_distance, 6),
                     "margin": None if h.second_distance is None else round(h.margin, 6),
-                    "model": model, "thresholds": policy.thresholds()}
+                    "model": model, "thresholds": policy.thresholds(),
+                    "normalised": h.normalised(ctx), "decided_under": ctx.record()}
+        cap = policy.cap_reason(h, ctx, band)
+        if cap:
+            evidence["capped"] = cap
         if h.key in groups:
             evidence["group"] = groups[h.key]
         if "video" in by_seq[seq]:
@@ -166,9 +228,14 @@ def match_scan(registry, case_store, scan_id: str, actor: str) -> list[dict]:
     bands = defaultdict(int)
     for f in findings:
         bands[f"{f['kind']}:{f['band']}"] += 1
+    ctx, reference = decision_context(registry)
     registry.store.audit("scan_against_registry", actor, None, {
         "scan_id": scan_id, "members": len(members), "registry_subjects": registry.store.count_active_subjects(),
-        "findings": dict(bands), "subjects_found": sorted({f["subject_id"] for f in findings})})
+        "findings": dict(bands), "subjects_found": sorted({f["subject_id"] for f in findings}),
+        "policy": policy.POLICY_VERSION, "decided_under": ctx.record(),
+        "reference_cohort": None if reference is None else {
+            "people": reference.people, "source_sha256": reference.manifest.get("source_sha256"),
+            "created_at": reference.manifest.get("created_at")}})
     return findings
 
 

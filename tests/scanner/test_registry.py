@@ -12,12 +12,13 @@ from scanner.consent import ConsentInput
 from scanner.pipeline import match_against_registry, open_store
 from scanner.matching.matcher import match_photo
 from scanner.registry import EnrollmentRefused, enroll, erase, open_registry, verify_erasure, withdraw
-from tests.conftest import facedata_path, run_scan
+from tests.conftest import facedata_path, reference_cohort, run_scan
 
 pytestmark = pytest.mark.facedata
 
 PERSON = "Ana_Palacio"  # 8 photos: 3 enrolled, 5 in the dump
 STRANGERS = ["Abdullah_Gul", "Adrien_Brody", "Ai_Sugiyama"]
+COHORT_PEOPLE = 60  # the reference cohort: people who are neither enrolled nor in the dump (one photo each)
 
 
 def _photos(name, sl):
@@ -41,6 +42,8 @@ def enrolled(tmp_path_factory, module_db_url):
     store, root = open_store(str(ws), module_db_url)
     reg = open_registry(store, root)
     result = enroll(reg, _bytes(_photos(PERSON, slice(0, 3))), ConsentInput(jurisdiction="EU"), label="test")
+    everyone = sorted(p.name for p in facedata_path("lfw_deepfunneled").iterdir() if p.is_dir())
+    reference_cohort(root, [p for p in everyone if p not in [PERSON, *STRANGERS]][:COHORT_PEOPLE], photos=1)
     return ws, store, reg, result
 
 
@@ -119,10 +122,15 @@ def test_scan_finds_the_enrolled_person_with_graded_evidence(enrolled, scanned):
     assert by_path["copies/cropped.jpg"]["evidence"]["method"] == "face"
     kit = [f for p, f in by_path.items() if p.startswith("kit/")]
     assert len(kit) == 5 and all(f["kind"] == "same_person" and f["band"] == "confident" for f in kit)
-    for f in kit:  # every decision cites its distances, thresholds and model
+    for f in kit:  # every decision cites its distances, thresholds, model, cohort and registry size
         ev = f["evidence"]
         assert ev["distance"] <= ev["thresholds"]["face_possible_max"]
         assert ev["group"]["group_photos"] >= 2 and "dlib" in ev["model"]
+        assert ev["normalised"]["margin"] >= ev["group"]["member_margin_needed"]
+        assert ev["group"]["group_best_margin"] >= ev["decided_under"]["group_margin"]
+        assert ev["normalised"]["cohort_people"] >= 3 and ev["decided_under"]["registry_size"] == 1
+        assert ev["decided_under"]["reference_people"] == COHORT_PEOPLE
+        assert ev["normalised"]["expected_false_matches"] is not None
     strangers = [p for p in by_path if p.split("/")[0] in STRANGERS]
     assert all(by_path[p]["band"] == "possible" for p in strangers)  # never above possible
 
