@@ -17,9 +17,10 @@ subject) pair of different people, with one-sided 95% upper bounds, and what it 
 10k, 100k and 1M enrolled people.
 
 Populations: `lfw` (lfw_deepfunneled + lfw_singletons), `east_asian` (../shared/facedata/east_asian:
-asian_faces_nz, asianfaces_tfp, jaffe, nuaa_clientraw; see its SOURCES.md).
+asian_faces_nz, asianfaces_tfp, jaffe, nuaa_clientraw; see its SOURCES.md), `mixed` (both in one
+registry and one dump, as a registry serving several populations is).
 
-Usage: python benchmarks/registry_accuracy.py [--population lfw|east_asian|both] [--policy v1|v2]
+Usage: python benchmarks/registry_accuracy.py [--population lfw|east_asian|both|mixed] [--policy v1|v2]
 (`--policy v1` decides with the previous policy's absolute thresholds only, for comparison;
 about 4 minutes for both populations on 2 cores)
 """
@@ -51,6 +52,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 def identities(population: str) -> dict[tuple[str, str], list[Path]]:
     """{(collection, identity): sorted photos} of a population."""
     out: dict[tuple[str, str], list[Path]] = {}
+    if population == "mixed":
+        return {**identities("lfw"), **identities("east_asian")}
     if population == "lfw":
         for coll in ("lfw_deepfunneled", "lfw_singletons"):
             for person in sorted(p for p in (FACEDATA / coll).iterdir() if p.is_dir()):
@@ -60,6 +63,31 @@ def identities(population: str) -> dict[tuple[str, str], list[Path]]:
             for person in sorted(p for p in (FACEDATA / "east_asian" / coll).iterdir() if p.is_dir()):
                 out[(coll, person.name)] = sorted(p for p in person.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     return out
+
+
+def same_people() -> dict[tuple[str, str], str]:
+    """{(collection, identity): one name for the person} for the people east_asian/identities.csv
+    links across collections and to LFW names (matching them to each other is right, not wrong)."""
+    import csv
+
+    canon: dict[tuple[str, str], str] = {}
+    table = FACEDATA / "east_asian" / "identities.csv"
+    if not table.exists():
+        return canon
+    for row in csv.DictReader(table.open(encoding="utf-8")):
+        key = (row["collection"], row["identity"])
+        names = [f"{row['collection']}/{row['identity']}"]
+        if row.get("same_person_as"):
+            names.append(row["same_person_as"])
+        overlap = row.get("lfw_name_overlap") or ""
+        if overlap.startswith("name also in LFW as "):
+            lfw_name = overlap[len("name also in LFW as "):].split(";")[0].strip()
+            for coll in ("lfw_deepfunneled", "lfw_singletons"):
+                canon[(coll, lfw_name)] = f"lfw/{lfw_name}"
+            names.append(f"lfw/{lfw_name}")
+        canon[key] = min(n for n in names if n.startswith("lfw/")) if any(n.startswith("lfw/") for n in names) \
+            else min(names)
+    return canon
 
 
 def use_policy_v1():
@@ -78,8 +106,13 @@ def run(population: str, tmp: Path) -> dict:
     from scanner.registry import EnrollmentRefused, enroll, open_registry
 
     ids = identities(population)
+    canon = same_people()
+
+    def person(key):  # one person under two names (LFW and asianfaces_tfp, two East Asian collections)
+        return canon.get(key, "lfw/" + key[1] if key[0].startswith("lfw") else "/".join(key))
+
     held: set = set()
-    if population == "lfw":
+    if population in ("lfw", "mixed"):
         deep = sorted(k for k in ids if k[0] == "lfw_deepfunneled")
         held = set(random.Random(HELD_OUT_SEED).sample(deep, 40))
     store, root = open_store(str(tmp / f"ws-{population}"))
@@ -135,7 +168,7 @@ def run(population: str, tmp: Path) -> dict:
     for f in findings:
         key = key_of_path[f["logical_path"]]
         coll = key[0]
-        right = subject_of[f["subject_id"]] == key
+        right = person(subject_of[f["subject_id"]]) == person(key)
         if f["kind"] == "same_person" and f["band"] == "confident" and right:
             found[coll].add(key)
         if f["band"] in ("probable", "confident") and not right:
@@ -171,7 +204,7 @@ def run(population: str, tmp: Path) -> dict:
               f"{f['kind']} {f['band']} d={ev.get('distance')} margin={norm.get('margin')} group={ev.get('group')}")
     missed = sorted("/".join(k) for k in enrolled if n_photos[k] > 0 and k not in found[k[0]])
     print(f"  not found ({len(missed)}): {', '.join(missed[:30])}{' ...' if len(missed) > 30 else ''}")
-    out["_fmr"] = false_match_rates(reg, members, key_of_path, subject_of)
+    out["_fmr"] = false_match_rates(reg, members, key_of_path, subject_of, person)
     return out
 
 
@@ -179,7 +212,7 @@ def _frac(a: int, b: int) -> str:
     return f"{a}/{b} = {a / b:.1%}" if b else "-"
 
 
-def false_match_rates(reg, members, key_of_path, subject_of) -> dict:
+def false_match_rates(reg, members, key_of_path, subject_of, person) -> dict:
     """Per-subject false-match rate of the normalised margin, over every (face, subject) pair of
     different people, computed from the stored templates and the dump's faces exactly as the
     matcher does (cohort: the registry's other subjects, K nearest)."""
@@ -205,11 +238,11 @@ def false_match_rates(reg, members, key_of_path, subject_of) -> dict:
     tt[np.arange(len(templates)), t_col] = np.inf
     t_crowd = np.sort(tt, axis=1)[:, :k].mean(axis=1)
     faces, owner = [], []
-    key_subject = {key: s for s, key in subject_of.items()}
+    subject_person = np.asarray([person(subject_of[s]) for s in subs])
     for m in members:
         for enc in m["faces"]:
             faces.append(enc)
-            owner.append(col.get(key_subject.get(key_of_path[m["logical_path"]]), -1))
+            owner.append(person(key_of_path[m["logical_path"]]))
     faces = np.asarray(faces, dtype=np.float64)
     owner = np.asarray(owner)
     margins, dists = [], []
@@ -219,11 +252,10 @@ def false_match_rates(reg, members, key_of_path, subject_of) -> dict:
         nearest_t = np.stack([np.flatnonzero(t_col == j)[np.argmin(d[:, t_col == j], axis=1)] for j in range(len(subs))], 1)
         for r in range(len(ds)):
             row = ds[r].copy()
-            own = owner[start + r]
-            if own >= 0:
-                row[own] = np.inf  # the face's own person is not part of its crowd
+            own = subject_person == owner[start + r]
+            row[own] = np.inf  # the face's own person is not part of its crowd
             for j in range(len(subs)):
-                if j == own:
+                if own[j]:
                     continue
                 others = np.delete(row, j)
                 crowd = np.sort(others)[:k].mean()
@@ -251,7 +283,9 @@ def false_match_rates(reg, members, key_of_path, subject_of) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--population", choices=("lfw", "east_asian", "both"), default="both")
+    ap.add_argument("--population", choices=("lfw", "east_asian", "both", "mixed"), default="both",
+                    help="both: each population in its own registry and dump; mixed: one registry and one dump "
+                         "holding both")
     ap.add_argument("--policy", choices=("v1", "v2"), default="v2")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
