@@ -188,11 +188,26 @@ def _print_summary(stream, summary, elapsed, problems) -> None:
     stream.flush()
 
 
+def decision_context_line(ctx: dict) -> str:
+    """What the same-person bands were decided under, in words (docs/matching.md)."""
+    others = (f"{ctx['cohort_people']} other people to compare faces with ({ctx['registry_size'] - 1} enrolled, "
+              f"{ctx['reference_people']} in the reference cohort)")
+    if not ctx["normalised"]:
+        return (f"registry of {ctx['registry_size']}, {others}: too few to tell how crowded a face's "
+                f"neighbourhood is, so only faces within 0.25 count above possible (see facetrace calibrate)")
+    margins = ", ".join(f"{band} margin {m}" if m is not None else f"no {band} at this size"
+                        for band, m in (("probable", ctx["probable_margin"]), ("group", ctx["group_margin"])))
+    return f"registry of {ctx['registry_size']}, {others}: {margins} ({ctx['fmr_table']} false-match rates)"
+
+
 def _print_findings(stream, findings) -> None:
     from cli.match import format_finding
 
     subjects = sorted({f["subject_id"] for f in findings})
     stream.write(f"Registry: {len(findings)} finding(s) concerning {len(subjects)} enrolled subject(s)\n")
+    context = next((f["evidence"]["decided_under"] for f in findings if "decided_under" in f["evidence"]), None)
+    if context:
+        stream.write("  " + decision_context_line(context) + "\n")
     order = {"confident": 0, "probable": 1, "possible": 2}
     for f in sorted(findings, key=lambda f: (order[f["band"]], f["subject_id"], f["member_seq"]))[:PROBLEMS_SHOWN]:
         stream.write(format_finding(f) + "\n")
