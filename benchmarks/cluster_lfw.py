@@ -62,7 +62,7 @@ def main() -> None:
     print(f"{'method':<38} thr   people  error   precision recall  F1      time")
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    runs = [("ward (scanner.profile.people.cluster)", None)]
+    runs = [("gated ward (profile.people.cluster)", None)]  # benchmarks/cluster_people.py: other populations
     runs += [("ward", t) for t in (0.8, 0.9, 1.0, 1.2)]
     runs += [(m, t) for m in ("average-linkage", "complete-linkage", "chinese-whispers", "connected")
              for t in (0.45, 0.5, 0.55, 0.6, 0.65)]
@@ -90,7 +90,7 @@ def main() -> None:
             labels = np.asarray(labels)
             counted = set(labels[primary])
             s = pairwise_scores(list(labels[primary]), [t for t, p in zip(truth, primary) if p])
-            print(f"{method:<38} {'0.95' if thr is None else f'{thr:.2f}'}  {len(counted):>6}  {(len(counted) - people) / people:+6.1%}  "
+            print(f"{method:<38} {'gate' if thr is None else f'{thr:.2f}'}  {len(counted):>6}  {(len(counted) - people) / people:+6.1%}  "
                   f"{s['precision']:.4f}    {s['recall']:.4f}  {s['f1']:.4f}  {elapsed:.2f} s")
     from scanner.profile.dump import build_profile
     from scanner.profile.people import assign_people

@@ -36,10 +36,18 @@ def profile_command(scan_id, as_json, workspace, db_url):
     click.echo(format_profile(profile))
 
 
+def _range(people: dict) -> str:
+    """The count's range with the density gates 3% stricter and looser (docs/profile.md)."""
+    low_high = people.get("count_range")
+    if not low_high or low_high[0] == low_high[1] == people["count"]:
+        return ""
+    return f"range {low_high[0]}-{low_high[1]}; "
+
+
 def format_profile(p: dict) -> str:
     people, pack, cap, bundle = p["people"], p["packaging"], p["capture"], p["bundle"]
     lines = [f"Profile of scan {p['scan_id']} ({p['members']} members)",
-             f"  people      {people['count']}  ({people['background_faces']} background faces not counted)",
+             f"  people      {people['count']}  ({_range(people)}{people['background_faces']} background faces not counted)",
              f"  packaging   {pack['signature']}"]
     if pack["naming_patterns"]:
         lines.append("  names       " + ", ".join(f"{x['pattern']} ({x['count']})" for x in pack["naming_patterns"][:3]))

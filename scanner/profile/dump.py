@@ -29,9 +29,11 @@ def build_profile(store, scan_id: str | None = None) -> dict:
     scan = store.get_scan(scan_id)
     if scan is None:
         raise UsageError(f"no scan {scan_id!r} in this workspace" if scan_id else "this workspace has no scan yet")
-    from scanner.profile.people import ensure_people, is_primary
+    from scanner.profile.people import METHOD, assign_people, ensure_people, is_primary
 
-    ensure_people(store, scan["id"])
+    # the count's range (people counted with the density gates a little stricter and looser) is not
+    # stored with the scan: a stored scan's faces are clustered again for it
+    clustered = ensure_people(store, scan["id"]) or assign_people(list(store.iter_faces(scan["id"])))[1]
     people: dict[int, dict] = defaultdict(lambda: {"photos": set(), "videos": set(), "units": set(),
                                                    "prefixes": set(), "faces": 0})
     unit_people: dict[str, Counter] = defaultdict(Counter)  # unit -> person -> primary faces
@@ -102,8 +104,8 @@ def build_profile(store, scan_id: str | None = None) -> dict:
     profile = {
         "scan_id": scan["id"],
         "members": members,
-        "people": {"count": n_people, "background_faces": background,
-                   "method": "faces clustered by Ward linkage cut at 0.95 (docs/profile.md)",
+        "people": {"count": n_people, "count_range": clustered["people_range"], "background_faces": background,
+                   "method": f"faces clustered by {METHOD} (docs/profile.md)",
                    "photos_per_person": _spread(photos), "videos_per_person": _spread(videos)},
         "packaging": packaging,
         "sidecars": {k: {"count": len(v), "examples": v[:5]} for k, v in sorted(sidecars.items())},
