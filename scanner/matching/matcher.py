@@ -60,7 +60,7 @@ def _face_hits(registry, faces: list[dict], reference=None, normalise: bool = Tr
             subject_id=subject, distance=nearest, template_id=template_id,
             templates_within=sum(d <= policy.FACE_POSSIBLE_MAX for d, _t in ds),
             second_subject=ranked[1][0] if len(ranked) > 1 else None, second_distance=second,
-            cohort_face=crowd if normalise else None, cohort_people=seen))
+            cohort_face=crowd if normalise else None, people_nearby=seen))
         if normalise and nearest <= policy.FACE_POSSIBLE_MAX:
             template_rows[template_id] = subject
     if not template_rows:

@@ -196,7 +196,7 @@ class FaceHit:
     # the reference cohort) to the face, and to the matched template; None when fewer are known
     cohort_face: float | None = None
     cohort_template: float | None = None
-    cohort_people: int = 0  # other people the face's cohort was drawn from (at most what was fetched)
+    people_nearby: int = 0  # other people among the face's nearest templates and reference faces fetched
 
     @property
     def margin(self) -> float:
@@ -223,7 +223,7 @@ class FaceHit:
         return {"margin": None if m is None else round(m, 6),
                 "cohort_face_mean": None if self.cohort_face is None else round(self.cohort_face, 6),
                 "cohort_template_mean": None if self.cohort_template is None else round(self.cohort_template, 6),
-                "cohort_people": self.cohort_people,
+                "people_nearby": self.people_nearby,
                 "fallback": None if m is not None else f"fewer than {COHORT_MIN_PEOPLE} other people to compare "
                                                        f"with: only distances <= {CROWDED_ABS_MAX} count",
                 "false_match_rate_per_subject": fmr,

@@ -128,7 +128,7 @@ def test_scan_finds_the_enrolled_person_with_graded_evidence(enrolled, scanned):
         assert ev["group"]["group_photos"] >= 2 and "dlib" in ev["model"]
         assert ev["normalised"]["margin"] >= ev["group"]["member_margin_needed"]
         assert ev["group"]["group_best_margin"] >= ev["decided_under"]["group_margin"]
-        assert ev["normalised"]["cohort_people"] >= 3 and ev["decided_under"]["registry_size"] == 1
+        assert ev["normalised"]["people_nearby"] >= 3 and ev["decided_under"]["registry_size"] == 1
         assert ev["decided_under"]["reference_people"] == COHORT_PEOPLE
         assert ev["normalised"]["expected_false_matches"] is not None
     strangers = [p for p in by_path if p.split("/")[0] in STRANGERS]
