@@ -262,6 +262,7 @@ class ScanCounts:
     animations: int = 0  # clips made from a single still
     people: int = 0  # distinct people among all faces (docs/profile.md), background faces aside
     background_faces: int = 0
+    people_range: tuple[int, int] | None = None  # the count with the density gates stricter and looser
     known_items: int = 0  # members that come from a known public dataset
 
     def add(self, r: MemberResult) -> None:
@@ -307,6 +308,7 @@ class ScanCounts:
             "animations": self.animations,
             "people": self.people,
             "background_faces": self.background_faces,
+            "people_range": None if self.people_range is None else list(self.people_range),
             "known_items": self.known_items,
         }
 

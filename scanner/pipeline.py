@@ -542,6 +542,7 @@ class _ScanRun:
         self.store.set_people(assignments)  # also on a resumed scan: clusters need every face
         self.counts.people = summary["people"]
         self.counts.background_faces = summary["background_faces"]
+        self.counts.people_range = tuple(summary["people_range"])
 
     def mark_known(self) -> None:
         """Mark the members that come from a known public dataset (docs/profile.md)."""

@@ -31,9 +31,11 @@ def build_profile(store, scan_id: str | None = None) -> dict:
         raise UsageError(f"no scan {scan_id!r} in this workspace" if scan_id else "this workspace has no scan yet")
     from scanner.profile.people import METHOD, assign_people, ensure_people, is_primary
 
-    # the count's range (people counted with the density gates a little stricter and looser) is not
-    # stored with the scan: a stored scan's faces are clustered again for it
-    clustered = ensure_people(store, scan["id"]) or assign_people(list(store.iter_faces(scan["id"])))[1]
+    # the count's range (people counted with the density gates a little stricter and looser) is stored
+    # with the scan; a scan made before it was (or never clustered) has its faces clustered for it
+    clustered = ensure_people(store, scan["id"])
+    people_range = (clustered or {}).get("people_range") or (scan["counts"] or {}).get("people_range") \
+        or assign_people(list(store.iter_faces(scan["id"])))[1]["people_range"]
     people: dict[int, dict] = defaultdict(lambda: {"photos": set(), "videos": set(), "units": set(),
                                                    "prefixes": set(), "faces": 0})
     unit_people: dict[str, Counter] = defaultdict(Counter)  # unit -> person -> primary faces
@@ -104,7 +106,7 @@ def build_profile(store, scan_id: str | None = None) -> dict:
     profile = {
         "scan_id": scan["id"],
         "members": members,
-        "people": {"count": n_people, "count_range": clustered["people_range"], "background_faces": background,
+        "people": {"count": n_people, "count_range": list(people_range), "background_faces": background,
                    "method": f"faces clustered by {METHOD} (docs/profile.md)",
                    "photos_per_person": _spread(photos), "videos_per_person": _spread(videos)},
         "packaging": packaging,

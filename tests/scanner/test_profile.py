@@ -84,6 +84,16 @@ def test_a_per_person_kit_is_assessed_as_a_trading_bundle_with_reasons(kit):
     assert cap["days"] == 2 and cap["uniform"] and cap["with_gps"] == 0
 
 
+def test_the_profile_reads_the_count_range_the_scan_stored(kit, monkeypatch):
+    """The scan clusters once and keeps the range; the profile does not cluster the faces again."""
+    import scanner.profile.people as people
+
+    summary, profile, store = kit
+    assert summary.counts["people_range"] == profile["people"]["count_range"]
+    monkeypatch.setattr(people, "assign_people", lambda faces: pytest.fail("the profile clustered again"))
+    assert build_profile(store, summary.scan_id)["people"]["count_range"] == summary.counts["people_range"]
+
+
 def test_scan_json_records_carry_each_face_s_person(kit):
     summary, _, store = kit
     records = list(stored_records(store, summary.scan_id))
