@@ -246,27 +246,26 @@ def pair_scores(data: dict, names: list[str], seed: int, k: int) -> tuple[dict, 
     return {coll: {key: np.concatenate(v) for key, v in p.items()} for coll, p in out.items()}, columns
 
 
+def _table(pairs: dict, header: list[str], cells) -> None:
+    """One markdown row per collection: `cells(p, genuine mask)` gives the row's cells."""
+    print("| collection | " + " | ".join(header) + " |")
+    print("|---|" + "---|" * len(header))
+    for coll, p in pairs.items():
+        print(f"| {coll} | " + " | ".join(cells(p, p["genuine"])) + " |")
+
+
 def print_tables(pairs: dict, columns: list[str], title: str) -> None:
     """FAR at TAR 95% / TAR at FAR 1%, then the impostor share within LFW's TAR-95% threshold."""
     print(f"\n## {title}: FAR at TAR 95% / TAR at FAR 1% (%)\n")
-    print("| collection | " + " | ".join(columns) + " |")
-    print("|---|" + "---|" * len(columns))
-    for coll, p in pairs.items():
-        g = p["genuine"]
-        cells = [f"{100 * far_at_tar(p[c][g], p[c][~g])[0]:.2f} / {100 * tar_at_far(p[c][g], p[c][~g]):.1f}"
-                 for c in columns]
-        print(f"| {coll} | " + " | ".join(cells) + " |")
+    _table(pairs, columns, lambda p, g: [
+        f"{100 * far_at_tar(p[c][g], p[c][~g])[0]:.2f} / {100 * tar_at_far(p[c][g], p[c][~g]):.1f}" for c in columns])
     lfw = pairs["lfw_deepfunneled"]
     thresholds = {c: far_at_tar(lfw[c][lfw["genuine"]], lfw[c][~lfw["genuine"]])[1] for c in columns}
     print(f"\n## {title}, one threshold for everyone: each model's LFW TAR-95% threshold, impostor pairs "
           "within it (genuine pairs within it) (%)\n")
-    print("| collection | " + " | ".join(f"{c} ({thresholds[c]:.3f})" for c in columns) + " |")
-    print("|---|" + "---|" * len(columns))
-    for coll, p in pairs.items():
-        g = p["genuine"]
-        cells = [f"{100 * (p[c][~g] <= thresholds[c]).mean():.2f} ({100 * (p[c][g] <= thresholds[c]).mean():.1f})"
-                 for c in columns]
-        print(f"| {coll} | " + " | ".join(cells) + " |")
+    _table(pairs, [f"{c} ({thresholds[c]:.3f})" for c in columns], lambda p, g: [
+        f"{100 * (p[c][~g] <= thresholds[c]).mean():.2f} ({100 * (p[c][g] <= thresholds[c]).mean():.1f})"
+        for c in columns])
 
 
 def accuracy_tables(data: dict, names: list[str], seed: int, k: int) -> None:

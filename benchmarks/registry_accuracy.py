@@ -41,11 +41,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from cluster_people import EAST_ASIAN, same_people  # noqa: E402 - the collections, identities.csv's links
 FACEDATA = Path(os.environ.get("FACETRACE_FACEDATA", REPO.parent / "shared" / "facedata"))
 HELD_OUT_SEED = 2026
 MIN_PHOTOS = 5  # 3 to enroll, 2 or more in the dump
-EAST_ASIAN = ("asian_faces_nz", "asianfaces_tfp", "jaffe", "nuaa_clientraw")
-MARGINS = (0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.16, 0.18, 0.20)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 
 
@@ -65,31 +64,6 @@ def identities(population: str) -> dict[tuple[str, str], list[Path]]:
     return out
 
 
-def same_people() -> dict[tuple[str, str], str]:
-    """{(collection, identity): one name for the person} for the people east_asian/identities.csv
-    links across collections and to LFW names (matching them to each other is right, not wrong)."""
-    import csv
-
-    canon: dict[tuple[str, str], str] = {}
-    table = FACEDATA / "east_asian" / "identities.csv"
-    if not table.exists():
-        return canon
-    for row in csv.DictReader(table.open(encoding="utf-8")):
-        key = (row["collection"], row["identity"])
-        names = [f"{row['collection']}/{row['identity']}"]
-        if row.get("same_person_as"):
-            names.append(row["same_person_as"])
-        overlap = row.get("lfw_name_overlap") or ""
-        if overlap.startswith("name also in LFW as "):
-            lfw_name = overlap[len("name also in LFW as "):].split(";")[0].strip()
-            for coll in ("lfw_deepfunneled", "lfw_singletons"):
-                canon[(coll, lfw_name)] = f"lfw/{lfw_name}"
-            names.append(f"lfw/{lfw_name}")
-        canon[key] = min(n for n in names if n.startswith("lfw/")) if any(n.startswith("lfw/") for n in names) \
-            else min(names)
-    return canon
-
-
 def use_policy_v1():
     """Decide as facetrace-policy-2026-11-v1 did: absolute thresholds, no normalisation."""
     from scanner.matching import policy
@@ -106,10 +80,11 @@ def run(population: str, tmp: Path) -> dict:
     from scanner.registry import EnrollmentRefused, enroll, open_registry
 
     ids = identities(population)
-    canon = same_people()
+    canon = same_people(FACEDATA)
 
     def person(key):  # one person under two names (LFW and asianfaces_tfp, two East Asian collections)
-        return canon.get(key, "lfw/" + key[1] if key[0].startswith("lfw") else "/".join(key))
+        name = key[1] if key[0].startswith("lfw") else "/".join(key)
+        return canon.get(name, name)
 
     held: set = set()
     if population in ("lfw", "mixed"):
@@ -216,9 +191,8 @@ def false_match_rates(reg, members, key_of_path, subject_of, person) -> dict:
     """Per-subject false-match rate of the normalised margin, over every (face, subject) pair of
     different people, computed from the stored templates and the dump's faces exactly as the
     matcher does (cohort: the registry's other subjects, K nearest)."""
-    from scipy.stats import beta
-
     from scanner.matching import policy
+    from scanner.matching.calibration import MARGINS, upper_bound
 
     ids, vectors, subjects = reg.store.template_vectors(reg.embedder, reg.embedder_version)
     templates = np.asarray(vectors, dtype=np.float64)
@@ -266,7 +240,7 @@ def false_match_rates(reg, members, key_of_path, subject_of, person) -> dict:
     rows = []
     for m in MARGINS:
         events = int(((margins >= m) & (dists <= policy.GROUP_MEMBER_MAX)).sum())
-        rows.append((m, events, float(beta.ppf(0.95, events + 1, n - events))))
+        rows.append((m, events, upper_bound(events, n)))
     print(f"  per-subject false-match rate of the normalised margin ({n:,} pairs of different people, distance <= "
           f"{policy.GROUP_MEMBER_MAX}): margin events upper95 | expected false matches per stranger face at 10k / 100k / 1M")
     for m, events, up in rows:
@@ -274,7 +248,7 @@ def false_match_rates(reg, members, key_of_path, subject_of, person) -> dict:
     raw = []
     for t in (policy.CROWDED_ABS_MAX, 0.4, policy.FACE_PROBABLE_MAX, 0.5, policy.FACE_POSSIBLE_MAX):
         events = int((dists <= t).sum())
-        raw.append((t, events, float(beta.ppf(0.95, events + 1, n - events))))
+        raw.append((t, events, upper_bound(events, n)))
     print("  per-subject false-match rate of the raw distance: threshold events rate upper95")
     for t, events, up in raw:
         print(f"    {t:.2f} {events:>6} {events / n:9.2e} {up:9.2e}")
@@ -300,8 +274,8 @@ def main() -> None:
             results[population] = run(population, tmp)
         if len(results) == 2:
             print("\nworst-population table (the higher upper bound at each margin):")
-            for i, m in enumerate(MARGINS):
-                print(f"    {m:.2f} {max(r['_fmr']['margin'][i][2] for r in results.values()):9.2e}")
+            for rows in zip(*(r["_fmr"]["margin"] for r in results.values())):
+                print(f"    {rows[0][0]:.2f} {max(upper for _m, _events, upper in rows):9.2e}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

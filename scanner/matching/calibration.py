@@ -26,16 +26,18 @@ from pathlib import Path
 import numpy as np
 
 from scanner.errors import UsageError
+from scanner.matching import policy
 
 log = logging.getLogger(__name__)
 
 MIN_PEOPLE = 10
-K = 3  # the policy's cohort size: mean of the 3 nearest other people
-# Margins tabulated: the normalised margin a decision must clear (docs/calibration.md).
-MARGINS = (0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.16, 0.18, 0.20)
+K = policy.COHORT_K  # the policy's cohort size: mean of the 3 nearest other people
+# Margins tabulated: those of the policy's built-in table, so a calibrated table can replace it row
+# for row (policy.table_from_calibration; docs/calibration.md).
+MARGINS = tuple(m for m, _rate in policy.FMR_TABLE)
 # A pair farther apart than this is never a same-person decision, whatever its margin (policy v2's
-# ceiling for one face; GROUP_MEMBER_MAX in policy.py).
-MAX_DISTANCE = 0.5
+# ceiling for one face).
+MAX_DISTANCE = policy.GROUP_MEMBER_MAX
 CONFIDENCE = 0.95  # one-sided Clopper-Pearson upper bound
 CHUNK_VALUES = 1 << 21  # probe x template distances computed at once (16 MiB of float64 per array)
 
