@@ -45,7 +45,7 @@ def _face_hits(registry, faces: list[dict], reference=None, normalise: bool = Tr
         return []
     encodings = [f["encoding"] for f in faces]
     dist, tids = registry.index.search_faces(encodings, NEIGHBOURS)
-    ref = reference.nearest_people(encodings, policy.COHORT_K) if reference is not None else None
+    ref = reference.nearest_people(encodings, policy.COHORT_K) if reference is not None and normalise else None
     hits, template_rows = [], {}
     for n, (face, per) in enumerate(zip(faces, _per_subject(registry, dist, tids))):
         if not per:
@@ -94,12 +94,14 @@ def decision_context(registry):
     return ctx, reference
 
 
-def match_items(registry, members: list[dict], scan_id: str | None) -> list[dict]:
-    """Return finding rows for members ({seq, logical_path, sha256, phash, faces: [encoding]})."""
+def match_items(registry, members: list[dict], scan_id: str | None, decided=None) -> list[dict]:
+    """Return finding rows for members ({seq, logical_path, sha256, phash, faces: [encoding]}).
+
+    `decided`: decision_context(registry) when the caller already has it (match_scan records it)."""
     registry.index.refresh()  # another process may have enrolled or erased someone since it was read
     findings: dict[tuple, dict] = {}  # (member seq, subject) -> finding; strongest kind wins
     model = f"{registry.embedder} {registry.embedder_version}"
-    ctx, reference = decision_context(registry)
+    ctx, reference = decided or decision_context(registry)
 
     exact = registry.store.templates_by_photo_sha([m["sha256"] for m in members if m.get("sha256")])
     for m in members:
@@ -223,14 +225,14 @@ def _video_evidence(member: dict, face_index: int, subject: str, hits) -> dict:
 def match_scan(registry, case_store, scan_id: str, actor: str) -> list[dict]:
     """Match every member of a stored scan against the registry; store and return the findings."""
     members = scan_members_for_matching(case_store, scan_id)
-    findings = match_items(registry, members, scan_id)
+    ctx, reference = decision_context(registry)  # recorded below as what the findings were decided under
+    findings = match_items(registry, members, scan_id, (ctx, reference))
     registry.store.add_findings(findings)
     bands = defaultdict(int)
     for f in findings:
         bands[f"{f['kind']}:{f['band']}"] += 1
-    ctx, reference = decision_context(registry)
     registry.store.audit("scan_against_registry", actor, None, {
-        "scan_id": scan_id, "members": len(members), "registry_subjects": registry.store.count_active_subjects(),
+        "scan_id": scan_id, "members": len(members), "registry_subjects": ctx.registry_size,
         "findings": dict(bands), "subjects_found": sorted({f["subject_id"] for f in findings}),
         "policy": policy.POLICY_VERSION, "decided_under": ctx.record(),
         "reference_cohort": None if reference is None else {
