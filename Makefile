@@ -25,6 +25,11 @@ demo: setup
 	$(UV) run --frozen --no-sync facetrace registry audit --verify --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace report --workspace $(DEMO)/workspace --out $(DEMO)/report --case-uco
 	$(UV) run --frozen --no-sync facetrace report verify $(DEMO)/report/report.json --dump $(DEMO)/dump --dump $(DEMO)/bundle.zip
+	rm -rf $(DEMO)/workspace-model
+	$(UV) run --frozen --no-sync facetrace engine export-dlib $(DEMO)/dlib_resnet.onnx
+	$(UV) run --frozen --no-sync facetrace engine set $(DEMO)/dlib_resnet.onnx --alignment dlib-150 --mean 0 --std 1 --no-l2 --workspace $(DEMO)/workspace-model
+	$(UV) run --frozen --no-sync facetrace enroll $(DEMO)/enroll/*.jpg --consent default --workspace $(DEMO)/workspace-model
+	$(UV) run --frozen --no-sync facetrace scan --workspace $(DEMO)/workspace-model --workers 1 $(DEMO)/dump
 
 # The report and enrollment-page tests render HTML in Debian's headless Chromium, and the storage
 # tests run on PostgreSQL too (a throwaway server the tests start on loopback). Install Debian's

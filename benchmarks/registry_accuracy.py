@@ -23,6 +23,16 @@ registry and one dump, as a registry serving several populations is).
 Usage: python benchmarks/registry_accuracy.py [--population lfw|east_asian|both|mixed] [--policy v1|v2]
 (`--policy v1` decides with the previous policy's absolute thresholds only, for comparison;
 about 4 minutes for both populations on 2 cores)
+
+An operator's own model (docs/engines.md): `--model FILE.onnx` (with `--model-alignment`,
+`--model-mean`, `--model-std`, `--model-channels`, `--model-no-l2` as `facetrace engine set`
+takes them) pins it in each workspace and calibrates its distance scale with `facetrace
+calibrate`'s code on `--calibrate-on FOLDER` (one subfolder per person; default: a temporary copy
+of the population's own people with 2 or more photos, 2 photos each). The calibration's reference
+cohort is removed again, so that the crowd is the registry alone, as in the built-in runs, and only
+the distance scale differs. `facetrace engine export-dlib` writes the built-in network as such a
+file: with `--model-alignment dlib-150 --model-mean 0 --model-std 1 --model-no-l2` it must
+reproduce the built-in figures.
 """
 
 from __future__ import annotations
@@ -72,7 +82,33 @@ def use_policy_v1():
     policy.LINK_MARGIN = -10.0
 
 
-def run(population: str, tmp: Path) -> dict:
+def pin_model(root: str, tmp: Path, population: str, args) -> None:
+    """Pin args.model in the workspace and calibrate its distance scale (the cohort is removed again)."""
+    from scanner.fingerprints import modelfile
+    from scanner.matching import calibration
+    from scanner.pipeline import open_store
+    from scanner.registry import open_registry
+
+    modelfile.pin(root, args.model, alignment=args.model_alignment, channels=args.model_channels,
+                  mean=tuple(float(v) for v in args.model_mean.split(",")),
+                  std=tuple(float(v) for v in args.model_std.split(",")), l2=not args.model_no_l2)
+    folder = Path(args.calibrate_on) if args.calibrate_on else tmp / f"calibrate-{population}"
+    if not args.calibrate_on:
+        for (coll, name), photos in identities(population).items():
+            if len(photos) >= 2:
+                (folder / f"{coll}-{name}").mkdir(parents=True, exist_ok=True)
+                for p in photos[:2]:
+                    shutil.copy(p, folder / f"{coll}-{name}" / p.name)
+    store, _ = open_store(root)
+    reg = open_registry(store, root)
+    manifest, _where, _skipped = calibration.calibrate(reg, folder, actor="benchmark")
+    calibration.remove(reg, actor="benchmark")
+    print(f"\n{population}: model {reg.embedder} pinned; distance scale {manifest['policy']} calibrated on "
+          f"{manifest['faces']} faces of {manifest['people']} people ({folder})")
+
+
+def run(population: str, tmp: Path, args=None) -> dict:
+    two_dumps = bool(args is not None and args.two_dumps)
     from scanner.consent import ConsentInput
     from scanner.matching.matcher import match_items, scan_members_for_matching
     from scanner.models import ScanOptions
@@ -91,6 +127,8 @@ def run(population: str, tmp: Path) -> dict:
         deep = sorted(k for k in ids if k[0] == "lfw_deepfunneled")
         held = set(random.Random(HELD_OUT_SEED).sample(deep, 40))
     store, root = open_store(str(tmp / f"ws-{population}"))
+    if args is not None and args.model:
+        pin_model(root, tmp, population, args)
     reg = open_registry(store, root)
     subject_of, enrolled_photos, refused, replaced = {}, {}, [], 0
     for key, photos in ids.items():
@@ -119,15 +157,21 @@ def run(population: str, tmp: Path) -> dict:
             continue  # refused at enrollment: neither enrolled nor a stranger
         else:
             rest = photos
-        folder = dump / f"id{k:04d}"
+        stranger = key not in enrolled_photos
+        folder = (dump.with_name(dump.name + "-strangers") if stranger and two_dumps else dump) / f"id{k:04d}"
         folder.mkdir(parents=True, exist_ok=True)
         for i, p in enumerate(rest):
             name = f"{i:02d}{p.suffix.lower()}"
             shutil.copy(p, folder / name)
             truth[f"id{k:04d}/{name}"] = key
-    summary = scan([str(dump)], store, ScanOptions(), workspace=root)
-    members = scan_members_for_matching(store, summary.scan_id)
-    findings = match_items(reg, members, summary.scan_id)
+    members, findings = [], []
+    # one dump (a kit: strangers and enrolled people together), or the earlier protocol's two
+    # (`--two-dumps`: the enrolled people's other photos, then the strangers' photos alone)
+    for folder in [dump] + ([dump.with_name(dump.name + "-strangers")] if two_dumps else []):
+        summary = scan([str(folder)], store, ScanOptions(), workspace=root)
+        part = scan_members_for_matching(store, summary.scan_id)
+        findings += match_items(reg, part, summary.scan_id)
+        members += part
     key_of_path = {m["logical_path"]: truth["/".join(Path(m["logical_path"]).parts[-2:])] for m in members}
     faces_of_path = {m["logical_path"]: len(m["faces"]) for m in members}
     enrolled = set(enrolled_photos)
@@ -194,8 +238,11 @@ def false_match_rates(reg, members, key_of_path, subject_of, person) -> dict:
     from scanner.matching import policy
     from scanner.matching.calibration import MARGINS, upper_bound
 
-    ids, vectors, subjects = reg.store.template_vectors(reg.embedder, reg.embedder_version)
+    from scanner.matching.matcher import decision_context
+
+    ids, vectors, subjects = reg.store.template_vectors(reg.embedder, reg.embedder_version, dim=reg.index.dim)
     templates = np.asarray(vectors, dtype=np.float64)
+    to_scale = decision_context(reg)[0].to_scale  # an operator's model: its calibrated scale
     subjects = np.asarray(subjects)
     subs = sorted(set(subjects.tolist()))
     col = {s: i for i, s in enumerate(subs)}
@@ -208,7 +255,7 @@ def false_match_rates(reg, members, key_of_path, subject_of, person) -> dict:
             out[:, j] = dist[:, t_col == j].min(axis=1)
         return out
 
-    tt = per_subject_min(np.linalg.norm(templates[:, None] - templates[None], axis=2))
+    tt = per_subject_min(to_scale(np.linalg.norm(templates[:, None] - templates[None], axis=2)))
     tt[np.arange(len(templates)), t_col] = np.inf
     t_crowd = np.sort(tt, axis=1)[:, :k].mean(axis=1)
     faces, owner = [], []
@@ -221,7 +268,7 @@ def false_match_rates(reg, members, key_of_path, subject_of, person) -> dict:
     owner = np.asarray(owner)
     margins, dists = [], []
     for start in range(0, len(faces), 500):
-        d = np.linalg.norm(faces[start:start + 500, None] - templates[None], axis=2)
+        d = to_scale(np.linalg.norm(faces[start:start + 500, None] - templates[None], axis=2))
         ds = per_subject_min(d)
         nearest_t = np.stack([np.flatnonzero(t_col == j)[np.argmin(d[:, t_col == j], axis=1)] for j in range(len(subs))], 1)
         for r in range(len(ds)):
@@ -261,6 +308,17 @@ def main() -> None:
                     help="both: each population in its own registry and dump; mixed: one registry and one dump "
                          "holding both")
     ap.add_argument("--policy", choices=("v1", "v2"), default="v2")
+    ap.add_argument("--model", help="an operator's ONNX face model to pin (facetrace engine set)")
+    ap.add_argument("--model-alignment", choices=("arcface", "dlib-150"), default="arcface")
+    ap.add_argument("--model-channels", choices=("rgb", "bgr"), default="rgb")
+    ap.add_argument("--model-mean", default="127.5")
+    ap.add_argument("--model-std", default="128")
+    ap.add_argument("--model-no-l2", action="store_true")
+    ap.add_argument("--calibrate-on", metavar="FOLDER", help="labelled folder the model's distance scale is "
+                                                             "calibrated on (default: the population's own people)")
+    ap.add_argument("--two-dumps", action="store_true",
+                    help="the earlier protocol: enrolled people's other photos and strangers' photos scanned as two "
+                         "dumps (the one-dump default is what a kit is)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     if not FACEDATA.is_dir():
@@ -271,7 +329,7 @@ def main() -> None:
     try:
         results = {}
         for population in (("lfw", "east_asian") if args.population == "both" else (args.population,)):
-            results[population] = run(population, tmp)
+            results[population] = run(population, tmp, args)
         if len(results) == 2:
             print("\nworst-population table (the higher upper bound at each margin):")
             for rows in zip(*(r["_fmr"]["margin"] for r in results.values())):

@@ -78,6 +78,9 @@ def format_summary(manifest: dict, where) -> str:
         + (f"; {manifest['people_without_usable_photo']} person folder(s) without a usable photo"
            if manifest["people_without_usable_photo"] else ""),
         f"  saved       {where} (encodings only; photos' SHA-256 {manifest['source_sha256']})",
+        *([f"  policy      {manifest['policy']}: the model's distances on dlib's scale, from "
+           f"{manifest['distance_scale']['pairs']:,} pairs of {manifest['distance_scale']['faces']} faces "
+           "(facetrace engine show)"] if manifest.get("policy") else []),
         (f"Measured with the registry's protocol on the cohort itself (K={m['k']}): {m['subjects']} people enrolled "
          f"(first photo), {m['probes']} probe faces, {m['impostor_pairs']:,} pairs of different people"),
         f"  {'margin':>6}  {'false matches':>15}  {'95% upper':>10}  {'registry at 1%':>14}  {'genuine found':>13}",

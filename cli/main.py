@@ -10,6 +10,7 @@ from cli.acquire import acquire_group
 from cli.calibrate import calibrate_command
 from cli.common import EXIT_CODES, setup_logging
 from cli.datasets import datasets_group
+from cli.engine import engine_group
 from cli.enroll import enroll_command
 from cli.lineage import lineage_command
 from cli.match import match_command
@@ -45,6 +46,7 @@ cli.add_command(profile_command)
 cli.add_command(datasets_group)
 cli.add_command(lineage_command)
 cli.add_command(calibrate_command)
+cli.add_command(engine_group)
 cli.add_command(serve_command)
 cli.add_command(keys_group)
 

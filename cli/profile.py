@@ -48,6 +48,7 @@ def format_profile(p: dict) -> str:
     people, pack, cap, bundle = p["people"], p["packaging"], p["capture"], p["bundle"]
     lines = [f"Profile of scan {p['scan_id']} ({p['members']} members)",
              f"  people      {people['count']}  ({_range(people)}{people['background_faces']} background faces not counted)",
+             *([f"              {people['caveat']}"] if people.get("caveat") else []),
              f"  packaging   {pack['signature']}"]
     if pack["naming_patterns"]:
         lines.append("  names       " + ", ".join(f"{x['pattern']} ({x['count']})" for x in pack["naming_patterns"][:3]))

@@ -20,9 +20,10 @@ PROBLEMS_SHOWN = 20
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per member on stdout (JSON Lines, see docs/scan-output.md); "
                    "the summary goes to stderr.")
-@click.option("--engine", type=click.Choice(["onnx", "dlib"]), default="onnx", show_default=True,
-              help="Face encoder: dlib's ResNet in ONNX Runtime (10x faster), or face_recognition's own "
-                   "dlib call (the reference). Both give the same encodings within 1e-4.")
+@click.option("--engine", type=click.Choice(["onnx", "dlib"]), default=None,
+              help="Face encoder: dlib's ResNet in ONNX Runtime (10x faster; the default), or face_recognition's "
+                   "own dlib call (the reference). Both give the same encodings within 1e-4. A workspace that "
+                   "pinned its own model (facetrace engine set) always scans with it.")
 @click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
               help="Face detector: HOG (fast, CPU) or dlib's CNN (more recall on odd poses, slow on CPU).")
 @click.option("--upsample", type=click.IntRange(0, 3), default=1, show_default=True,
@@ -78,13 +79,15 @@ def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, 
       facetrace --verbose scan --workspace case-42 --workers 2 /mnt/seized
       facetrace scan --db postgresql+psycopg://ft@db/cases --cluster tcp://scheduler:8786 /mnt/seized
     """
+    from scanner.fingerprints.modelfile import workspace_options
     from scanner.models import ScanOptions
     from scanner.pipeline import start_workers, validate_options, workspace_root
 
-    options = ScanOptions(engine=engine, detector=detector, upsample=upsample, detect_max_side=detect_max_side, workers=workers,
+    options = ScanOptions(engine=engine or "onnx", detector=detector, upsample=upsample, detect_max_side=detect_max_side, workers=workers,
                           max_image_pixels=max_image_pixels, max_archive_depth=max_archive_depth,
                           video_every_ms=round(video_every * 1000), video_scene_change=video_scene_change,
                           video_max_frames=video_max_frames, passwords=tuple(passwords))
+    options = workspace_options(workspace_root(workspace), options, explicit_engine=engine is not None)
     # local workers start now and load their models while the workspace is opened (about 0.7 s
     # for a new one); scan() takes them over. A cluster is reached by scan() itself.
     validate_options(options)
@@ -192,12 +195,17 @@ def decision_context_line(ctx: dict) -> str:
     """What the same-person bands were decided under, in words (docs/matching.md)."""
     others = (f"{ctx['cohort_people']} other people to compare faces with ({ctx['registry_size'] - 1} enrolled, "
               f"{ctx['reference_people']} in the reference cohort)")
+    if not ctx.get("faces_decided", True):
+        return (f"registry of {ctx['registry_size']}, policy {ctx.get('policy')}: this workspace's model has no "
+                "calibrated policy, so its faces earn no same-person finding and only copies are found "
+                "(run facetrace calibrate FOLDER: docs/engines.md)")
     if not ctx["normalised"]:
         return (f"registry of {ctx['registry_size']}, {others}: too few to tell how crowded a face's "
                 f"neighbourhood is, so only faces within 0.25 count above possible (see facetrace calibrate)")
     margins = ", ".join(f"{band} margin {m}" if m is not None else f"no {band} at this size"
                         for band, m in (("probable", ctx["probable_margin"]), ("group", ctx["group_margin"])))
-    return f"registry of {ctx['registry_size']}, {others}: {margins} ({ctx['fmr_table']} false-match rates)"
+    policy = f"; policy {ctx['policy']}" if "+scale-" in (ctx.get("policy") or "") else ""
+    return f"registry of {ctx['registry_size']}, {others}: {margins} ({ctx['fmr_table']} false-match rates{policy})"
 
 
 def _print_findings(stream, findings) -> None:

@@ -39,11 +39,13 @@ _ENC = struct.Struct(f"<{ENCODING_DIM}d")
 
 
 def pack_encoding(values: Iterable[float]) -> bytes:
-    return _ENC.pack(*values)
+    """Little-endian float64 values: 128 for dlib's encodings, an operator's model's own size otherwise."""
+    values = tuple(values)
+    return _ENC.pack(*values) if len(values) == ENCODING_DIM else struct.pack(f"<{len(values)}d", *values)
 
 
 def unpack_encoding(blob: bytes) -> tuple[float, ...]:
-    return _ENC.unpack(blob)
+    return _ENC.unpack(blob) if len(blob) == _ENC.size else struct.unpack(f"<{len(blob) // 8}d", blob)
 
 
 def _encoding_array(blob: bytes):

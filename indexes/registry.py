@@ -259,6 +259,11 @@ class RegistryStore:
                 return False
             return secrets.compare_digest(subj.token_sha256, hashlib.sha256(token.encode()).hexdigest())
 
+    def count_templates(self) -> int:
+        """Templates of every status and embedder (what a change of the workspace's engine would strand)."""
+        with Session(self.reader) as s:
+            return int(s.scalar(select(func.count()).select_from(Template)))
+
     def count_active_subjects(self) -> int:
         with Session(self.reader) as s:
             return s.scalar(select(func.count()).select_from(Subject).where(Subject.status == "active"))
@@ -323,10 +328,10 @@ class RegistryStore:
                              f"{embedder} {embedder_version}: re-enroll or use the matching engine")
 
     def template_vectors(self, embedder: str, embedder_version: str, subject_id: str | None = None,
-                         encodings: bool = True):
+                         encodings: bool = True, dim: int = 128):
         """Return (ids, encodings, subject ids) of every active template made by this embedder.
 
-        Encodings come as one float32 array [n, 128] (1M templates: 512 MB, where Python tuples
+        Encodings come as one float32 array [n, dim] (1M templates: 512 MB, where Python tuples
         would take several GB), or None with `encodings=False`: checking that an index file is
         current needs the ids only, not a gigabyte of vectors. With `subject_id`, only that
         subject's: adding one enrollment must not read the registry.
@@ -345,10 +350,10 @@ class RegistryStore:
                 subjects += [row[1] for row in part]
                 if encodings:  # float32 chunk by chunk: no float64 copy of the whole registry
                     blob = b"".join(row[2] for row in part)  # the layout pack_encoding writes
-                    vectors.append(np.frombuffer(blob, dtype="<f8").reshape(-1, 128).astype(np.float32))
+                    vectors.append(np.frombuffer(blob, dtype="<f8").reshape(-1, dim).astype(np.float32))
         out = None
         if encodings:
-            out = np.concatenate(vectors) if vectors else np.empty((0, 128), dtype=np.float32)
+            out = np.concatenate(vectors) if vectors else np.empty((0, dim), dtype=np.float32)
         return ids, out, subjects
 
     def active_template_ids(self, embedder: str, embedder_version: str):

@@ -27,7 +27,7 @@ import numpy as np
 from indexes import segments
 from indexes.hashes import ShardedHashIndex, load_hash_index, save_hash_index, stored_hash_ids
 from indexes.registry import RegistryStore
-from indexes.vectors import (APPROX_ABOVE, FlatIndex, IndexMismatch, IVFIndex, load_index, make_index, save_index,
+from indexes.vectors import (APPROX_ABOVE, DIM, FlatIndex, IndexMismatch, IVFIndex, load_index, make_index, save_index,
                              stored_ids)
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,11 @@ CHANGES = "registry_changes"  # manifest field: the registry change count an ind
 
 
 class RegistryIndex:
-    def __init__(self, root: str | Path, store: RegistryStore, embedder: str, embedder_version: str, hasher: str):
+    def __init__(self, root: str | Path, store: RegistryStore, embedder: str, embedder_version: str, hasher: str,
+                 dim: int = DIM):
         self.dir = Path(root) / "indexes"
         self.store = store
+        self.dim = dim  # the embedder's encoding size
         self.embedder, self.embedder_version, self.hasher = embedder, embedder_version, hasher
         self.rebuilt: list[str] = []  # which files were rebuilt by the last load (for tests and logs)
         self._problems: list[str] = []  # why index files could not be loaded (logged if rebuilt)
@@ -55,7 +57,7 @@ class RegistryIndex:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         changes = self.store.registry_changes()  # read first: whatever is read after is at least as new
         self._problems = []
-        faces = self._read(FACES_FILE, lambda p: load_index(p, self.embedder, self.embedder_version))
+        faces = self._read(FACES_FILE, lambda p: load_index(p, self.embedder, self.embedder_version, self.dim))
         hashes = self._read(HASHES_FILE, lambda p: load_hash_index(p, self.hasher))
         if not all(ix is not None and ix.saved_manifest.get(CHANGES) == changes for ix in (faces, hashes)):
             faces = self._check(FACES_FILE, faces, self.store.active_template_ids(self.embedder, self.embedder_version),
@@ -92,9 +94,9 @@ class RegistryIndex:
         return rebuild(len(ids))
 
     def _rebuild_faces(self, n: int):
-        index = make_index(n)
+        index = make_index(n, self.dim)
         if n:  # the vectors are read only to rebuild
-            ids, encodings, _ = self.store.template_vectors(self.embedder, self.embedder_version)
+            ids, encodings, _ = self.store.template_vectors(self.embedder, self.embedder_version, dim=self.dim)
             index.add(np.asarray(ids, dtype=np.int64), encodings)
         return index
 
@@ -128,7 +130,7 @@ class RegistryIndex:
         if isinstance(self.faces, FlatIndex) and len(self.faces) > APPROX_ABOVE:
             # grown past the exact index's size by enrollments: the same vectors, now in IVF
             log.info("%d templates: the face index becomes %s", len(self.faces), IVFIndex.kind)
-            grown = IVFIndex()
+            grown = IVFIndex(dim=self.dim)
             grown.add(self.faces.ids(), self.faces.vectors())
             self.faces = grown
         self._save()
@@ -137,7 +139,8 @@ class RegistryIndex:
 
     def add_subject(self, subject_id: str, template_ids: list[int]) -> None:
         """Add a newly enrolled subject's templates and hashes (read back from the database)."""
-        ids, encodings, subjects = self.store.template_vectors(self.embedder, self.embedder_version, subject_id)
+        ids, encodings, subjects = self.store.template_vectors(self.embedder, self.embedder_version, subject_id,
+                                                               dim=self.dim)
         want = set(template_ids)
         sel = [i for i, t in enumerate(ids) if t in want]
         self.faces.add(np.asarray([ids[i] for i in sel], dtype=np.int64), encodings[sel])
@@ -158,7 +161,7 @@ class RegistryIndex:
 
     def search_faces(self, encodings, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Return (distances, template ids) of the k nearest templates of each encoding."""
-        q = np.asarray(encodings, dtype=np.float32).reshape(-1, 128)
+        q = np.asarray(encodings, dtype=np.float32).reshape(-1, self.dim)
         return self.faces.search(q, k)
 
     def search_hashes(self, phashes: list[str], radius: int) -> list[list[tuple[int, int]]]:

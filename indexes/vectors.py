@@ -1,4 +1,4 @@
-"""Vector indexes of 128-d face templates: an exact numpy reference, FAISS flat, FAISS IVF.
+"""Vector indexes of face templates (128-d for dlib's encodings; any size for an operator's model): an exact numpy reference, FAISS flat, FAISS IVF.
 
 Every index returns Euclidean (not squared) distances and the caller's int64 ids, supports
 incremental `add` and `remove` (removed vectors are really deleted from the index's memory and
@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-DIM = 128
+DIM = 128  # dlib's encodings; an index of an operator's model is made with its own size
 METRIC = "l2"
 # Above this many vectors an exact search of one query costs more than about 5 ms on the
 # reference machine (benchmarks/bench_index.py), so an approximate index takes over.
@@ -60,9 +60,8 @@ class VectorIndex(Protocol):
     def __len__(self) -> int: ...
 
 
-def _as_vectors(x) -> np.ndarray:
-    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(-1, DIM))
-    return x
+def _as_vectors(x, dim: int = DIM) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(-1, dim))
 
 
 def _as_ids(ids) -> np.ndarray:
@@ -74,12 +73,13 @@ class BruteForceIndex:
 
     kind = "numpy-bruteforce"
 
-    def __init__(self):
+    def __init__(self, dim: int = DIM):
+        self.dim = dim
         self._ids = np.empty(0, dtype=np.int64)
-        self._vecs = np.empty((0, DIM), dtype=np.float32)
+        self._vecs = np.empty((0, dim), dtype=np.float32)
 
     def add(self, ids, vectors) -> None:
-        ids, vectors = _as_ids(ids), _as_vectors(vectors)
+        ids, vectors = _as_ids(ids), _as_vectors(vectors, self.dim)
         if np.isin(ids, self._ids).any() or len(np.unique(ids)) != len(ids):
             raise ValueError("duplicate ids")
         self._ids = np.concatenate([self._ids, ids])
@@ -92,7 +92,7 @@ class BruteForceIndex:
         return removed
 
     def search(self, queries, k):
-        q = _as_vectors(queries)
+        q = _as_vectors(queries, self.dim)
         dist = np.full((len(q), k), np.inf, dtype=np.float32)
         out = np.full((len(q), k), -1, dtype=np.int64)
         if len(self._ids) == 0:
@@ -115,14 +115,15 @@ class _FaissIndex:
     kind = ""
     saved_manifest: dict | None = None  # the manifest of this index's last save or load
 
-    def __init__(self, index=None):
+    def __init__(self, index=None, dim: int = DIM):
+        self.dim = int(index.d) if index is not None else dim
         self._index = index if index is not None else self._new()
 
     def _new(self):
         raise NotImplementedError
 
     def add(self, ids, vectors) -> None:
-        ids, vectors = _as_ids(ids), _as_vectors(vectors)
+        ids, vectors = _as_ids(ids), _as_vectors(vectors, self.dim)
         if len(ids) == 0:
             return
         self._prepare(vectors)
@@ -136,7 +137,7 @@ class _FaissIndex:
         return int(self._index.remove_ids(ids)) if len(ids) else 0
 
     def search(self, queries, k):
-        q = _as_vectors(queries)
+        q = _as_vectors(queries, self.dim)
         d2, out = self._index.search(q, k)
         dist = np.sqrt(np.maximum(d2, 0), dtype=np.float32)
         dist[out < 0] = np.inf
@@ -158,7 +159,7 @@ class FlatIndex(_FaissIndex):
     def _new(self):
         import faiss
 
-        return faiss.IndexIDMap2(faiss.IndexFlatL2(DIM))
+        return faiss.IndexIDMap2(faiss.IndexFlatL2(self.dim))
 
     def ids(self) -> np.ndarray:
         import faiss
@@ -181,12 +182,13 @@ class IVFIndex(_FaissIndex):
 
     kind = "faiss-ivf-flat"
 
-    def __init__(self, index=None, nlist: int | None = None, nprobe: int = 32, header: bytes | None = None):
+    def __init__(self, index=None, nlist: int | None = None, nprobe: int = 32, header: bytes | None = None,
+                 dim: int = DIM):
         self._nlist = nlist
         self.nprobe = nprobe
         self._header = header  # the trained index without entries, serialized (the segmented file's header)
         self._dirty: set[int] | None = None  # lists changed since the last save or load; None: all
-        super().__init__(index)
+        super().__init__(index, dim)
         if index is not None:
             self._index.nprobe = nprobe
             if header is None:  # read from a one-file index: make the header from its quantizer
@@ -200,8 +202,8 @@ class IVFIndex(_FaissIndex):
 
         if self._index is None:
             nlist = self._nlist or max(1, min(int(LISTS_PER_SQRT_N * math.sqrt(len(vectors))), len(vectors) // 39))
-            quantizer = faiss.IndexFlatL2(DIM)
-            index = faiss.IndexIVFFlat(quantizer, DIM, nlist, faiss.METRIC_L2)
+            quantizer = faiss.IndexFlatL2(self.dim)
+            index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_L2)
             # k-means needs a sample, not everything: 200k vectors train 4,000 lists in 10 s
             sample = vectors
             size = max(MIN_TRAIN_SAMPLE, TRAIN_PER_LIST * nlist)
@@ -219,7 +221,7 @@ class IVFIndex(_FaissIndex):
                            count=self._index.nlist)
 
     def add(self, ids, vectors) -> None:
-        ids, vectors = _as_ids(ids), _as_vectors(vectors)
+        ids, vectors = _as_ids(ids), _as_vectors(vectors, self.dim)
         if len(ids) == 0:
             return
         self._prepare(vectors)
@@ -243,7 +245,7 @@ class IVFIndex(_FaissIndex):
 
     def search(self, queries, k):
         if self._index is None:
-            q = _as_vectors(queries)
+            q = _as_vectors(queries, self.dim)
             return np.full((len(q), k), np.inf, dtype=np.float32), np.full((len(q), k), -1, dtype=np.int64)
         return super().search(queries, k)
 
@@ -327,9 +329,9 @@ def _empty_ivf_bytes(index) -> bytes:
     return faiss.serialize_index(empty).tobytes()
 
 
-def make_index(expected_size: int) -> VectorIndex:
-    """Return an empty index of the kind that suits `expected_size` vectors."""
-    return FlatIndex() if expected_size <= APPROX_ABOVE else IVFIndex()
+def make_index(expected_size: int, dim: int = DIM) -> VectorIndex:
+    """Return an empty index of `dim`-d vectors of the kind that suits `expected_size` vectors."""
+    return FlatIndex(dim=dim) if expected_size <= APPROX_ABOVE else IVFIndex(dim=dim)
 
 
 # -- persistence ---------------------------------------------------------------------------------
@@ -353,7 +355,7 @@ def save_index(index: _FaissIndex, path: str | os.PathLike, embedder: str, embed
     if index.faiss_index is None:
         raise ValueError("an untrained index has nothing to save")
     fields = {**(extra or {}), "kind": index.kind, "embedder": embedder, "embedder_version": embedder_version,
-              "dim": DIM, "metric": METRIC}
+              "dim": index.dim, "metric": METRIC}
     if isinstance(index, IVFIndex):
         manifest = segments.save(path, fields, index.header(), index.segment_count(), index.segment_payload,
                                  index.dirty_segments(), index.saved_manifest)
@@ -372,7 +374,7 @@ def save_index(index: _FaissIndex, path: str | os.PathLike, embedder: str, embed
     return manifest
 
 
-def load_index(path: str | os.PathLike, embedder: str, embedder_version: str) -> _FaissIndex:
+def load_index(path: str | os.PathLike, embedder: str, embedder_version: str, dim: int = DIM) -> _FaissIndex:
     """Read an index saved by `save_index`, refusing one made by another embedder or damaged."""
     import faiss
 
@@ -385,7 +387,7 @@ def load_index(path: str | os.PathLike, embedder: str, embedder_version: str) ->
     if manifest.get("embedder") != embedder or manifest.get("embedder_version") != embedder_version:
         raise IndexMismatch(f"{path} was built by {manifest.get('embedder')} {manifest.get('embedder_version')}, "
                             f"not {embedder} {embedder_version}")
-    if manifest.get("dim") != DIM or manifest.get("metric") != METRIC:
+    if manifest.get("dim") != dim or manifest.get("metric") != METRIC:
         raise IndexMismatch(f"{path} has dimension {manifest.get('dim')} / metric {manifest.get('metric')}")
     kind = manifest.get("kind")
     if kind not in (FlatIndex.kind, IVFIndex.kind):

@@ -9,7 +9,7 @@ encoding compared with one made by another engine is meaningless.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 
@@ -176,6 +176,41 @@ class MemberResult:
         return record
 
 
+MODEL_PREFIX = "onnx-model:"  # the embedder name of an operator's model (scanner/fingerprints/modelfile.py)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An operator's ONNX face model and how its input crop is made; recorded with every scan."""
+
+    path: str
+    sha256: str
+    label: str
+    alignment: str = "arcface"  # "dlib-150" or "arcface"
+    size: int = 112  # the model's input is size x size pixels
+    channels: str = "rgb"  # "rgb" or "bgr"
+    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)  # subtracted per channel (in `channels` order)
+    std: tuple[float, float, float] = (128.0, 128.0, 128.0)  # then divided by, per channel
+    layout: str = "nchw"  # "nchw" or "nhwc", read from the model's input shape
+    l2: bool = True  # L2-normalise the output
+    dim: int = 0  # the output's size, read from the model
+
+    @property
+    def embedder(self) -> str:
+        return MODEL_PREFIX + self.label
+
+    def as_record(self) -> dict:
+        record = asdict(self)
+        record["mean"], record["std"] = list(self.mean), list(self.std)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> ModelSpec:
+        fields = {k: record[k] for k in cls.__dataclass_fields__ if k in record}
+        fields["mean"], fields["std"] = tuple(fields.get("mean", cls.mean)), tuple(fields.get("std", cls.std))
+        return cls(**fields)
+
+
 @dataclass(frozen=True)
 class ScanOptions:
     """Every parameter that changes a scan's results; recorded with the scan."""
@@ -200,6 +235,7 @@ class ScanOptions:
     video_every_ms: int = 1000  # videos: one sampled frame per this many ms, plus scene changes
     video_scene_change: float = 30.0  # mean grey-level change (0-255) of a 32x18 thumbnail that is a cut
     video_max_frames: int = 3600  # videos: sampled frames at most (one hour at the default rate)
+    model: ModelSpec | None = None  # engine "model": the workspace's pinned ONNX model
 
     def as_record(self) -> dict:
         return {
@@ -210,6 +246,7 @@ class ScanOptions:
             "video_scene_change": self.video_scene_change,
             "video_max_frames": self.video_max_frames,
             "engine": self.engine,
+            **({"model": self.model.as_record()} if self.model is not None else {}),
             "detector": self.detector,
             "upsample": self.upsample,
             "detect_max_side": self.detect_max_side,

@@ -64,18 +64,24 @@ ProgressCallback = Callable[[ScanCounts, MemberResult], None]
 
 def engine_info(options: ScanOptions) -> EngineInfo:
     """Describe the engine a scan with these options uses (versions and model checksums)."""
-    from scanner.fingerprints.faces import EMBEDDER, engine_runtime, engine_versions, model_file_checksums
+    from scanner.fingerprints.faces import embedder_of, engine_runtime, engine_versions, model_file_checksums
     from scanner.fingerprints.perceptual import NAME as HASHER, hasher_version
 
     versions = engine_versions()
+    embedder, embedder_version = embedder_of(options)
+    files = model_file_checksums()
+    if options.engine == "model" and options.model is not None:
+        # the operator's network replaces dlib's ResNet; dlib's landmark models still align the crop
+        files = {k: v for k, v in files.items() if k != "dlib_face_recognition_resnet_model_v1.dat"}
+        files[os.path.basename(options.model.path)] = options.model.sha256
     return EngineInfo(
-        embedder=EMBEDDER,
-        embedder_version=versions["face_recognition"],
+        embedder=embedder,
+        embedder_version=embedder_version,
         hasher=HASHER,
         hasher_version=hasher_version(),
-        runtime=engine_runtime(options.engine),
+        runtime=engine_runtime(options.engine, options.model),
         versions={"facetrace": __version__, **versions},
-        model_files=model_file_checksums(),
+        model_files=files,
     )
 
 
@@ -100,6 +106,12 @@ def validate_options(options: ScanOptions) -> None:
 
     if options.engine not in ENGINES:
         raise UsageError(f"unknown engine {options.engine!r}: use {' or '.join(repr(e) for e in ENGINES)}")
+    if options.engine == "model" and options.model is None:
+        raise UsageError("engine 'model' needs the workspace's pinned model (facetrace engine set MODEL.onnx)")
+    if options.engine == "model":  # its file must still be the pinned one before any worker loads it
+        from scanner.fingerprints.modelfile import verified
+
+        verified(options.model)
     if options.detector not in ("hog", "cnn"):
         raise UsageError(f"unknown detector {options.detector!r}: use 'hog' or 'cnn'")
     if options.upsample < 0 or options.upsample > 3:
@@ -164,6 +176,10 @@ def scan(
     opens the workspace, so that their start-up overlaps it); the scan takes it over and shuts it
     down, as it does its own.
     """
+    if workspace:  # the workspace's pinned model, if it has one (a no-op for options already resolved)
+        from scanner.fingerprints.modelfile import workspace_options
+
+        options = workspace_options(workspace, options)
     validate_options(options)
     if not inputs:
         raise UsageError("nothing to scan: give at least one file, folder or archive")
@@ -725,3 +741,45 @@ def notify_subjects(registry, store, findings: list[dict], scan_id: str | None) 
                         lambda action, details, sid=sid: registry.store.audit(action, "facetrace-scan", sid, details),
                         f"subject:{sid}")
     return sent
+
+
+# -- the workspace's face model ------------------------------------------------------------------
+
+
+def pin_model(store, root: str, path: str, actor: str, **spec):
+    """Pin an operator's ONNX model in an empty workspace (docs/engines.md); audited. Returns the ModelSpec."""
+    from indexes.registry import RegistryStore
+    from scanner.fingerprints import modelfile
+
+    _require_no_encodings(store, "pin a model")
+    pinned = modelfile.pin(root, path, **spec)
+    RegistryStore(store.engine).audit("engine_set", actor, None, {
+        "embedder": pinned.embedder, "model_sha256": pinned.sha256, "model_path": pinned.path,
+        "alignment": pinned.alignment, "size": pinned.size, "dim": pinned.dim})
+    return pinned
+
+
+def unpin_model(store, root: str, actor: str):
+    """Go back to the built-in engine in an empty workspace; audited. Returns the model unpinned, or None."""
+    from indexes.registry import RegistryStore
+    from scanner.fingerprints import modelfile
+
+    if modelfile.pinned(root) is None:
+        return None
+    _require_no_encodings(store, "change its engine")
+    spec = modelfile.unpin(root)
+    if spec is not None:
+        RegistryStore(store.engine).audit("engine_reset", actor, None, {"embedder": spec.embedder,
+                                                                         "model_sha256": spec.sha256})
+    return spec
+
+
+def _require_no_encodings(store, what: str) -> None:
+    from indexes.registry import RegistryStore
+
+    templates = RegistryStore(store.engine).count_templates()
+    scans = len(store.list_scans())
+    if templates or scans:
+        raise UsageError(f"this workspace holds {templates} enrolled template(s) and {scans} scan(s) made by its "
+                         f"current engine: it cannot {what} (encodings of two models are not comparable). Use a new "
+                         "workspace (--workspace)")

@@ -47,22 +47,27 @@ class Registry:
     embedder_version: str
     hasher: str
     case_store: object = None  # the workspace's indexes.casestore.CaseStore: its scans are searched on enrollment
+    # how its photos are analysed: the built-in engine, or the workspace's pinned model (modelfile.py)
+    options: ScanOptions = field(default_factory=ScanOptions)
 
 
 def open_registry(case_store, root: str | os.PathLike) -> Registry:
-    """Open the registry of the workspace whose case store is `case_store`."""
+    """Open the registry of the workspace whose case store is `case_store`, with the workspace's
+    engine (its pinned model, if it has one: `facetrace engine set`)."""
     from indexes.registry import RegistryStore
     from indexes.registry_index import RegistryIndex
-    from scanner.fingerprints.faces import EMBEDDER, engine_versions
+    from scanner.fingerprints.faces import embedder_of
+    from scanner.fingerprints.modelfile import workspace_options
     from scanner.fingerprints.perceptual import NAME as HASHER
 
+    options = workspace_options(root)
     store = RegistryStore(case_store.engine)
-    version = engine_versions()["face_recognition"]
+    embedder, version = embedder_of(options)
     try:
-        index = RegistryIndex(root, store, EMBEDDER, version, HASHER)
+        index = RegistryIndex(root, store, embedder, version, HASHER, options.model.dim if options.model else 128)
     except ValueError as exc:
         raise FacetraceError(str(exc)) from None
-    return Registry(Path(root), store, index, EMBEDDER, version, HASHER, case_store)
+    return Registry(Path(root), store, index, embedder, version, HASHER, case_store, options)
 
 
 # -- enrollment ----------------------------------------------------------------------------------
@@ -87,12 +92,11 @@ class EnrollResult:
     earlier: dict | None = None  # the search of earlier scans: {"scans": n, "findings": [...]}
 
 
-def _analyse_photo(name: str, data: bytes) -> EnrolledPhoto:
+def _analyse_photo(name: str, data: bytes, options: ScanOptions) -> EnrolledPhoto:
     from scanner import workers
     from scanner.fingerprints.perceptual import perceptual_hashes
     from scanner.media.images import ImageDecodeError, decode_image
 
-    options = ScanOptions()
     analysis = workers.analyse_here(data, options)
     if analysis.error:
         raise EnrollmentRefused(f"{name}: {analysis.error}")
@@ -143,7 +147,7 @@ def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: Consent
     """
     if not photos:
         raise EnrollmentRefused("give at least one photo (3 or more recommended)")
-    analysed = [_analyse_photo(name, data) for name, data in photos]
+    analysed = [_analyse_photo(name, data, registry.options) for name, data in photos]
     _check_same_person(analysed)
     warnings = []
     if len(analysed) < RECOMMENDED_PHOTOS:

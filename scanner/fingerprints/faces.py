@@ -35,7 +35,7 @@ from scanner.models import Face, FaceBox, ScanOptions
 INSTALL_HINT = "install facetrace with its dependencies: `make setup` (uv sync) in the facetrace checkout"
 
 
-ENGINES = ("onnx", "dlib")
+ENGINES = ("onnx", "dlib", "model")  # "model": the workspace's pinned ONNX model (modelfile.py)
 # One name for both engines: they compute one model's function (the same model file, alignment
 # and output within 1e-4), so their encodings are comparable and a registry enrolled with one is
 # searched with the other. The runtime is recorded with each scan.
@@ -248,9 +248,13 @@ def _onnx_descriptors():
     return descriptors
 
 
-def engine_runtime(engine: str) -> str:
-    """Name what executes the embedder for `engine` ("onnx" or "dlib"), with its version."""
+def engine_runtime(engine: str, model=None) -> str:
+    """Name what executes the embedder for `engine` ("onnx", "dlib" or "model"), with its version."""
     versions = engine_versions()
+    if engine == "model":
+        crop = f"{model.alignment} crop {model.size}x{model.size}" if model is not None else "no model"
+        return (f"onnxruntime {versions['onnxruntime']}; operator model {model.label if model else '?'} ({crop}); "
+                f"HOG detector: facetrace hog.py (dlib's, compiled by numba {versions['numba']})")
     return {"onnx": f"onnxruntime {versions['onnxruntime']}; "
                     f"HOG detector: facetrace hog.py (dlib's, compiled by numba {versions['numba']})",
             "dlib": f"dlib {versions['dlib_bin']}"}[engine]
@@ -258,7 +262,18 @@ def engine_runtime(engine: str) -> str:
 
 def make_engine(options: ScanOptions) -> FaceEngine:
     """Return the face engine `options.engine` names."""
+    if options.engine == "model":
+        from scanner.fingerprints.modelfile import OnnxModelEngine
+
+        return OnnxModelEngine(options)
     return {"onnx": OnnxFaceEngine, "dlib": DlibFaceEngine}[options.engine](options)
+
+
+def embedder_of(options: ScanOptions) -> tuple[str, str]:
+    """(name, version) of the encodings a scan with these options makes: stored beside each one."""
+    if options.engine == "model" and options.model is not None:
+        return options.model.embedder, options.model.sha256
+    return EMBEDDER, engine_versions()["face_recognition"]
 
 
 def _scale_box(box, scale: float, width: int, height: int) -> tuple[int, int, int, int]:

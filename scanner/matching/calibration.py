@@ -45,7 +45,8 @@ SKIP_REASONS = ("no_face", "several_faces", "unreadable", "duplicate", "too_larg
                 "outside_person_folder")
 
 
-def build(folder: str | os.PathLike, progress: Callable[[int, int], None] | None = None):
+def build(folder: str | os.PathLike, progress: Callable[[int, int], None] | None = None, options=None,
+          reference_options=None):
     """Analyse every photo under `folder/<person>/`; return (encodings, person, people, stats).
 
     A photo contributes its face when it shows exactly one; photos with no face, several faces,
@@ -55,12 +56,15 @@ def build(folder: str | os.PathLike, progress: Callable[[int, int], None] | None
     is float32 (faces, 128), `person` the index into `people` (folder names, decoded as the file
     system does) of each row. `stats` also holds the skipped files with their reasons and the
     source digest (`source_sha256`, see `source_digest`). Raises UsageError below MIN_PEOPLE
-    usable people.
+    usable people. `options`: the engine (default the built-in one). With `reference_options`
+    (an operator's model: `options`, and the built-in engine here), every usable photo is analysed
+    by both and `stats["reference"]` holds the built-in engine's encodings, row for row; a photo
+    only one of them finds exactly one face in is skipped.
     """
     from scanner import workers
     from scanner.models import ScanOptions
 
-    options = ScanOptions()
+    options = options or ScanOptions()
     root = os.fsencode(os.fspath(folder))
     if not os.path.isdir(root):
         raise UsageError(f"{display(root)} is not a folder: give a folder with one subfolder per person")
@@ -80,9 +84,11 @@ def build(folder: str | os.PathLike, progress: Callable[[int, int], None] | None
     people: list[str] = []
     used: list[tuple[str, str]] = []
     seen: set[str] = set()
+    reference: list[tuple] = []
     done = 0
+    total *= 2 if reference_options is not None else 1
+    found = []  # (person folder, path, rel, digest, face) of every usable photo, in order
     for name, files in people_files:
-        rows = []
         for path in files:
             done += 1
             rel = _rel(path, root)
@@ -92,6 +98,26 @@ def build(folder: str | os.PathLike, progress: Callable[[int, int], None] | None
             if reason:
                 skipped.append((rel, reason))
                 continue
+            found.append((name, path, rel, digest, face))
+    if reference_options is not None:  # a second pass: switching engines per photo would reload both
+        kept = []
+        for item in found:
+            done += 1
+            reason, _digest, face = _photo(item[1], reference_options, set(), workers)
+            if progress is not None:
+                progress(done, total)
+            if reason:
+                skipped.append((item[2], reason))
+                continue
+            kept.append(item)
+            reference.append(face)
+        found = kept
+    by_person: dict[bytes, list] = {}
+    for name, _path, rel, digest, face in found:
+        by_person.setdefault(name, []).append((rel, digest, face))
+    for name, _files in people_files:
+        rows = []
+        for rel, digest, face in by_person.get(name, []):
             rows.append(face)
             used.append((os.fsdecode(rel), digest))
         if rows:
@@ -107,12 +133,13 @@ def build(folder: str | os.PathLike, progress: Callable[[int, int], None] | None
         "skipped": {r: counts.get(r, 0) for r in SKIP_REASONS},
         "skipped_photos": [(display(rel), reason) for rel, reason in skipped],
         "source_sha256": source_digest(used),
+        "reference": reference if reference_options is not None else None,
     }
     if len(people) < MIN_PEOPLE:
         raise UsageError(f"{display(root)}: only {len(people)} person folder(s) with a usable photo (one face each); "
                          f"a reference cohort needs at least {MIN_PEOPLE} people, ideally hundreds with 2 or more "
                          "photos each, in one subfolder per person (docs/calibration.md)")
-    enc = np.asarray(encodings, dtype=np.float32).reshape(-1, 128)
+    enc = np.asarray(encodings, dtype=np.float32).reshape(len(encodings), -1)
     return enc, np.asarray(person, dtype=np.int64), people, stats
 
 
@@ -186,7 +213,7 @@ def source_digest(used: list[tuple[str, str]]) -> str:
 
 
 def measure(encodings, person, k: int = K, *, margins=MARGINS, max_distance: float = MAX_DISTANCE,
-            chunk_values: int = CHUNK_VALUES) -> dict:
+            chunk_values: int = CHUNK_VALUES, to_scale=policy.identity) -> dict:
     """Run the registry protocol on a labelled set of faces; return false-match and genuine rates.
 
     Every person with two or more faces enrolls their first as a template (a subject); every other
@@ -196,7 +223,8 @@ def measure(encodings, person, k: int = K, *, margins=MARGINS, max_distance: flo
     mean of the template's k smallest distances to other templates. An impostor event at margin M
     is m >= M with d <= max_distance; its rate gets a one-sided 95% Clopper-Pearson upper bound.
     A genuine probe (own person enrolled) is found at M when its own subject is its nearest, within
-    max_distance, with m >= M.
+    max_distance, with m >= M. Distances are taken on the policy's scale (`to_scale`: an operator's
+    model's calibrated map, policy.DistanceScale).
     """
     enc = np.asarray(encodings, dtype=np.float64)
     person = np.asarray(person)
@@ -221,7 +249,7 @@ def measure(encodings, person, k: int = K, *, margins=MARGINS, max_distance: flo
 
     ct = np.empty(n_subjects)
     for start in range(0, n_subjects, rows_per_chunk):
-        d = _distances(templates[start:start + rows_per_chunk], templates, t_sq)
+        d = to_scale(_distances(templates[start:start + rows_per_chunk], templates, t_sq))
         d[np.arange(len(d)), np.arange(start, start + len(d))] = np.inf
         ct[start:start + len(d)] = np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
 
@@ -232,7 +260,7 @@ def measure(encodings, person, k: int = K, *, margins=MARGINS, max_distance: flo
     for start in range(0, len(probe_rows), rows_per_chunk):
         rows = probe_rows[start:start + rows_per_chunk]
         own_c = own[start:start + len(rows)]
-        d = _distances(enc[rows], templates, t_sq)
+        d = to_scale(_distances(enc[rows], templates, t_sq))
         has_own = np.flatnonzero(own_c >= 0)
         masked = d.copy()
         masked[has_own, own_c[has_own]] = np.inf  # the probe's own person is never its cohort
@@ -271,6 +299,77 @@ def measure(encodings, person, k: int = K, *, margins=MARGINS, max_distance: flo
     }
 
 
+# -- an operator's model: its distances on dlib's scale -------------------------------------------
+
+SCALE_FACES = 3000  # faces whose pairs fit the map (a seeded sample above: 4.5 million pairs)
+SCALE_LOW_ORDER = 200  # the smallest pair distances kept one by one: where same-person decisions are
+SCALE_KNOTS = 400
+POLICY_FILE = "policy.json"
+
+
+def fit_scale(model_encodings, reference_encodings, *, seed: int = 2026) -> tuple[tuple, tuple, int]:
+    """The monotone map from an operator's model's distances to dlib's, over the same pairs.
+
+    Every pair of faces (of a seeded sample of SCALE_FACES faces when there are more) gets both
+    models' distances; the two sorted lists are matched quantile for quantile at SCALE_KNOTS knots,
+    the SCALE_LOW_ORDER smallest pairs one by one and then geometrically spaced ranks, since the
+    decisions sit in the low tail. Returns (model knots, reference knots, pairs), both starting at
+    (0, 0) and strictly increasing in the model's distances."""
+    from scipy.spatial.distance import pdist
+
+    a = np.asarray(model_encodings, dtype=np.float64)
+    b = np.asarray(reference_encodings, dtype=np.float64)
+    if len(a) != len(b) or len(a) < 3:
+        raise UsageError("a distance scale needs the same 3 or more faces from both engines")
+    if len(a) > SCALE_FACES:
+        rows = np.sort(np.random.default_rng(seed).choice(len(a), SCALE_FACES, replace=False))
+        a, b = a[rows], b[rows]
+    da, db = np.sort(pdist(a)), np.sort(pdist(b))
+    n = len(da)
+    low = min(SCALE_LOW_ORDER, n)
+    ranks = np.unique(np.concatenate([np.arange(low), np.geomspace(max(low, 1), n, SCALE_KNOTS).astype(np.int64) - 1]))
+    x, y = [0.0], [0.0]
+    for r in ranks:
+        if da[r] > x[-1] and db[r] >= y[-1]:
+            x.append(float(da[r]))
+            y.append(float(db[r]))
+    return tuple(x), tuple(y), int(n)
+
+
+def _scale_version(spec, knots_model, knots_reference) -> str:
+    body = json.dumps({"model_sha256": spec.sha256, "model": knots_model, "reference": knots_reference},
+                      separators=(",", ":"), sort_keys=True)
+    return f"{policy.POLICY_VERSION}+{spec.embedder}+scale-{hashlib.sha256(body.encode()).hexdigest()[:12]}"
+
+
+def model_policy(root, spec) -> policy.DistanceScale | None:
+    """The distance scale calibrated for this model in this workspace, or None (none calibrated, or
+    calibrated for another model file)."""
+    from scanner.fingerprints.modelfile import manifest_path
+
+    try:
+        record = json.loads((manifest_path(root).parent / POLICY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("model_sha256") != spec.sha256:
+        return None
+    scale = record["distance_scale"]
+    return policy.DistanceScale(tuple(scale["model"]), tuple(scale["reference"]), record["policy"])
+
+
+def _save_policy(root, record: dict) -> Path:
+    from scanner.fingerprints.modelfile import manifest_path
+
+    folder = manifest_path(root).parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    where = folder / POLICY_FILE
+    tmp = folder / (POLICY_FILE + ".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        fh.write(json.dumps(record, indent=2, sort_keys=True))
+    tmp.replace(where)
+    return where
+
+
 def _distances(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
     d2 = np.einsum("ij,ij->i", a, a)[:, None] + b_sq[None, :] - 2.0 * (a @ b.T)
     return np.sqrt(np.maximum(d2, 0.0))
@@ -301,9 +400,25 @@ def calibrate(registry, folder: str | os.PathLike, *, actor: str,
     The earlier cohort, if any, is replaced only once the new one has been built and measured.
     """
     from scanner.matching import cohort
+    from scanner.models import ScanOptions
 
-    encodings, person, _people, stats = build(folder, progress)
-    measured = measure(encodings, person)
+    spec = registry.options.model
+    reference_options = ScanOptions() if spec is not None else None
+    encodings, person, _people, stats = build(folder, progress, registry.options, reference_options)
+    scale, policy_record = None, None
+    if spec is not None:
+        # an operator's model: its distances are put on dlib's scale, measured on these very faces,
+        # before anything is measured in them
+        knots_model, knots_reference, pairs = fit_scale(encodings, stats["reference"])
+        version = _scale_version(spec, knots_model, knots_reference)
+        scale = policy.DistanceScale(knots_model, knots_reference, version)
+        policy_record = {"policy": version, "base_policy": policy.POLICY_VERSION, "embedder": spec.embedder,
+                         "model_sha256": spec.sha256, "reference_embedder": "face_recognition-dlib-resnet-v1",
+                         "distance_scale": {"model": list(knots_model), "reference": list(knots_reference),
+                                            "pairs": pairs, "faces": len(encodings)},
+                         "source_sha256": stats["source_sha256"],
+                         "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    measured = measure(encodings, person, to_scale=scale or policy.identity)
     previous = _manifest(registry.root)
     manifest = {
         "embedder": registry.embedder,
@@ -316,10 +431,16 @@ def calibrate(registry, folder: str | os.PathLike, *, actor: str,
         "skipped": stats["skipped"],
         "source_sha256": stats["source_sha256"],
         "measured": measured,
+        **({"policy": policy_record["policy"], "distance_scale": policy_record["distance_scale"]}
+           if policy_record else {}),
     }
     where = cohort.save(registry.root, encodings, person, manifest)
+    if policy_record is not None:
+        _save_policy(registry.root, policy_record)
     details = {k: manifest[k] for k in ("people", "faces", "files", "skipped", "source_sha256", "embedder",
                                          "embedder_version")}
+    if policy_record is not None:
+        details["policy"] = policy_record["policy"]
     if previous:
         details["replaced_source_sha256"] = previous.get("source_sha256")
     registry.store.audit("calibrate", actor, None, details)

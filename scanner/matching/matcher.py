@@ -38,14 +38,18 @@ def _crowd(per: dict, exclude: str, reference_row) -> tuple[float | None, int]:
     return (float(np.mean(others[:k])) if len(others) >= k else None), len(others)
 
 
-def _face_hits(registry, faces: list[dict], reference=None, normalise: bool = True) -> list[policy.FaceHit]:
+def _face_hits(registry, faces: list[dict], reference=None, normalise: bool = True,
+               to_scale=policy.identity) -> list[policy.FaceHit]:
     """The nearest subject of each face, with the crowd around the face and around the matched
-    template (None when `normalise` is false: too few other people to know the crowd)."""
+    template (None when `normalise` is false: too few other people to know the crowd). Distances
+    are on the policy's scale (`to_scale`: the calibrated map of an operator's model)."""
     if not faces or len(registry.index) == 0:
         return []
     encodings = [f["encoding"] for f in faces]
     dist, tids = registry.index.search_faces(encodings, NEIGHBOURS)
-    ref = reference.nearest_people(encodings, policy.COHORT_K) if reference is not None and normalise else None
+    dist = to_scale(dist)
+    ref = to_scale(reference.nearest_people(encodings, policy.COHORT_K)) \
+        if reference is not None and normalise else None
     hits, template_rows = [], {}
     for n, (face, per) in enumerate(zip(faces, _per_subject(registry, dist, tids))):
         if not per:
@@ -66,11 +70,12 @@ def _face_hits(registry, faces: list[dict], reference=None, normalise: bool = Tr
     if not template_rows:
         return hits
     # the other side of the comparison: how crowded the matched template's own neighbourhood is
-    crowd_of = _template_crowds(registry, template_rows, reference)
+    crowd_of = _template_crowds(registry, template_rows, reference, to_scale)
     return [replace(h, cohort_template=crowd_of[h.template_id]) if h.template_id in crowd_of else h for h in hits]
 
 
-def _template_crowds(registry, template_subject: dict[int, str], reference) -> dict[int, float | None]:
+def _template_crowds(registry, template_subject: dict[int, str], reference,
+                     to_scale=policy.identity) -> dict[int, float | None]:
     """{template id: mean distance of its COHORT_K nearest other people} for the templates given."""
     from indexes.registry import template_encodings
 
@@ -79,18 +84,29 @@ def _template_crowds(registry, template_subject: dict[int, str], reference) -> d
     if not ids:
         return {}
     dist, tids = registry.index.search_faces([encs[t] for t in ids], NEIGHBOURS)
-    ref = reference.nearest_people([encs[t] for t in ids], policy.COHORT_K) if reference is not None else None
+    dist = to_scale(dist)
+    ref = to_scale(reference.nearest_people([encs[t] for t in ids], policy.COHORT_K)) if reference is not None else None
     return {t: _crowd(per, template_subject[t], None if ref is None else ref[n])[0]
             for n, (t, per) in enumerate(zip(ids, _per_subject(registry, dist, tids)))}
 
 
 def decision_context(registry):
-    """The registry's size and rates to decide with, and the reference cohort (or None)."""
-    from scanner.matching import cohort
+    """The registry's size and rates to decide with, and the reference cohort (or None).
+
+    With an operator's model (facetrace engine set), the distances are put on dlib's scale by the
+    policy `facetrace calibrate` measured for that model; without one, faces decide nothing."""
+    from scanner.matching import calibration, cohort
 
     reference = cohort.load(registry.root, registry.embedder, registry.embedder_version)
     table, source = policy.table_from_calibration(reference.manifest.get("measured") if reference else None)
-    ctx = policy.Context(registry.store.count_active_subjects(), table, source, reference.people if reference else 0)
+    extra = {}
+    if registry.options.model is not None:
+        calibrated = calibration.model_policy(registry.root, registry.options.model)
+        extra = {"faces_decided": False, "policy_version": f"{policy.POLICY_VERSION} (no policy calibrated for "
+                                                           f"{registry.embedder})"} if calibrated is None else {
+            "scale": calibrated, "policy_version": calibrated.version}
+    ctx = policy.Context(registry.store.count_active_subjects(), table, source, reference.people if reference else 0,
+                         **extra)
     return ctx, reference
 
 
@@ -107,8 +123,8 @@ def match_items(registry, members: list[dict], scan_id: str | None, decided=None
     for m in members:
         for template_id, subject in exact.get(m.get("sha256"), []):
             findings[(m["seq"], subject)] = _row(scan_id, subject, "exact_copy", "confident", m, None, {
-                "sha256": m["sha256"], "template_id": template_id, "policy": policy.POLICY_VERSION,
-                "registry_size": ctx.registry_size})
+                "sha256": m["sha256"], "template_id": template_id, "policy": ctx.policy_version,
+                "registry_size": ctx.registry_size, "decided_under": ctx.record()})
 
     with_hash = [m for m in members if m.get("phash")]
     hash_hits = registry.index.search_hashes([m["phash"] for m in with_hash], policy.NEAR_COPY_MAX_BITS)
@@ -123,11 +139,13 @@ def match_items(registry, members: list[dict], scan_id: str | None, decided=None
             findings[(m["seq"], subject)] = _row(scan_id, subject, "near_copy", "confident", m, None, {
                 "method": "phash", "phash": m["phash"], "hamming_bits": bits, "max_bits": policy.NEAR_COPY_MAX_BITS,
                 "enrolled_variant": variant, "template_id": template_id, "hasher": registry.hasher,
-                "policy": policy.POLICY_VERSION, "registry_size": ctx.registry_size})
+                "policy": ctx.policy_version, "registry_size": ctx.registry_size,
+                "decided_under": ctx.record()})
 
     faces = [{"key": (m["seq"], i), "logical_path": m["logical_path"], "photo": m.get("sha256") or m["logical_path"],
               "encoding": enc} for m in members for i, enc in enumerate(m.get("faces", []))]
-    all_hits = _face_hits(registry, faces, reference, ctx.normalises)
+    # an operator's model without a calibrated policy: its distances mean nothing, only copies count
+    all_hits = _face_hits(registry, faces, reference, ctx.normalises, ctx.to_scale) if ctx.faces_decided else []
     by_seq = {m["seq"]: m for m in members}
     for h in all_hits:  # the same face pixels as an enrolled photo: a copy the hashes missed (crops)
         seq, face_index = h.key
@@ -135,8 +153,8 @@ def match_items(registry, members: list[dict], scan_id: str | None, decided=None
             findings[(seq, h.subject_id)] = _row(scan_id, h.subject_id, "near_copy", "confident", by_seq[seq],
                                                  face_index, {
                 "method": "face", "face_distance": round(h.distance, 6), "max_distance": policy.NEAR_COPY_FACE_MAX,
-                "template_id": h.template_id, "model": model, "policy": policy.POLICY_VERSION,
-                "registry_size": ctx.registry_size,
+                "template_id": h.template_id, "model": model, "policy": ctx.policy_version,
+                "registry_size": ctx.registry_size, "decided_under": ctx.record(),
                 **({"video": _video_evidence(by_seq[seq], face_index, h.subject_id, all_hits)}
                    if "video" in by_seq[seq] else {})})
     # A copy of an enrolled photo is already a finding, and its face (distance ~0 to a template)
@@ -159,7 +177,7 @@ def match_items(registry, members: list[dict], scan_id: str | None, decided=None
                     "second_subject": h.second_subject,
                     "second_distance": None if h.second_distance is None else round(h.second_distance, 6),
                     "margin": None if h.second_distance is None else round(h.margin, 6),
-                    "model": model, "thresholds": policy.thresholds(),
+                    "model": model, "thresholds": policy.thresholds(ctx),
                     "normalised": h.normalised(ctx), "decided_under": ctx.record()}
         cap = policy.cap_reason(h, ctx, band)
         if cap:
@@ -234,7 +252,7 @@ def match_scan(registry, case_store, scan_id: str, actor: str) -> list[dict]:
     registry.store.audit("scan_against_registry", actor, None, {
         "scan_id": scan_id, "members": len(members), "registry_subjects": ctx.registry_size,
         "findings": dict(bands), "subjects_found": sorted({f["subject_id"] for f in findings}),
-        "policy": policy.POLICY_VERSION, "decided_under": ctx.record(),
+        "policy": ctx.policy_version, "decided_under": ctx.record(),
         "reference_cohort": None if reference is None else {
             "people": reference.people, "source_sha256": reference.manifest.get("source_sha256"),
             "created_at": reference.manifest.get("created_at")}})
@@ -247,7 +265,7 @@ def match_photo(registry, name: str, data: bytes, actor: str) -> list[dict]:
 
     from scanner import workers
 
-    analysis = workers.analyse_here(data)
+    analysis = workers.analyse_here(data, registry.options)
     if analysis.error:
         from scanner.errors import UsageError
 
@@ -271,28 +289,33 @@ def search_earlier_scans(registry, case_store, subject_id: str, actor: str) -> d
     from indexes.hashes import hamming
 
     _ids, vectors, _subjects = registry.store.template_vectors(registry.embedder, registry.embedder_version,
-                                                               subject_id)
+                                                               subject_id, dim=registry.index.dim)
     if not len(vectors):
         return {"scans": 0, "findings": []}
     templates = np.asarray(vectors)
     _h, phashes, _t, _s, _v = registry.store.hash_rows(subject_id)
     shas = set(registry.store.templates_by_photo_sha_of(subject_id))
     found, searched = [], 0
+    decided = decision_context(registry)
+    ctx = decided[0]
     for scan in case_store.list_scans():
         if scan["status"] != "finished":
             continue
+        made_by = scan.get("engine") or {}
+        if (made_by.get("embedder"), made_by.get("embedder_version")) != (registry.embedder, registry.embedder_version):
+            continue  # encodings of another engine (before the workspace pinned its model) are not comparable
         searched += 1
         candidates = []
         for m in scan_members_for_matching(case_store, scan["id"]):
-            near_face = bool(m["faces"]) and float(np.min(np.linalg.norm(
-                np.asarray(m["faces"])[:, None, :] - templates[None, :, :], axis=2))) <= policy.FACE_POSSIBLE_MAX
+            near_face = ctx.faces_decided and bool(m["faces"]) and float(ctx.to_scale(np.min(np.linalg.norm(
+                np.asarray(m["faces"])[:, None, :] - templates[None, :, :], axis=2)))) <= policy.FACE_POSSIBLE_MAX
             near_hash = m.get("phash") is not None and any(
                 hamming(m["phash"], h) <= policy.NEAR_COPY_MAX_BITS for h in phashes)
             if near_face or near_hash or m.get("sha256") in shas:
                 candidates.append(m)
         if not candidates:
             continue
-        rows = [f for f in match_items(registry, candidates, scan["id"]) if f["subject_id"] == subject_id]
+        rows = [f for f in match_items(registry, candidates, scan["id"], decided) if f["subject_id"] == subject_id]
         registry.store.add_findings(rows)
         found += rows
     if searched:

@@ -89,6 +89,35 @@ GROUP_MEMBER_BOUND = 0.1
 BANDS = ("confident", "probable", "possible")
 
 
+@dataclass(frozen=True)
+class DistanceScale:
+    """Puts an operator's model's distances on dlib's scale, where every threshold here was measured.
+
+    A monotone piecewise-linear map, measured by `facetrace calibrate` on the operator's labelled
+    folder (scanner/matching/calibration.py: the two models' distances over the same pairs of
+    faces, matched quantile for quantile), through (0, 0): the same face pixels are at distance 0
+    for any model. Beyond the last knot it goes on with the last segment's slope. Monotone, so it
+    keeps every ranking: nearest neighbours found in the model's own space stay the nearest.
+    `version` names it in every decision (policy.thresholds)."""
+
+    model: tuple  # knots, the model's distances (ascending, first 0)
+    reference: tuple  # dlib's distances at the same quantiles (ascending, first 0)
+    version: str = ""
+
+    def __call__(self, d):
+        x, y = np.asarray(self.model), np.asarray(self.reference)
+        d = np.asarray(d, dtype=np.float64)
+        out = np.interp(d, x, y)
+        slope = max((y[-1] - y[-2]) / max(x[-1] - x[-2], 1e-12), 1e-9)
+        with np.errstate(invalid="ignore"):
+            beyond = y[-1] + (d - x[-1]) * slope
+        return np.where(np.isinf(d), d, np.where(d > x[-1], beyond, out))
+
+
+def identity(d):
+    return np.asarray(d, dtype=np.float64)
+
+
 def fmr_at(margin: float | None, table=FMR_TABLE) -> float | None:
     """Upper bound of the per-subject false-match rate at this normalised margin (None: not bounded)."""
     if margin is None:
@@ -118,6 +147,16 @@ class Context:
     table: tuple = FMR_TABLE
     table_source: str = "built-in"
     reference_people: int = 0  # people of the reference cohort (facetrace calibrate)
+    # an operator's model (facetrace engine set): its distances put on dlib's scale by the policy
+    # calibrated for it; None with the built-in engine (dlib's distances are the scale)
+    scale: DistanceScale | None = None
+    # False: an operator's model with no calibrated policy yet, whose distances mean nothing here
+    faces_decided: bool = True
+    policy_version: str = POLICY_VERSION
+
+    def to_scale(self, d):
+        """Distances of the workspace's engine on the scale this policy's thresholds are in."""
+        return identity(d) if self.scale is None else self.scale(d)
 
     @property
     def cohort_people(self) -> int:
@@ -137,11 +176,13 @@ class Context:
         return margin_for(self.registry_size, GROUP_MEMBER_BOUND, self.table)
 
     def record(self) -> dict:
-        return {"registry_size": self.registry_size, "reference_people": self.reference_people,
+        return {"policy": self.policy_version, "registry_size": self.registry_size,
+                "reference_people": self.reference_people,
                 "cohort_people": self.cohort_people, "normalised": self.normalises,
                 "probable_margin": self.probable_margin,
                 "group_margin": self.group_margin, "probable_bound": PROBABLE_BOUND,
-                "group_member_bound": GROUP_MEMBER_BOUND, "fmr_table": self.table_source}
+                "group_member_bound": GROUP_MEMBER_BOUND, "fmr_table": self.table_source,
+                "faces_decided": self.faces_decided}
 
 
 def table_from_calibration(measured: dict | None) -> tuple[tuple, str]:
@@ -153,10 +194,15 @@ def table_from_calibration(measured: dict | None) -> tuple[tuple, str]:
     return FMR_TABLE, "built-in"
 
 
-def thresholds() -> dict:
-    """Return every threshold of this policy, to be recorded with each decision."""
+def thresholds(ctx: Context | None = None) -> dict:
+    """Return every threshold of this policy, to be recorded with each decision (with the
+    calibrated distance scale of an operator's model, when `ctx` has one)."""
+    extra = {} if ctx is None or ctx.scale is None else {
+        "base_policy": POLICY_VERSION, "distance_scale": ctx.scale.version,
+        "distance_scale_knots": {"model": list(ctx.scale.model), "reference": list(ctx.scale.reference)}}
     return {
-        "policy": POLICY_VERSION,
+        "policy": POLICY_VERSION if ctx is None else ctx.policy_version,
+        **extra,
         "near_copy_max_bits": NEAR_COPY_MAX_BITS,
         "near_copy_face_max": NEAR_COPY_FACE_MAX,
         "face_possible_max": FACE_POSSIBLE_MAX,
@@ -269,14 +315,14 @@ def cap_reason(hit: FaceHit, ctx: Context, band: str | None) -> str | None:
     return None
 
 
-def _link_distances(members: list[FaceHit]) -> np.ndarray:
+def _link_distances(members: list[FaceHit], to_scale=identity) -> np.ndarray:
     """Condensed distances for complete linkage, cut at 0: two faces link when they are within
     GROUP_LINK_MAX of each other and, where both have a cohort, closer to each other than to the
     people around them by LINK_MARGIN."""
     from scipy.spatial.distance import pdist, squareform
 
     enc = np.asarray([h.encoding for h in members], dtype=np.float64)
-    d = squareform(pdist(enc))
+    d = squareform(to_scale(pdist(enc)))
     linked = d - GROUP_LINK_MAX
     cohort = np.asarray([np.nan if h.cohort_face is None else h.cohort_face for h in members])
     crowd = d - 0.5 * (cohort[:, None] + cohort[None, :]) + LINK_MARGIN
@@ -310,7 +356,7 @@ def group_decisions(hits: list[FaceHit], subject_centroid, ctx: Context) -> dict
         if len({h.photo for h in members}) < GROUP_MIN_PHOTOS:
             continue
         if len(members) > 1:
-            condensed, cut = _link_distances(members)
+            condensed, cut = _link_distances(members, ctx.to_scale)
             labels = fcluster(linkage(condensed, method="complete"), cut, criterion="distance")
         else:
             labels = np.ones(1, dtype=int)
@@ -322,7 +368,7 @@ def group_decisions(hits: list[FaceHit], subject_centroid, ctx: Context) -> dict
             if photos < GROUP_MIN_PHOTOS:
                 continue
             centroid = np.mean([h.encoding for h in group], axis=0)
-            d_centroid = float(np.linalg.norm(centroid - subject_centroid(subject)))
+            d_centroid = float(ctx.to_scale(np.linalg.norm(centroid - subject_centroid(subject))))
             d_mean = float(np.mean([h.distance for h in group]))
             margins = [h.normalised_margin for h in group]
             evidence = {"group_photos": photos, "group_faces": len(group),

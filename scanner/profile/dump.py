@@ -22,6 +22,17 @@ MIN_PEOPLE = 5  # fewer people than this is a photo collection, not a bundle
 ID_CARD_RATIO = (1.50, 1.66)  # ID-1 cards are 85.6 x 54 mm (1.585)
 
 
+def _engine_caveat(scan: dict) -> dict:
+    """The people count's cut and gates were measured on dlib's encodings: say so for an operator's model."""
+    from scanner.models import MODEL_PREFIX
+
+    embedder = (scan.get("engine") or {}).get("embedder") or ""
+    if not embedder.startswith(MODEL_PREFIX):
+        return {}
+    return {"caveat": f"counted from {embedder}'s encodings with a cut and gates measured on dlib's: not calibrated "
+                      "for this model (docs/engines.md)"}
+
+
 def build_profile(store, scan_id: str | None = None) -> dict:
     """Return the profile of a stored scan (the latest when `scan_id` is None)."""
     from scanner.errors import UsageError
@@ -108,6 +119,7 @@ def build_profile(store, scan_id: str | None = None) -> dict:
         "members": members,
         "people": {"count": n_people, "count_range": list(people_range), "background_faces": background,
                    "method": f"faces clustered by {METHOD} (docs/profile.md)",
+                   **_engine_caveat(scan),
                    "photos_per_person": _spread(photos), "videos_per_person": _spread(videos)},
         "packaging": packaging,
         "sidecars": {k: {"count": len(v), "examples": v[:5]} for k, v in sorted(sidecars.items())},

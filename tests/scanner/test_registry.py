@@ -185,7 +185,7 @@ def test_erased_vectors_and_hashes_are_in_no_index_file(tmp_path, kind, monkeypa
     from indexes.vectors import IVFIndex
 
     if kind == "ivf":
-        monkeypatch.setattr(registry_index, "make_index", lambda n: IVFIndex())
+        monkeypatch.setattr(registry_index, "make_index", lambda n, dim=128: IVFIndex(dim=dim))
     store, root = open_store(str(tmp_path / "ws"), None)
     reg = open_registry(store, root)
     other = enroll(reg, _bytes(_photos(STRANGERS[0], slice(0, 2))), ConsentInput())
