@@ -694,7 +694,10 @@ def _input_record(path: str) -> dict:
         kind, size = "file", os.path.getsize(path)
     else:
         kind, size = "missing", None
-    return {"path": path, "abspath": abspath, "kind": kind, "size": size, "sha256": None}
+    from scanner.ingest.entries import clean_text
+
+    # a path given in bytes that are not UTF-8 is recorded decoded for display (entries.display_name)
+    return {"path": clean_text(path), "abspath": clean_text(abspath), "kind": kind, "size": size, "sha256": None}
 
 
 def _host(options: ScanOptions, cluster: str | None = None) -> dict:

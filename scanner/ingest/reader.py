@@ -16,9 +16,9 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from scanner.ingest.entries import Entry, SourceError
+from scanner.ingest.entries import Entry, SourceError, clean_text, raw_bytes
 from scanner.ingest.folder import file_entry, iter_folder
 from scanner.ingest.sevenzip import iter_7z
 from scanner.ingest.tar import iter_tar
@@ -74,11 +74,13 @@ class MemberReader:
                 yield from self._read_entry(item, depth=0)
 
     def _refused(self, entry: Entry) -> ReadMember:
+        entry = _displayable(entry)
         member = Member(next(self._seq), entry.logical_path, entry.relpath, entry.size or 0, None,
                         entry.mime or "", Kind.OTHER, _hex(entry.raw_name))
         return ReadMember(member, status=entry.status, reason=_join(entry.note, entry.reason))
 
     def _read_entry(self, entry: Entry, depth: int, top_level: bool = False) -> Iterator[ReadMember]:
+        entry = _displayable(entry)
         if entry.status is not None or entry.open is None:
             yield self._refused(entry)
             return
@@ -227,6 +229,20 @@ class MemberReader:
         m = Member(next(self._seq), member.logical_path, member.relpath, member.size, member.sha256, member.mime,
                    member.kind, member.raw_name)
         return ReadMember(m, status=status, reason=reason)
+
+
+def _displayable(entry: Entry) -> Entry:
+    """The entry with names and reasons that any store, terminal or document takes: a name that
+    is not UTF-8 is decoded for display (entries.display_name) and its bytes kept as raw_name
+    (the relative path's bytes, unless the archive reader already kept the member name's).
+    `disk_path` keeps the original, to open the file."""
+    names = (entry.logical_path, entry.relpath, entry.reason or "", entry.note or "")
+    if all(clean_text(t) is t for t in names):
+        return entry
+    return replace(entry, logical_path=clean_text(entry.logical_path), relpath=clean_text(entry.relpath),
+                   reason=None if entry.reason is None else clean_text(entry.reason),
+                   note=None if entry.note is None else clean_text(entry.note),
+                   raw_name=entry.raw_name if entry.raw_name is not None else raw_bytes(entry.relpath))
 
 
 BOMB_MIN_BYTES = 1 << 20  # below this, a member is never called a bomb, whatever its ratio

@@ -7,7 +7,7 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from scanner.ingest.entries import Entry, SourceError, member_relpath, name_warning
+from scanner.ingest.entries import Entry, SourceError, display_name, member_relpath, name_warning
 from scanner.models import Status
 
 _UTF8_FLAG = 0x800
@@ -60,7 +60,8 @@ def iter_zip(source: str | BinaryIO, logical_prefix: str, rel_prefix: str,
 
 
 def decode_member_name(info: zipfile.ZipInfo) -> str:
-    """Return a member's name, decoding legacy (non-UTF-8) names as UTF-8, then GB18030, then CP437.
+    """Return a member's name, decoding legacy (non-UTF-8) names as UTF-8, then as the CJK
+    encoding that fits (entries.display_name: GB18030, Big5, Shift-JIS), then CP437.
 
     Zips made on Chinese Windows store names in GBK without the UTF-8 flag; zipfile then decodes
     them as CP437 and the names become mojibake. GB18030 is a superset of GBK.
@@ -71,12 +72,8 @@ def decode_member_name(info: zipfile.ZipInfo) -> str:
         raw = info.filename.encode("cp437")
     except UnicodeEncodeError:
         return info.filename
-    for encoding in ("utf-8", "gb18030"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return info.filename
+    text = display_name(raw)
+    return info.filename if text == raw.decode("utf-8", "backslashreplace") and not raw.isascii() else text
 
 
 _AES = 99  # the WinZip AES "compression method"
