@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.common import EXIT_CODES, open_registry, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo, echo_lines, open_registry, translate_errors, workspace_options
 
 SHOWN_SKIPPED = 10  # skipped photos named on stderr; the counts cover them all
 
@@ -44,25 +44,25 @@ def calibrate_command(folder, remove, as_json, workspace, db_url):
     if remove:
         previous = calibration.remove(reg, actor=default_actor())
         if as_json:
-            click.echo(json.dumps({"removed": previous is not None,
-                                   "source_sha256": (previous or {}).get("source_sha256")}))
+            echo_lines(json.dumps({"removed": previous is not None,
+                                   "source_sha256": (previous or {}).get("source_sha256")}).split("\n"))
         elif previous is None:
-            click.echo("This workspace has no reference cohort: nothing removed.")
+            echo("This workspace has no reference cohort: nothing removed.")
         else:
-            click.echo(f"Reference cohort removed ({previous.get('people', '?')} people, {previous.get('faces', '?')} "
+            echo(f"Reference cohort removed ({previous.get('people', '?')} people, {previous.get('faces', '?')} "
                        f"faces; source SHA-256 {previous.get('source_sha256', '?')}).")
         return
 
     with _progress() as progress:
         manifest, where, skipped = calibration.calibrate(reg, folder, actor=default_actor(), progress=progress)
     for name, reason in skipped[:SHOWN_SKIPPED]:
-        click.echo(f"Skipped ({reason.replace('_', ' ')}): {name}", err=True)
+        echo(f"Skipped ({reason.replace('_', ' ')}): {name}", err=True)
     if len(skipped) > SHOWN_SKIPPED:
-        click.echo(f"... and {len(skipped) - SHOWN_SKIPPED} more skipped file(s)", err=True)
+        echo(f"... and {len(skipped) - SHOWN_SKIPPED} more skipped file(s)", err=True)
     if as_json:
-        click.echo(json.dumps(manifest, indent=2))
+        echo_lines(json.dumps(manifest, indent=2).split("\n"))
         return
-    click.echo(format_summary(manifest, where))
+    echo_lines(format_summary(manifest, where).split("\n"))
 
 
 def format_summary(manifest: dict, where) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import EXIT_CODES, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo, translate_errors, workspace_options
 
 
 @click.group("datasets", epilog=EXIT_CODES)
@@ -30,12 +30,12 @@ def add_command(name, path, workspace, db_url):
 
     store, _root = open_store(workspace, db_url)
     out = add_dataset(store, name, path)
-    click.echo(f"Dataset {name}: {out['items']} items fingerprinted ({out['images']} images with a pHash).")
+    echo(f"Dataset {name}: {out['items']} items fingerprinted ({out['images']} images with a pHash).")
     for p in out["problems"][:10]:
-        click.echo(f"  not an image: {p}", err=True)
+        echo(f"  not an image: {p}", err=True)
     for scan_id, n in out["marked"].items():
         if n:
-            click.echo(f"  scan {scan_id}: {n} member(s) come from a known dataset")
+            echo(f"  scan {scan_id}: {n} member(s) come from a known dataset")
 
 
 @datasets_group.command("list")
@@ -48,6 +48,6 @@ def list_command(workspace, db_url):
     store, _root = open_store(workspace, db_url)
     rows = store.datasets()
     if not rows:
-        click.echo("No known dataset. Add one with `facetrace datasets add NAME PATH`.")
+        echo("No known dataset. Add one with `facetrace datasets add NAME PATH`.")
     for d in rows:
-        click.echo(f"{d['name']}: {d['items']} items from {d['source']} (added {d['added_at']})")
+        echo(f"{d['name']}: {d['items']} items from {d['source']} (added {d['added_at']})")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.common import EXIT_CODES, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo, echo_lines, translate_errors, workspace_options
 
 
 @click.group("engine", epilog=EXIT_CODES)
@@ -63,14 +63,14 @@ def set_command(model, label, alignment, channels, mean, std, l2, as_json, works
     spec = pin_model(store, root, model, default_actor(), label=label, alignment=alignment, channels=channels,
                      mean=means, std=stds, l2=l2)
     if as_json:
-        click.echo(json.dumps(spec.as_record(), indent=2))
+        echo_lines(json.dumps(spec.as_record(), indent=2).split("\n"))
         return
-    click.echo(f"Pinned {spec.path} as {spec.embedder}")
-    click.echo(f"  SHA-256     {spec.sha256}")
-    click.echo(f"  input       {spec.alignment} crop, {spec.size}x{spec.size} {spec.channels.upper()} "
+    echo(f"Pinned {spec.path} as {spec.embedder}")
+    echo(f"  SHA-256     {spec.sha256}")
+    echo(f"  input       {spec.alignment} crop, {spec.size}x{spec.size} {spec.channels.upper()} "
                f"({spec.layout.upper()}), minus {_triple(spec.mean)}, divided by {_triple(spec.std)}")
-    click.echo(f"  output      {spec.dim} values{', L2-normalised' if spec.l2 else ''}")
-    click.echo("Next: `facetrace calibrate FOLDER` on labelled photos of the people this workspace serves; until then "
+    echo(f"  output      {spec.dim} values{', L2-normalised' if spec.l2 else ''}")
+    echo("Next: `facetrace calibrate FOLDER` on labelled photos of the people this workspace serves; until then "
                "faces earn no same-person finding (only copies are found).")
 
 
@@ -88,23 +88,23 @@ def show_command(as_json, workspace, db_url):
     spec = modelfile.pinned(root)
     scale = calibration.model_policy(root, spec) if spec is not None else None
     if as_json:
-        click.echo(json.dumps({"model": None if spec is None else spec.as_record(),
+        echo_lines(json.dumps({"model": None if spec is None else spec.as_record(),
                                "policy": policy.POLICY_VERSION if spec is None else (scale.version if scale else None)},
-                              indent=2))
+                              indent=2).split("\n"))
         return
     if spec is None:
-        click.echo(f"Built-in engine: dlib's ResNet (face_recognition), policy {policy.POLICY_VERSION}.")
+        echo(f"Built-in engine: dlib's ResNet (face_recognition), policy {policy.POLICY_VERSION}.")
         return
-    click.echo(f"{spec.embedder}: {spec.path}")
-    click.echo(f"  SHA-256     {spec.sha256}")
-    click.echo(f"  input       {spec.alignment} crop {spec.size}x{spec.size} {spec.channels.upper()}, "
+    echo(f"{spec.embedder}: {spec.path}")
+    echo(f"  SHA-256     {spec.sha256}")
+    echo(f"  input       {spec.alignment} crop {spec.size}x{spec.size} {spec.channels.upper()}, "
                f"output {spec.dim} values{', L2-normalised' if spec.l2 else ''}")
     if scale is None:
-        click.echo("  policy      none calibrated: faces earn no same-person finding (run facetrace calibrate FOLDER)")
+        echo("  policy      none calibrated: faces earn no same-person finding (run facetrace calibrate FOLDER)")
     else:
-        click.echo(f"  policy      {scale.version}")
+        echo(f"  policy      {scale.version}")
         marks = ", ".join(f"{t} at {m:.4f}" for t, m in _thresholds(scale))
-        click.echo(f"  scale       the policy's distances (dlib's scale) in the model's own: {marks}")
+        echo(f"  scale       the policy's distances (dlib's scale) in the model's own: {marks}")
 
 
 @engine_group.command("reset")
@@ -118,9 +118,9 @@ def reset_command(workspace, db_url):
     store, root = open_store(workspace, db_url)
     spec = unpin_model(store, root, default_actor())
     if spec is None:
-        click.echo("This workspace already uses the built-in engine.")
+        echo("This workspace already uses the built-in engine.")
         return
-    click.echo(f"Unpinned {spec.embedder} ({spec.sha256[:12]}...): the workspace uses the built-in engine.")
+    echo(f"Unpinned {spec.embedder} ({spec.sha256[:12]}...): the workspace uses the built-in engine.")
 
 
 @engine_group.command("export-dlib")
@@ -135,8 +135,8 @@ def export_dlib_command(out):
     from scanner.fingerprints import modelfile
 
     sha = modelfile.export_dlib(out)
-    click.echo(f"Wrote {out} (SHA-256 {sha})")
-    click.echo(f"  facetrace engine set {out} --label dlib-resnet-export --alignment dlib-150 --mean 0 --std 1 --no-l2")
+    echo(f"Wrote {out} (SHA-256 {sha})")
+    echo(f"  facetrace engine set {out} --label dlib-resnet-export --alignment dlib-150 --mean 0 --std 1 --no-l2")
 
 
 def _triple(values) -> str:

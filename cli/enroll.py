@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import click
 
-from cli.common import EXIT_CODES, open_registry, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo, echo_lines, open_registry, translate_errors, workspace_options
 
 
 @click.command("enroll", epilog=EXIT_CODES)
@@ -56,21 +56,21 @@ def enroll_command(photos, consent_text, consent_version, purpose, scope, jurisd
     result = enroll(registry, [(p, Path(p).read_bytes()) for p in photos], consent, label=label,
                     keep_photos=keep_photos)
     for w in result.warnings:
-        click.echo(f"Warning: {w}", err=True)
+        echo(f"Warning: {w}", err=True)
     earlier = result.earlier or {"scans": 0, "findings": []}
     if as_json:
-        click.echo(json.dumps({"subject_id": result.subject_id, "deletion_token": result.deletion_token,
+        echo_lines(json.dumps({"subject_id": result.subject_id, "deletion_token": result.deletion_token,
                                "receipt": str(result.receipt_path), "earlier_scans_searched": earlier["scans"],
-                               "earlier_findings": earlier["findings"]}))
+                               "earlier_findings": earlier["findings"]}).split("\n"))
         return
-    click.echo(f"Enrolled subject {result.subject_id} from {len(photos)} photo(s).")
-    click.echo(f"Deletion token (shown once, keep it safe): {result.deletion_token}")
-    click.echo(f"Consent receipt: {result.receipt_path}")
+    echo(f"Enrolled subject {result.subject_id} from {len(photos)} photo(s).")
+    echo(f"Deletion token (shown once, keep it safe): {result.deletion_token}")
+    echo(f"Consent receipt: {result.receipt_path}")
     if earlier["scans"]:
-        click.echo(f"Searched {earlier['scans']} earlier scan(s) of this workspace: "
+        echo(f"Searched {earlier['scans']} earlier scan(s) of this workspace: "
                    f"{len(earlier['findings'])} finding(s) concerning this person.")
         from cli.match import format_finding
 
         for f in earlier["findings"][:20]:
-            click.echo(format_finding(f))
+            echo(format_finding(f))
     sys.stdout.flush()

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.common import EXIT_CODES, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo, echo_lines, translate_errors, workspace_options
 
 
 @click.command("lineage", epilog=EXIT_CODES)
@@ -25,19 +25,19 @@ def lineage_command(as_json, workspace, db_url):
     store, _root = open_store(workspace, db_url)
     graph = lineage_graph(store)
     if as_json:
-        click.echo(json.dumps(graph, ensure_ascii=False, indent=2))
+        echo_lines(json.dumps(graph, ensure_ascii=False, indent=2).split("\n"))
         return
     if not graph["scans"]:
-        click.echo("No scan in this workspace yet.")
+        echo("No scan in this workspace yet.")
         return
     out_edges: dict[str, list[dict]] = {}
     for r in graph["relations"]:
         out_edges.setdefault(r["scan_id"], []).append(r)
     for i, s in enumerate(graph["scans"], 1):
-        click.echo(f"[{i}] scan {s['scan_id']}  first seen {s['first_seen']}  "
+        echo(f"[{i}] scan {s['scan_id']}  first seen {s['first_seen']}  "
                    f"{s['files'] or 0} files, {s['people'] or 0} people  ({', '.join(s['inputs'])})")
         for r in out_edges.get(s["scan_id"], []):
             ev = r["evidence"]
-            click.echo(f"      -> {ev['description']}: {ev['share_of_a']:.0%} of its items here, "
+            echo(f"      -> {ev['description']}: {ev['share_of_a']:.0%} of its items here, "
                        f"{ev['share_of_b']:.0%} of these from it ({ev['exact']} identical, "
                        f"{ev['near_copies']} near copies), {ev['people_shared']} people shared")

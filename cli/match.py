@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import EXIT_CODES, open_registry, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo, echo_lines, open_registry, translate_errors, workspace_options
 
 
 @click.command("match", epilog=EXIT_CODES)
@@ -30,12 +30,12 @@ def match_command(photo, as_json, workspace, db_url):
 
     findings = match_photo(open_registry(workspace, db_url), photo, Path(photo).read_bytes(), default_actor())
     if as_json:
-        click.echo(json.dumps(findings, indent=2))
+        echo_lines(json.dumps(findings, indent=2).split("\n"))
         return
     if not findings:
-        click.echo("No enrolled person found in this photo.")
+        echo("No enrolled person found in this photo.")
     for f in findings:
-        click.echo(format_finding(f))
+        echo(format_finding(f))
 
 
 def format_finding(f: dict) -> str:

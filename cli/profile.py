@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.common import EXIT_CODES, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo, echo_lines, translate_errors, workspace_options
 
 
 @click.command("profile", epilog=EXIT_CODES)
@@ -31,9 +31,9 @@ def profile_command(scan_id, as_json, workspace, db_url):
     store, _root = open_store(workspace, db_url)
     profile = build_profile(store, scan_id)
     if as_json:
-        click.echo(json.dumps(profile, ensure_ascii=False, indent=2))
+        echo_lines(json.dumps(profile, ensure_ascii=False, indent=2).split("\n"))
         return
-    click.echo(format_profile(profile))
+    echo_lines(format_profile(profile))
 
 
 def _range(people: dict) -> str:
@@ -44,7 +44,7 @@ def _range(people: dict) -> str:
     return f"range {low_high[0]}-{low_high[1]}; "
 
 
-def format_profile(p: dict) -> str:
+def format_profile(p: dict) -> list[str]:
     people, pack, cap, bundle = p["people"], p["packaging"], p["capture"], p["bundle"]
     lines = [f"Profile of scan {p['scan_id']} ({p['members']} members)",
              f"  people      {people['count']}  ({_range(people)}{people['background_faces']} background faces not counted)",
@@ -69,4 +69,4 @@ def format_profile(p: dict) -> str:
     lines.append(f"  bundle      score {bundle['score']:.2f} (threshold {bundle['threshold']}): {verdict}")
     for r in bundle["reasons"]:
         lines.append(f"              +{r['weight']:.2f} {r['why']}")
-    return "\n".join(lines)
+    return lines

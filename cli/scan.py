@@ -9,7 +9,7 @@ import time
 import click
 
 from cli.acquire import acquire_options
-from cli.common import EXIT_CODES, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo, terminal_lines, terminal_text, translate_errors, workspace_options
 
 PROBLEMS_SHOWN = 20
 
@@ -112,9 +112,9 @@ def _scan(paths, workspace, db_url, as_json, cluster, options, quiet, acquire_se
     paths, not_acquired = acquire_inputs(list(paths), store, root, acquire_settings, quiet, report)
     if not paths:
         if not_acquired:
-            click.echo("Error: nothing to scan: no input could be acquired.", err=True)
+            echo("Error: nothing to scan: no input could be acquired.", err=True)
             sys.exit(AcquisitionError.exit_code)
-        click.echo("Error: nothing to scan: the URLs served HTML pages only (pass --follow 1 to fetch the files "
+        echo("Error: nothing to scan: the URLs served HTML pages only (pass --follow 1 to fetch the files "
                    "they link to).", err=True)
         sys.exit(2)
     resumed = resumable_scan_id(store, list(paths), options, resume_id or not no_resume)
@@ -133,16 +133,16 @@ def _scan(paths, workspace, db_url, as_json, cluster, options, quiet, acquire_se
     elapsed = time.monotonic() - started
     if as_json:  # read back from the store: each face's person is known only once all were seen
         for record in stored_records(store, summary.scan_id):
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sys.stdout.write(terminal_text(json.dumps(record, ensure_ascii=False)) + "\n")
     findings = match_against_registry(store, root, summary.scan_id)
     _print_summary(report, summary, elapsed, problems)
     for rel in summary.relations:
         ev = rel["evidence"]
         if as_json:
-            sys.stdout.write(json.dumps({"scan_id": summary.scan_id, "relation": rel["kind"], **ev},
-                                        ensure_ascii=False) + "\n")
-        report.write(f"Video copy: {ev['copy']} is a {rel['kind'].replace('_', ' ')} of {ev['original']} "
-                     f"({ev['shared_frames']:.0%} of sampled frames shared)\n")
+            sys.stdout.write(terminal_text(json.dumps({"scan_id": summary.scan_id, "relation": rel["kind"], **ev},
+                                                      ensure_ascii=False)) + "\n")
+        report.write(terminal_text(f"Video copy: {ev['copy']} is a {rel['kind'].replace('_', ' ')} of "
+                                   f"{ev['original']} ({ev['shared_frames']:.0%} of sampled frames shared)") + "\n")
     for rel in summary.lineage:
         ev = rel["evidence"]
         report.write(f"Lineage: this dump is {ev['description']} ({ev['share_of_a']:.0%} of its items are here; "
@@ -151,11 +151,12 @@ def _scan(paths, workspace, db_url, as_json, cluster, options, quiet, acquire_se
     if findings is not None:
         _print_findings(report, findings)
     counts = summary.counts
-    if counts["files"] - counts["unreadable"] - counts["skipped"] <= 0:
-        click.echo("Error: nothing could be read from the inputs.", err=True)
+    if counts["files"] - counts["unreadable"] - counts["skipped"] <= 0 and not counts["bombs"]:
+        # (an archive stopped as a possible decompression bomb was read: that is the result)
+        echo("Error: nothing could be read from the inputs.", err=True)
         sys.exit(1)
     if not_acquired:
-        click.echo(f"Error: {len(not_acquired)} input(s) not scanned: "
+        echo(f"Error: {len(not_acquired)} input(s) not scanned: "
                    + "; ".join(x if isinstance(x, str) else f"{x.requested_url}: {x.reason}" for x in not_acquired),
                    err=True)
         sys.exit(AcquisitionError.exit_code)
@@ -180,6 +181,8 @@ def _print_summary(stream, summary, elapsed, problems) -> None:
         f"  duplicates  {c['duplicates']}",
         f"  unreadable  {c['unreadable']}",
         f"  skipped     {c['skipped']}",
+        *([f"  bombs       {c['bombs']}  (members and archives stopped as possible decompression bombs: listed, "
+           "not read further)"] if c.get("bombs") else []),
     ]
     if problems:
         lines.append("Unreadable or skipped:")
@@ -187,7 +190,7 @@ def _print_summary(stream, summary, elapsed, problems) -> None:
         more = c["unreadable"] + c["skipped"] - len(problems)
         if more > 0:
             lines.append(f"  ... and {more} more (`facetrace scan --json` lists every member)")
-    stream.write("\n".join(lines) + "\n")
+    stream.write(terminal_lines(lines) + "\n")
     stream.flush()
 
 
@@ -218,7 +221,7 @@ def _print_findings(stream, findings) -> None:
         stream.write("  " + decision_context_line(context) + "\n")
     order = {"confident": 0, "probable": 1, "possible": 2}
     for f in sorted(findings, key=lambda f: (order[f["band"]], f["subject_id"], f["member_seq"]))[:PROBLEMS_SHOWN]:
-        stream.write(format_finding(f) + "\n")
+        stream.write(terminal_text(format_finding(f)) + "\n")
     if len(findings) > PROBLEMS_SHOWN:
         stream.write(f"  ... and {len(findings) - PROBLEMS_SHOWN} more (`facetrace registry show SUBJECT_ID`)\n")
     stream.flush()

@@ -176,6 +176,7 @@ class MemberResult:
         return record
 
 
+BOMB_REASON = "possible decompression bomb"  # how the reader's reasons for a stopped member begin
 MODEL_PREFIX = "onnx-model:"  # the embedder name of an operator's model (scanner/fingerprints/modelfile.py)
 
 
@@ -292,7 +293,8 @@ class ScanCounts:
     unreadable: int = 0
     skipped: int = 0
     archives: int = 0
-    bytes_read: int = 0
+    bytes_read: int = 0  # bytes of the members read whole (not archives; a member stopped as a bomb is not)
+    bombs: int = 0  # members and archives stopped as possible decompression bombs
     videos: int = 0  # videos and animated images sampled as videos
     video_faces: int = 0  # faces found in their sampled frames
     video_people: int = 0  # people (tracks) in them, counted per video
@@ -321,8 +323,9 @@ class ScanCounts:
             self.images += 1
             self.faces += len(r.faces)
             self.images_with_faces += bool(r.faces)
-        if r.member.kind is not Kind.ARCHIVE:
+        if r.member.sha256 is not None and r.member.kind is not Kind.ARCHIVE:
             self.bytes_read += r.member.size
+        self.bombs += bool(r.reason and BOMB_REASON in r.reason)
 
     @property
     def readable(self) -> int:
@@ -339,6 +342,7 @@ class ScanCounts:
             "skipped": self.skipped,
             "archives": self.archives,
             "bytes": self.bytes_read,
+            "bombs": self.bombs,
             "videos": self.videos,
             "video_faces": self.video_faces,
             "video_people": self.video_people,

@@ -98,7 +98,28 @@ def open_store(workspace: str | None = None, db_url: str | None = None):
     try:
         return ws.open_store(), str(ws.root)
     except WorkspaceUnavailable as exc:
+        free = _free_bytes(ws.root)
+        if free is not None and free < LOW_DISK_BYTES:
+            raise WorkspaceError(f"{exc}. The disk holding {ws.root} is full ({free:,} bytes free): free some space "
+                                 "or use a workspace on another disk (--workspace).") from None
         raise WorkspaceError(f"{exc}. Check --workspace / --db (or FACETRACE_HOME) and the folder's permissions.") from None
+
+
+LOW_DISK_BYTES = 1 << 20  # below this much free space, a database that cannot open is on a full disk
+
+
+def _free_bytes(path) -> int | None:
+    """Free bytes on the file system of `path` (or of its nearest existing parent); None if unknown."""
+    import shutil
+    from pathlib import Path
+
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
 
 
 def validate_options(options: ScanOptions) -> None:

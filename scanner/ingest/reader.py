@@ -24,7 +24,7 @@ from scanner.ingest.sevenzip import iter_7z
 from scanner.ingest.tar import iter_tar
 from scanner.ingest.zip import iter_zip
 from scanner.media.sniff import HEADER_BYTES, claims_image, content_hint, sniff
-from scanner.models import Kind, Member, ScanOptions, Status
+from scanner.models import BOMB_REASON, Kind, Member, ScanOptions, Status
 
 CHUNK = 1 << 20
 _READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError, ValueError, RuntimeError)
@@ -109,7 +109,7 @@ class MemberReader:
                     digest.update(chunk)
                     size += len(chunk)
                     if ratio_limit is not None and size > ratio_limit:
-                        bomb = (f"possible decompression bomb: expanded more than {opts.max_expansion_ratio}x its "
+                        bomb = (f"{BOMB_REASON}: expanded more than {opts.max_expansion_ratio}x its "
                                 f"compressed size of {entry.packed_size} bytes; read stopped after {size} bytes")
                         break
                     if budget is not None and not budget.spend(len(chunk)):
@@ -264,7 +264,7 @@ class _Budget:
         return not self.spent_out
 
     def reason(self, opts: ScanOptions) -> str:
-        return (f"possible decompression bomb: the archive expanded past {self.limit} bytes "
+        return (f"{BOMB_REASON}: the archive expanded past {self.limit} bytes "
                 f"(max({opts.max_expansion_ratio}x its size, {opts.min_archive_budget} bytes))")
 
 
