@@ -247,13 +247,16 @@ def erase(registry: Registry, subject_id: str, *, token: str | None = None, acto
     registry.index.remove_templates(deleted["templates"], deleted["hashes"])
     ServiceStore(registry.store.engine).delete_webhooks("subject", subject_id)
     (registry.root / "receipts" / f"consent-{subject_id}.json").unlink(missing_ok=True)
-    _compact_database(registry)
+    pending = _compact_database(registry)
+    if pending:
+        registry.store.audit("erasure_pending", actor or default_actor(), subject_id, {"reason": pending})
     receipt = _receipt("erasure", {
         "subject_id": subject_id,
         "erased_at": deleted["erased_at"],
         "deleted": {"templates": len(deleted["templates"]), "photo_hashes": len(deleted["hashes"]),
                     "findings": deleted["findings"], "consent_records": deleted["consents"]},
         "kept": "a tombstone (the pseudonymous id, status 'erased', erasure time) and the audit log entries",
+        "pending": pending,
         "verify": f"facetrace registry verify-erasure {subject_id}",
     })
     path = _write_receipt(registry.root, f"erasure-{subject_id}.json", receipt)
@@ -264,20 +267,67 @@ def erase(registry: Registry, subject_id: str, *, token: str | None = None, acto
 ERASED_TABLES = ("templates", "template_hashes", "findings", "consents", "subjects", "webhooks")
 
 
-def _compact_database(registry: Registry) -> None:
-    """Make the database drop the bytes of erased rows, not only their visibility.
+CHECKPOINT_PATIENCE_S = 10.0  # how long an erasure waits for other connections to let the WAL go
 
-    SQLite: secure_delete zeroes freed pages, and a checkpoint empties the write-ahead log.
+
+def _compact_database(registry: Registry) -> str | None:
+    """Make the database drop the bytes of erased rows, not only their visibility; return why it
+    could not yet (None: done).
+
+    SQLite: secure_delete zeroes freed pages of the database file, but the erased rows' pages are
+    still in the write-ahead log until a checkpoint copies it back and truncates it. A checkpoint
+    cannot pass a connection that is reading an older snapshot (a scan, the HTTP service, anyone
+    with the file open): PRAGMA wal_checkpoint(TRUNCATE) then answers "busy" and does nothing, so
+    it waits up to CHECKPOINT_PATIENCE_S; if it is still busy, the erasure is pending, audited as
+    such, and verify-erasure (which checks the WAL) completes it later.
     PostgreSQL keeps deleted rows in the tables' files until VACUUM prunes them (measured: the
     photo hashes of an erased subject were still in the templates file after the DELETE, and gone
     after VACUUM); VACUUM cannot run in a transaction, hence the autocommit connection.
     """
     engine = registry.store.engine
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        elif engine.dialect.name == "postgresql":
+        if engine.dialect.name == "postgresql":
             conn.exec_driver_sql(f"VACUUM {', '.join(ERASED_TABLES)}")
+            return None
+        if engine.dialect.name != "sqlite":
+            return None
+        # a TRUNCATE checkpoint waits for readers through the busy handler: bound it by our patience
+        before = conn.exec_driver_sql("PRAGMA busy_timeout").fetchone()[0]
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(CHECKPOINT_PATIENCE_S * 1000)}")
+        try:
+            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(before)}")
+        if not busy:
+            return None
+        return ("another connection is reading the database, so its write-ahead log (which still holds the erased "
+                "rows) could not be emptied; `facetrace registry verify-erasure` completes the erasure once it is "
+                "closed")
+
+
+def _wal_problems(registry: Registry, subject_id: str) -> list[str]:
+    """SQLite: the write-ahead log and rollback journal must be empty once an erasure is complete.
+
+    The checkpoint is tried again first (it completes a pending erasure); what is left in the log
+    is then bytes written before the erasure, so it is reported, not searched."""
+    engine = registry.store.engine
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return []
+    pending = _compact_database(registry)
+    problems = []
+    db = Path(engine.url.database)
+    for suffix, what in (("-wal", "write-ahead log"), ("-journal", "rollback journal")):
+        f = db.with_name(db.name + suffix)
+        size = f.stat().st_size if f.exists() else 0
+        if size:
+            problems.append(f"the database's {what} {f.name} still holds {size:,} bytes written before the erasure"
+                            + (f": {pending}" if pending else ""))
+    if not problems and any(e["action"] == "erasure_pending" for e in registry.store.audit_entries(subject_id)) \
+            and not any(e["action"] == "erasure_completed" for e in registry.store.audit_entries(subject_id)):
+        registry.store.audit("erasure_completed", default_actor(), subject_id,
+                             {"what": "the write-ahead log was emptied"})
+        _compact_database(registry)  # the audit entry's own pages: no erased row in them, but keep the log empty
+    return problems
 
 
 def verify_erasure(registry: Registry, subject_id: str) -> list[str]:
@@ -309,7 +359,7 @@ def verify_erasure(registry: Registry, subject_id: str) -> list[str]:
 
     if ServiceStore(registry.store.engine).webhook("subject", subject_id) is not None:
         problems.append("the subject's webhook registration (its URL) is still stored")
-    return problems
+    return problems + _wal_problems(registry, subject_id)
 
 
 # -- receipts --------------------------------------------------------------------------------------
