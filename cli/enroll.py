@@ -40,7 +40,7 @@ def enroll_command(photos, consent_text, consent_version, purpose, scope, jurisd
     from pathlib import Path
 
     from scanner.consent import DEFAULT_TEXT, DEFAULT_VERSION, ConsentInput
-    from scanner.registry import enroll
+    from scanner.registry import confirm_enrollment, enroll
 
     if consent_text == "default":
         text, version = DEFAULT_TEXT, consent_version or DEFAULT_VERSION
@@ -54,7 +54,7 @@ def enroll_command(photos, consent_text, consent_version, purpose, scope, jurisd
                            granted_at=datetime.now(timezone.utc))
     registry = open_registry(workspace, db_url)
     result = enroll(registry, [(p, Path(p).read_bytes()) for p in photos], consent, label=label,
-                    keep_photos=keep_photos)
+                    keep_photos=keep_photos, confirm=False)  # confirmed once the token is printed
     for w in result.warnings:
         echo(f"Warning: {w}", err=True)
     earlier = result.earlier or {"scans": 0, "findings": []}
@@ -62,6 +62,8 @@ def enroll_command(photos, consent_text, consent_version, purpose, scope, jurisd
         echo_lines(json.dumps({"subject_id": result.subject_id, "deletion_token": result.deletion_token,
                                "receipt": str(result.receipt_path), "earlier_scans_searched": earlier["scans"],
                                "earlier_findings": earlier["findings"]}).split("\n"))
+        sys.stdout.flush()
+        confirm_enrollment(result)
         return
     echo(f"Enrolled subject {result.subject_id} from {len(photos)} photo(s).")
     echo(f"Deletion token (shown once, keep it safe): {result.deletion_token}")
@@ -74,3 +76,4 @@ def enroll_command(photos, consent_text, consent_version, purpose, scope, jurisd
         for f in earlier["findings"][:20]:
             echo(format_finding(f))
     sys.stdout.flush()
+    confirm_enrollment(result)  # the person has their token now

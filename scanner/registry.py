@@ -67,7 +67,9 @@ def open_registry(case_store, root: str | os.PathLike) -> Registry:
         index = RegistryIndex(root, store, embedder, version, HASHER, options.model.dim if options.model else 128)
     except ValueError as exc:
         raise FacetraceError(str(exc)) from None
-    return Registry(Path(root), store, index, embedder, version, HASHER, case_store, options)
+    registry = Registry(Path(root), store, index, embedder, version, HASHER, case_store, options)
+    expire_pending(registry)
+    return registry
 
 
 # -- enrollment ----------------------------------------------------------------------------------
@@ -90,6 +92,7 @@ class EnrollResult:
     receipt_path: Path
     warnings: list[str] = field(default_factory=list)
     earlier: dict | None = None  # the search of earlier scans: {"scans": n, "findings": [...]}
+    pending_marker: Path | None = None  # until confirm_enrollment: the enrollment's pending marker
 
 
 def _analyse_photo(name: str, data: bytes, options: ScanOptions) -> EnrolledPhoto:
@@ -139,11 +142,19 @@ def _variant_hashes(image, perceptual_hashes) -> dict[str, str]:
 
 
 def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: ConsentInput, *, label: str | None = None,
-           keep_photos: bool = False, actor: str | None = None, search_earlier: bool = True) -> EnrollResult:
+           keep_photos: bool = False, actor: str | None = None, search_earlier: bool = True,
+           confirm: bool = True) -> EnrollResult:
     """Enroll one person from photos that each show exactly one face, all of the same person.
 
     With `search_earlier`, every scan already in the workspace is then searched for them
     (matching.matcher.search_earlier_scans), without reading any dump again.
+
+    Until the person has their deletion token, the enrollment is *pending*: a marker file in
+    WORKSPACE/pending is written before the subject is committed and removed by `confirm_enrollment`
+    (at once with `confirm`, the default; the CLI confirms only once it has printed the token). A
+    process killed in between leaves a subject nobody could erase with a token, whose earlier
+    scans may not have been searched: `expire_pending` erases it once the marker is PENDING_TTL_S
+    old (every open of the registry looks).
     """
     if not photos:
         raise EnrollmentRefused("give at least one photo (3 or more recommended)")
@@ -155,6 +166,8 @@ def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: Consent
     if len({p.sha256 for p in analysed}) != len(analysed):
         raise EnrollmentRefused("the same photo was given twice")
     token = secrets.token_urlsafe(24)
+    token_sha256 = hashlib.sha256(token.encode()).hexdigest()
+    marker = _mark_pending(registry.root, token_sha256, None)
     now = consent.granted_at or datetime.now(timezone.utc)
     consent_row = {"purpose": consent.purpose, "scope": consent.scope, "text_version": consent.text_version,
                    "text_sha256": consent.text_sha256, "granted_at": now, "expires_at": consent.expires_at,
@@ -163,8 +176,9 @@ def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: Consent
                   "embedder_version": registry.embedder_version, "hashes": p.hashes, "hasher": registry.hasher,
                   "photo": p.data if keep_photos else None} for p in analysed]
     subject_id, template_ids = registry.store.create_subject(
-        label=label, token_sha256=hashlib.sha256(token.encode()).hexdigest(), consent=consent_row,
+        label=label, token_sha256=token_sha256, consent=consent_row,
         templates=templates, actor=actor or default_actor())
+    _mark_pending(registry.root, token_sha256, subject_id)
     registry.index.add_subject(subject_id, template_ids)
     receipt = _receipt("consent", {
         "subject_id": subject_id,
@@ -182,7 +196,64 @@ def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: Consent
         from scanner.matching.matcher import search_earlier_scans
 
         earlier = search_earlier_scans(registry, registry.case_store, subject_id, actor or default_actor())
-    return EnrollResult(subject_id, token, receipt, path, warnings, earlier)
+    result = EnrollResult(subject_id, token, receipt, path, warnings, earlier, marker)
+    if confirm:
+        confirm_enrollment(result)
+    return result
+
+
+# -- pending enrollments -------------------------------------------------------------------------
+
+PENDING = "pending"
+PENDING_TTL_S = 3600.0  # a pending enrollment this old belongs to a process that died: it is erased
+
+
+def _mark_pending(root: Path, token_sha256: str, subject_id: str | None) -> Path:
+    folder = Path(root) / PENDING
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    marker = folder / f"{token_sha256[:32]}.json"
+    tmp = folder / f"{token_sha256[:32]}.tmp"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        fh.write(json.dumps({"subject_id": subject_id, "pid": os.getpid()}))
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(marker)
+    return marker
+
+
+def confirm_enrollment(result: EnrollResult) -> None:
+    """The person has their token (and earlier scans were searched): the enrollment is complete."""
+    if result.pending_marker is not None:
+        result.pending_marker.unlink(missing_ok=True)
+        result.pending_marker = None
+
+
+def expire_pending(registry: Registry, ttl_s: float | None = None) -> list[str]:
+    """Erase the subjects of enrollments left pending longer than `ttl_s` (default PENDING_TTL_S) by a
+    process that died before the person had their token; return their ids. Audited."""
+    import time
+
+    folder = registry.root / PENDING
+    if not folder.is_dir():
+        return []
+    ttl = PENDING_TTL_S if ttl_s is None else ttl_s
+    expired = []
+    for marker in sorted(folder.glob("*.json")):
+        try:
+            if time.time() - marker.stat().st_mtime < ttl:
+                continue
+            subject_id = json.loads(marker.read_text()).get("subject_id")
+        except (OSError, ValueError):
+            continue
+        subj = registry.store.get_subject(subject_id) if subject_id else None
+        if subj is not None and subj["status"] != "erased":
+            registry.store.audit("enrollment_incomplete", default_actor(), subject_id, {
+                "why": "the enrolling process ended before the deletion token was shown; erased so that no "
+                       "subject is left that nobody can reach"})
+            erase(registry, subject_id, actor=default_actor())
+            expired.append(subject_id)
+        marker.unlink(missing_ok=True)
+    return expired
 
 
 def _check_same_person(photos: list[EnrolledPhoto]) -> None:
