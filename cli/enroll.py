@@ -23,11 +23,14 @@ from cli.common import EXIT_CODES, echo, echo_lines, open_registry, translate_er
 @click.option("--expires", type=click.DateTime(["%Y-%m-%d"]), help="Consent expiry date (YYYY-MM-DD).")
 @click.option("--label", help="Optional free-text label (avoid names: the subject id is pseudonymous).")
 @click.option("--keep-photos", is_flag=True, help="Also store the photos themselves (default: only templates).")
+@click.option("--allow-similar", is_flag=True,
+              help="Enroll even though the photos match a person already enrolled (after checking that they are two "
+                   "people, e.g. twins; audited). Without it such an enrollment is refused: a person enrolls once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @workspace_options
 @translate_errors
 def enroll_command(photos, consent_text, consent_version, purpose, scope, jurisdiction, expires, label, keep_photos,
-                   as_json, workspace, db_url):
+                   allow_similar, as_json, workspace, db_url):
     """Enroll one consenting person from photos that each show exactly one face.
 
     All photos must be of the same person (the command names the photo that disagrees). Prints
@@ -54,7 +57,7 @@ def enroll_command(photos, consent_text, consent_version, purpose, scope, jurisd
                            granted_at=datetime.now(timezone.utc))
     registry = open_registry(workspace, db_url)
     result = enroll(registry, [(p, Path(p).read_bytes()) for p in photos], consent, label=label,
-                    keep_photos=keep_photos, confirm=False)  # confirmed once the token is printed
+                    keep_photos=keep_photos, confirm=False, allow_similar=allow_similar)  # confirmed once the token is printed
     for w in result.warnings:
         echo(f"Warning: {w}", err=True)
     earlier = result.earlier or {"scans": 0, "findings": []}

@@ -29,6 +29,11 @@ class EnrollmentRefused(UsageError):
     code = "enrollment_refused"
 
 
+class SimilarSubject(EnrollmentRefused):
+    http_status = 409
+    code = "already_enrolled"
+
+
 class SubjectNotFound(UsageError):
     http_status = 404
     code = "subject_not_found"
@@ -143,7 +148,7 @@ def _variant_hashes(image, perceptual_hashes) -> dict[str, str]:
 
 def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: ConsentInput, *, label: str | None = None,
            keep_photos: bool = False, actor: str | None = None, search_earlier: bool = True,
-           confirm: bool = True) -> EnrollResult:
+           confirm: bool = True, allow_similar: bool = False) -> EnrollResult:
     """Enroll one person from photos that each show exactly one face, all of the same person.
 
     With `search_earlier`, every scan already in the workspace is then searched for them
@@ -155,6 +160,13 @@ def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: Consent
     process killed in between leaves a subject nobody could erase with a token, whose earlier
     scans may not have been searched: `expire_pending` erases it once the marker is PENDING_TTL_S
     old (every open of the registry looks).
+
+    A person enrolls once. Photos that the matcher gives `confident` to a subject already enrolled
+    (the same photo, an edited copy, or two or more photos that agree on them) are refused
+    (`SimilarSubject`): a second subject would compete with the first for its findings, and
+    anybody could otherwise enroll a person who already is, to watch them. The message does not
+    say who; the audit log does (`enroll_refused_similar`). An operator who has checked that they
+    are two people (twins) passes `allow_similar` (audited).
     """
     if not photos:
         raise EnrollmentRefused("give at least one photo (3 or more recommended)")
@@ -165,6 +177,16 @@ def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: Consent
         warnings.append(f"only {len(analysed)} photo(s): {RECOMMENDED_PHOTOS} or more make matches more reliable")
     if len({p.sha256 for p in analysed}) != len(analysed):
         raise EnrollmentRefused("the same photo was given twice")
+    similar = _similar_subjects(registry, analysed)
+    if similar:
+        registry.store.audit("enroll_refused_similar" if not allow_similar else "enroll_similar_allowed",
+                             actor or default_actor(), None, {"similar_subjects": similar,
+                                                              "photos": [p.sha256 for p in analysed]})
+        if not allow_similar:
+            raise SimilarSubject("these photos match a person who is already enrolled, and a person enrolls once. "
+                                 "If that is you, keep your enrollment (or erase it first with its deletion token); "
+                                 "if it is somebody else (a twin), a workspace operator can review it and enroll "
+                                 "with --allow-similar")
     token = secrets.token_urlsafe(24)
     token_sha256 = hashlib.sha256(token.encode()).hexdigest()
     marker = _mark_pending(registry.root, token_sha256, None)
@@ -254,6 +276,17 @@ def expire_pending(registry: Registry, ttl_s: float | None = None) -> list[str]:
             expired.append(subject_id)
         marker.unlink(missing_ok=True)
     return expired
+
+
+def _similar_subjects(registry: Registry, photos: list[EnrolledPhoto]) -> list[str]:
+    """Subjects already enrolled that these photos are `confident` for, as one dump of them would be."""
+    if registry.store.count_active_subjects() == 0:
+        return []
+    from scanner.matching.matcher import match_items
+
+    members = [{"seq": i, "logical_path": p.name, "sha256": p.sha256, "phash": p.hashes.get("original"),
+                "faces": [p.encoding]} for i, p in enumerate(photos)]
+    return sorted({f["subject_id"] for f in match_items(registry, members, None) if f["band"] == "confident"})
 
 
 def _check_same_person(photos: list[EnrolledPhoto]) -> None:
