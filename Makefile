@@ -19,7 +19,7 @@ demo: setup
 	$(UV) run --frozen --no-sync python demo/build_demo.py $(DEMO)
 	$(UV) run --frozen --no-sync facetrace enroll $(DEMO)/enroll/*.jpg --consent default --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync python demo/serve.py $(DEMO) -- \
-		facetrace scan --workspace $(DEMO)/workspace $(DEMO)/dump '{url}/share/bundle.zip'
+		facetrace scan --workspace $(DEMO)/workspace --lab-network 127.0.0.1/32 $(DEMO)/dump '{url}/share/bundle.zip'
 	$(UV) run --frozen --no-sync facetrace acquire verify --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace profile --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace registry audit --verify --workspace $(DEMO)/workspace

@@ -3,10 +3,17 @@
 Every route declares who may call it (`ACCESS`): public, an individual's deletion token, or API
 keys of given roles. A test enumerates the routes and checks that each is declared and enforced.
 Errors share one JSON shape: {"error": {"code": "...", "message": "..."}}.
+
+The client address that rate limits count by is the socket's peer. X-Forwarded-For is read only
+when that peer is one of `Settings.trusted_proxies` (none by default), walking the header from
+the right past trusted proxies: anyone can write the header, only a proxy's last hop is true.
+Failed authentications (a wrong API key, a wrong deletion token or subject id) have their own,
+lower, limit per address; an address past it is answered 429 before any key or token is checked.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 import time
@@ -29,6 +36,12 @@ class Settings:
     max_form_bytes: int = 64 << 20  # an enrollment form (photos) larger than this is refused
     key_rate_per_minute: int = 6000  # requests per API key
     address_rate_per_minute: int = 600  # requests per client address without a key (and for public routes)
+    # wrong keys, tokens or subject ids per client address: enough for a person who mistypes their
+    # token, far too few to guess a key or a token (both carry 256 random bits anyway)
+    auth_failure_rate_per_minute: int = 10
+    trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For is believed
+    lab_networks: tuple[str, ...] = ()  # internal networks webhooks may go to (default: public addresses only)
+    interactive_docs: bool = False  # /docs and /redoc: their pages load scripts from a CDN
     webhook_retries: int = 4
     webhook_backoff_s: float = 0.5
 
@@ -41,15 +54,24 @@ class RateLimiter:
         self.lock = threading.Lock()
 
     def allow(self, who: str, per_minute: int) -> bool:
+        """Take a token from `who`'s bucket; False when it is empty."""
         now = time.monotonic()
         with self.lock:
-            tokens, last = self.buckets.get(who, (float(per_minute), now))
-            tokens = min(float(per_minute), tokens + (now - last) * per_minute / 60.0)
+            tokens = self._tokens(who, per_minute, now)
             if tokens < 1.0:
                 self.buckets[who] = (tokens, now)
                 return False
             self.buckets[who] = (tokens - 1.0, now)
             return True
+
+    def exhausted(self, who: str, per_minute: int) -> bool:
+        """True when `who`'s bucket is empty; takes nothing."""
+        with self.lock:
+            return self._tokens(who, per_minute, time.monotonic()) < 1.0
+
+    def _tokens(self, who: str, per_minute: int, now: float) -> float:
+        tokens, last = self.buckets.get(who, (float(per_minute), now))
+        return min(float(per_minute), tokens + (now - last) * per_minute / 60.0)
 
 
 class FairGate:
@@ -88,7 +110,11 @@ class Service:
         from scanner.pipeline import open_store
         from scanner.registry import open_registry
 
+        from scanner.acquire.http import parse_networks
+
         self.settings = settings
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        self.lab_networks = parse_networks(settings.lab_networks)
         self.store, self.root = open_store(workspace, db_url)
         self.registry = open_registry(self.store, self.root)
         self.keys = ServiceStore(self.store.engine)
@@ -104,6 +130,32 @@ class Service:
     def audit(self, action: str, actor: str, subject_id: str | None, details: dict) -> None:
         self.registry.store.audit(action, actor, subject_id, details)
 
+    def client_address(self, request: Request) -> str:
+        """The address limits count by: the peer, or what trusted proxies say they received from."""
+        peer = request.client.host if request.client else "unknown"
+        if not self.trusted_proxies or not self._trusted(peer):
+            return peer
+        hops = [h.strip() for v in request.headers.getlist("x-forwarded-for") for h in v.split(",") if h.strip()]
+        address = peer
+        for hop in reversed(hops):  # each trusted proxy appended what it saw; stop at the first that is not one
+            address = _address(hop)
+            if not self._trusted(address):
+                return address
+        return address
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip.version == net.version and ip in net for net in self.trusted_proxies)
+
+    def locked_out(self, who: str) -> bool:
+        return self.limiter.exhausted(f"auth-failures:{who}", self.settings.auth_failure_rate_per_minute)
+
+    def auth_failed(self, who: str) -> None:
+        self.limiter.allow(f"auth-failures:{who}", self.settings.auth_failure_rate_per_minute)
+
     def notify(self, owner_kind: str, owner_id: str, payload: dict) -> bool:
         """Deliver a notification to the owner's webhook, if any, in the background."""
         from scanner.notify import deliver
@@ -117,7 +169,8 @@ class Service:
             deliver(hook["url"], payload, hook["secret"],
                     lambda action, details: self.audit(action, "facetrace-service", owner_id
                                                        if owner_kind == "subject" else None, details),
-                    f"{owner_kind}:{owner_id}", retries=s.webhook_retries, backoff_s=s.webhook_backoff_s)
+                    f"{owner_kind}:{owner_id}", retries=s.webhook_retries, backoff_s=s.webhook_backoff_s,
+                    lab_networks=self.lab_networks)
 
         t = threading.Thread(target=run, name="webhook", daemon=True)
         t.start()
@@ -131,12 +184,17 @@ def access(kind: str, *roles: str):
 
     def check(request: Request):
         svc: Service = request.app.state.service
-        who = request.client.host if request.client else "unknown"
+        who = svc.client_address(request)
+        request.state.client_address = who
         key = _key_from(request)
         caller = None
+        if (key or kind == "token") and svc.locked_out(who):
+            # answered before the key or token is looked at: a right guess looks like a wrong one
+            raise ApiError(429, "rate_limited", "too many failed authentications from this address; wait a minute")
         if key:
             caller = svc.keys.check_key(key)
             if caller is None:
+                svc.auth_failed(who)
                 raise ApiError(401, "invalid_key", "the API key is not valid or was revoked")
         if caller is not None:
             if not svc.limiter.allow(f"key:{caller['key_id']}", svc.settings.key_rate_per_minute):
@@ -158,6 +216,22 @@ def access(kind: str, *roles: str):
     return check
 
 
+def _address(hop: str) -> str:
+    """An X-Forwarded-For entry as an address: '[::1]:443' and '1.2.3.4:80' lose their port."""
+    hop = hop.strip()
+    candidates = [hop]
+    if hop.startswith("["):
+        candidates.append(hop[1:].split("]", 1)[0])
+    elif hop.count(":") == 1:
+        candidates.append(hop.split(":", 1)[0])
+    for candidate in candidates:
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return hop[:64]  # not an address: still one bucket per value, of bounded size
+
+
 def _key_from(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
@@ -173,13 +247,18 @@ def create_app(workspace: str | None = None, db_url: str | None = None, settings
     settings = settings or Settings()
     # enrollment photos stay in memory (bounded by max_form_bytes): nothing is spooled to /tmp
     MultiPartParser.spool_max_size = settings.max_form_bytes
+    docs = settings.interactive_docs
     app = FastAPI(title="facetrace", version=_version(),
                   description="Screen uploads for enrolled people's faces; enroll, check exposure, erase. "
-                              "Errors: {\"error\": {\"code\", \"message\"}}.")
+                              "Errors: {\"error\": {\"code\", \"message\"}}.",
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
     app.state.service = Service(workspace, db_url, settings)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(ApiError)
-    async def api_error(_request, exc: ApiError):
+    async def api_error(request, exc: ApiError):
+        if not request.url.path.startswith("/v1/") and request.url.path != "/openapi.json":
+            return pages.error_page(exc)  # a refusal before a page's handler ran is a page too
         return error_response(exc.status, exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
@@ -198,14 +277,66 @@ def create_app(workspace: str | None = None, db_url: str | None = None, settings
         import logging
 
         logging.getLogger("facetrace.api").exception("internal error")
-        return error_response(500, "internal", f"internal error ({type(exc).__name__}); see the service log")
+        response = error_response(500, "internal", f"internal error ({type(exc).__name__}); see the service log")
+        # Starlette answers this from outside the middleware stack: the headers are added here
+        for name, value in SecurityHeaders.HEADERS:
+            response.headers.setdefault(name.decode(), value.decode())
+        return response
 
     routes.register(app, access, ACCESS)
     pages.register(app, access, ACCESS)
-    for path, method in (("/openapi.json", "GET"), ("/docs", "GET"), ("/docs/oauth2-redirect", "GET"),
-                         ("/redoc", "GET")):
+    described = [("/openapi.json", "GET")]
+    if docs:
+        described += [("/docs", "GET"), ("/docs/oauth2-redirect", "GET"), ("/redoc", "GET")]
+    for path, method in described:
         ACCESS[(method, path)] = "public"
     return app
+
+
+def server_config(app: FastAPI, host: str, port: int, **kwargs):
+    """The uvicorn configuration `facetrace serve` (and the tests' live server) runs the app with.
+
+    uvicorn's proxy headers are off: by default it believes X-Forwarded-For from 127.0.0.1, so
+    any local client, or a proxy that passes the header through, could pick its own address.
+    The app reads the header itself, from `Settings.trusted_proxies` only.
+    """
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=False, **{"log_level": "warning", **kwargs})
+
+
+class SecurityHeaders:
+    """Add headers that keep responses out of frames, caches, MIME sniffing and Referer headers.
+
+    The enrollment answer and page show a deletion token once: no cache may keep them
+    (Cache-Control: no-store), no other site may frame them to trick a click (X-Frame-Options,
+    frame-ancestors), and no link may carry their URL away (Referrer-Policy). JSON gets a CSP
+    that allows nothing; a page sets its own. Pure ASGI, so request bodies stay streamed.
+    """
+
+    HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+               (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store"),
+               (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"))
+    EXEMPT_CSP = ("/docs", "/redoc")  # when enabled, their pages run scripts from a CDN
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        csp = not scope["path"].startswith(self.EXEMPT_CSP)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in self.HEADERS
+                            if k not in present and (csp or k != b"content-security-policy")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _version() -> str:

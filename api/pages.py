@@ -2,6 +2,9 @@
 
 No JavaScript, no cookies, no external resource (a Content-Security-Policy forbids any); forms
 post to the same routes the JSON API uses underneath, and the pages fit a phone's screen.
+The enrollment answer shows a deletion token: every page is sent with `Cache-Control: no-store`,
+`X-Frame-Options: DENY` and `frame-ancestors 'none'`, `Referrer-Policy: no-referrer` and
+`X-Content-Type-Options: nosniff` (the CSP is a header: a <meta> CSP cannot forbid framing).
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ td,th{border-bottom:1px solid #eee;padding:6px;text-align:left}
 """
 
 
-def page(title: str, body: str, status: int = 200) -> HTMLResponse:
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'")
+HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "Cache-Control": "no-store",
+           "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+
+
+def page(title: str, body: str, status: int = 200, headers: dict | None = None) -> HTMLResponse:
     return HTMLResponse(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
@@ -36,13 +45,14 @@ def page(title: str, body: str, status: int = 200) -> HTMLResponse:
         "form-action 'self'\">"
         f"<title>{html.escape(title)} - facetrace</title><style>{CSS}</style></head><body>"
         "<header><a href='/'>facetrace</a> &middot; is my face being traded?</header>"
-        f"<main><h1>{html.escape(title)}</h1>{body}</main></body></html>", status_code=status)
+        f"<main><h1>{html.escape(title)}</h1>{body}</main></body></html>", status_code=status,
+        headers={**HEADERS, **(headers or {})})
 
 
 def error_page(exc: ApiError) -> HTMLResponse:
     return page("Something went wrong", f"<section class='error'><p id='error' data-code='{html.escape(exc.code)}'>"
                 f"{html.escape(exc.message)}</p><p><a href='javascript:history.back()'>Back</a></p></section>",
-                exc.status)
+                exc.status, {"Retry-After": "60"} if exc.status == 429 else None)
 
 
 def register(app, access, table: dict) -> None:
@@ -108,7 +118,7 @@ found and to erase yourself.</p><p class='token' id='token'>{html.escape(out['de
     def exposure_submit(request: Request, subject_id: Annotated[str, Form()] = "", token: Annotated[str, Form()] = ""):
         svc = _svc(request)
         try:
-            subj = _own_subject(svc, subject_id.strip(), token.strip())
+            subj = _own_subject(svc, subject_id.strip(), token.strip(), request.state.client_address)
         except ApiError as exc:
             return error_page(exc)
         out = _exposure(svc, subj)
@@ -127,7 +137,7 @@ found and to erase yourself.</p><p class='token' id='token'>{html.escape(out['de
     def erase_submit(request: Request, subject_id: Annotated[str, Form()] = "", token: Annotated[str, Form()] = ""):
         svc = _svc(request)
         try:
-            _own_subject(svc, subject_id.strip(), token.strip())
+            _own_subject(svc, subject_id.strip(), token.strip(), request.state.client_address)
             out = _erase(svc, subject_id.strip(), token.strip())
         except ApiError as exc:
             return error_page(exc)

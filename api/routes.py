@@ -92,7 +92,8 @@ class WebhookIn(BaseModel):
 
 class WebhookOut(BaseModel):
     url: str
-    secret: str = Field(description="HMAC-SHA256 key: each delivery's X-Facetrace-Signature is sha256=HMAC(body)")
+    secret: str = Field(description="HMAC-SHA256 key: each delivery's X-Facetrace-Signature is "
+                                    "t=<unix time>,v1=HMAC(\"<t>.\" + body); see docs/api.md")
 
 
 class KeyIn(BaseModel):
@@ -160,7 +161,8 @@ def register(app, access, table: dict) -> None:
            responses=error_responses(400, 401, 409, 413, 422, 429))
     def enroll(request: Request, photos: Annotated[list[UploadFile], File(description="3 or more photos of you")],
                consent: Annotated[bool, Form(description="true: I agree to the consent text")],
-               consent_version: Annotated[str, Form(max_length=64)] = ""):
+               consent_version: Annotated[str, Form(max_length=64, description="the version of the consent text "
+                                                                               "you read (GET /v1/consent-text)")]):
         """Enroll yourself with 3 or more photos and explicit consent; receive a deletion token and a receipt."""
         svc = svc_of(request)
         return _enroll(svc, photos, consent, consent_version)
@@ -171,7 +173,7 @@ def register(app, access, table: dict) -> None:
                  x_deletion_token: Annotated[str | None, Header()] = None):
         """The findings that concern you (ids, bands, kinds and when; never pictures)."""
         svc = svc_of(request)
-        subj = _own_subject(svc, subject_id, x_deletion_token)
+        subj = _own_subject(svc, subject_id, x_deletion_token, request.state.client_address)
         return _exposure(svc, subj)
 
     @route("DELETE", "/v1/subjects/{subject_id}", token, response_model=Erased, tags=["individuals"],
@@ -179,16 +181,17 @@ def register(app, access, table: dict) -> None:
     def erase(request: Request, subject_id: str, x_deletion_token: Annotated[str | None, Header()] = None):
         """Erase yourself: templates, hashes, findings, consent details, webhooks; receive an erasure receipt."""
         svc = svc_of(request)
-        _own_subject(svc, subject_id, x_deletion_token)
+        _own_subject(svc, subject_id, x_deletion_token, request.state.client_address)
         return _erase(svc, subject_id, x_deletion_token)
 
     @route("PUT", "/v1/subjects/{subject_id}/webhook", token, response_model=WebhookOut, tags=["individuals"],
            responses=error_responses(401, 403, 404, 422, 429))
     def subject_webhook(request: Request, subject_id: str, body: WebhookIn,
                         x_deletion_token: Annotated[str | None, Header()] = None):
-        """Be notified (signed POST) when a scan or a screen finds you."""
+        """Be notified (signed POST) when a scan or a screen finds you; only public addresses are accepted."""
         svc = svc_of(request)
-        _own_subject(svc, subject_id, x_deletion_token)
+        _own_subject(svc, subject_id, x_deletion_token, request.state.client_address)
+        _check_webhook(svc, body.url)
         secret = svc.keys.add_webhook("subject", subject_id, body.url)
         svc.audit("webhook_registered", "subject", subject_id, {"url_host": _host(body.url)})
         return {"url": body.url, "secret": secret}
@@ -196,8 +199,9 @@ def register(app, access, table: dict) -> None:
     @route("PUT", "/v1/webhook", screeners, response_model=WebhookOut, tags=["platforms"],
            responses=error_responses(401, 403, 422, 429))
     def key_webhook(request: Request, body: WebhookIn):
-        """Register the calling key's webhook: each screen that finds someone is reported to it."""
+        """Register the calling key's webhook (a public address): each screen that finds someone is reported to it."""
         svc = svc_of(request)
+        _check_webhook(svc, body.url)
         key_id = request.state.caller["key_id"]
         secret = svc.keys.add_webhook("key", key_id, body.url)
         svc.audit("webhook_registered", f"key:{key_id}", None, {"url_host": _host(body.url)})
@@ -230,6 +234,15 @@ def _new_id() -> str:
 def _safe_name(name: str) -> str:
     base = re.sub(r"[^\w.\-]+", "_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip("._") or "upload"
     return base[:120]
+
+
+def _check_webhook(svc, url: str) -> None:
+    """Refuse a webhook to an internal address now; a name is checked again, and pinned, at each delivery."""
+    from scanner.notify import check_url
+
+    why = check_url(url, svc.lab_networks)
+    if why:
+        raise ApiError(422, "address_refused", f"webhook refused: {why}")
 
 
 def _host(url: str) -> str:
@@ -293,7 +306,10 @@ def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
     c = ConsentInput()
     if not consent:
         raise ApiError(400, "consent_required", "enrollment needs your explicit consent (consent=true)")
-    if consent_version and consent_version != c.text_version:
+    if not consent_version:
+        raise ApiError(409, "consent_text_changed", f"send the version of the consent text you read (consent_version; "
+                                                    f"it is now {c.text_version}, GET /v1/consent-text)")
+    if consent_version != c.text_version:
         raise ApiError(409, "consent_text_changed", f"the consent text is now version {c.text_version}; read it "
                                                     "again (GET /v1/consent-text) and resubmit")
     if len(photos) < MIN_PHOTOS:
@@ -316,15 +332,19 @@ def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
             "earlier_findings": len((result.earlier or {}).get("findings", []))}
 
 
-def _own_subject(svc, subject_id: str, token: str | None) -> dict:
+def _own_subject(svc, subject_id: str, token: str | None, who: str) -> dict:
+    """The subject whose deletion token this is; a wrong subject id or token counts against `who`'s limit."""
     if not token:
         raise ApiError(401, "missing_token", "send your deletion token in the X-Deletion-Token header")
     if not SUBJECT_ID.match(subject_id):
+        svc.auth_failed(who)
         raise ApiError(404, "unknown_subject", "no such subject")
     subj = svc.registry.store.get_subject(subject_id)
     if subj is None or subj["status"] == "erased":
+        svc.auth_failed(who)
         raise ApiError(404, "unknown_subject", "no such subject (or it was erased)")
     if not svc.registry.store.check_token(subject_id, token):
+        svc.auth_failed(who)
         raise ApiError(403, "bad_token", "the deletion token does not match this subject")
     return subj
 
@@ -335,7 +355,7 @@ def _exposure(svc, subj: dict) -> dict:
     svc.audit("exposure_check", "subject", sid, {"findings": len(rows)})
     return {"subject_id": sid, "status": subj["status"],
             "findings": [{"scan_id": f["scan_id"], "kind": f["kind"], "band": f["band"],
-                          "found_at": str(f.get("created_at", "")), "member_seq": f["member_seq"],
+                          "found_at": f["created_at"], "member_seq": f["member_seq"],
                           "video_time_ranges": (f["evidence"].get("video") or {}).get("time_ranges")}
                          for f in rows]}
 

@@ -36,8 +36,9 @@ def run_acquire(url: str, workspace: Path) -> tuple[dict, float, float]:
     """Run `facetrace acquire --json URL` in a child; return (its record, seconds, that child's peak RSS in MiB)."""
     out_file = workspace.with_name(workspace.name + ".jsonl")
     started = time.monotonic()
-    _rc, peak, _err = run_measured([facetrace(), "acquire", "--json", "-q", "--retries", "0", "--workspace",
-                                    str(workspace), url], out_file,
+    # the file is served on loopback, an internal address the acquisition refuses unless it is named
+    _rc, peak, _err = run_measured([facetrace(), "acquire", "--json", "-q", "--retries", "0", "--lab-network",
+                                    "127.0.0.1/32", "--workspace", str(workspace), url], out_file,
                                    env={**os.environ, "NO_PROXY": "127.0.0.1,localhost"})
     seconds = time.monotonic() - started
     record = json.loads(out_file.read_text().splitlines()[0])

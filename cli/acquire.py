@@ -30,7 +30,30 @@ class ByteSize(click.ParamType):
 
 
 ACQUIRE_KEYS = ("max_bytes", "connect_timeout", "read_timeout", "retries", "backoff", "max_redirects", "ca_bundle",
-                "insecure", "proxy", "user_agent", "follow_depth", "allow_hosts")
+                "insecure", "proxy", "user_agent", "follow_depth", "allow_hosts", "lab_networks")
+LAB_ENV = "FACETRACE_LAB_NETWORK"
+
+
+def lab_network_option(what: str):
+    """--lab-network CIDR (repeatable, or $FACETRACE_LAB_NETWORK): internal networks allowed as targets."""
+
+    def check(_ctx, param, values):
+        import ipaddress
+
+        for v in values:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError:
+                raise click.BadParameter(f"{v!r} is not a network (an address or a CIDR block such as 10.1.0.0/16)",
+                                         param=param) from None
+        return tuple(values)
+
+    return click.option("--lab-network", "lab_networks", multiple=True, metavar="CIDR", envvar=LAB_ENV,
+                        callback=check,
+                        help=f"Allow {what} to this internal network (repeatable; e.g. 127.0.0.1/32 for a loopback "
+                             "test server, 10.1.0.0/16 for a lab). Without it, loopback, private, link-local, "
+                             "multicast and reserved addresses are refused, after DNS resolution and on every "
+                             f"redirect. Also read from ${LAB_ENV} (space-separated).")
 
 
 def acquire_options(fn):
@@ -73,8 +96,10 @@ def acquire_options(fn):
                      help="A link to an HTML page: also fetch the files it links to, this many links deep "
                           "(0: keep the page and list its links only)."),
         click.option("--allow-host", "allow_hosts", multiple=True, metavar="HOST",
-                     help="With --follow: hosts whose links may be fetched (repeatable; *.example.org for its "
-                          "subdomains). Default: the page's own host only."),
+                     help="With --follow: hosts whose links may be fetched, on ports 80 and 443 (repeatable; "
+                          "*.example.org for its subdomains; HOST:PORT for another port). Default: the page's own "
+                          "host, on the page's port and ports 80 and 443."),
+        lab_network_option("downloads"),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)
@@ -84,7 +109,8 @@ def acquire_options(fn):
 def options_from(settings: dict):
     from scanner.models import AcquireOptions
 
-    return AcquireOptions(**{**settings, "allow_hosts": tuple(settings["allow_hosts"])})
+    fields = {k: v for k, v in settings.items() if k != "lab_networks"}  # passed to acquire() on its own
+    return AcquireOptions(**{**fields, "allow_hosts": tuple(settings["allow_hosts"])})
 
 
 class _DefaultToFetch(click.Group):
@@ -111,6 +137,7 @@ def acquire_group():
       facetrace acquire https://files.example.org/kit.zip
       facetrace acquire --follow 1 --allow-host cdn.example.org https://board.example.org/post/42
       facetrace acquire --ca-bundle their-cert.pem https://203.0.113.7/dump.7z
+      facetrace acquire --lab-network 10.1.0.0/16 http://10.1.2.3/kit.zip
       facetrace acquire list
       facetrace acquire verify
     """
@@ -143,7 +170,8 @@ def fetch_command(urls, out_dir, acquire_settings, workspace, db_url, as_json, q
     out = sys.stderr if as_json else sys.stdout
     for url in urls:
         with _download_progress(quiet) as progress:
-            result = acquire(url, store, root, options, out_dir=out_dir, on_progress=progress)
+            result = acquire(url, store, root, options, lab_networks=acquire_settings["lab_networks"], out_dir=out_dir,
+                             on_progress=progress)
         for record in result.records:
             if as_json:
                 sys.stdout.write(json.dumps(record.as_record(), ensure_ascii=False) + "\n")
@@ -223,7 +251,7 @@ def acquire_inputs(paths, store, root, settings: dict, quiet: bool, stream) -> t
             inputs.append(path)
             continue
         with _download_progress(quiet) as progress:
-            result = acquire(path, store, root, options, on_progress=progress)
+            result = acquire(path, store, root, options, lab_networks=settings["lab_networks"], on_progress=progress)
         print_acquisition(stream, result, options)
         failed += result.failed()
         files = result.files()

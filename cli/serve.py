@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import click
 
+from cli.acquire import lab_network_option
 from cli.common import EXIT_CODES, translate_errors, workspace_options
+
+
+def _networks(_ctx, param, values):
+    import ipaddress
+
+    for v in values:
+        try:
+            ipaddress.ip_network(v, strict=False)
+        except ValueError:
+            raise click.BadParameter(f"{v!r} is not an address or a network (CIDR)", param=param) from None
+    return tuple(values)
 
 
 @click.command("serve", epilog=EXIT_CODES)
@@ -12,22 +24,35 @@ from cli.common import EXIT_CODES, translate_errors, workspace_options
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--max-upload-mb", default=2048, show_default=True, type=click.IntRange(1),
               help="Refuse screened uploads larger than this (413).")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="CIDR", callback=_networks,
+              help="A reverse proxy in front of the service (repeatable; an address or a network): its "
+                   "X-Forwarded-For is believed for rate limits. Default: none, the socket's peer counts.")
+@lab_network_option("webhooks")
+@click.option("--docs", "interactive_docs", is_flag=True,
+              help="Serve the interactive API docs at /docs and /redoc. Their pages load scripts from a CDN "
+                   "(jsdelivr): off by default. /openapi.json is always served.")
 @workspace_options
 @translate_errors
-def serve_command(host, port, max_upload_mb, workspace, db_url):
+def serve_command(host, port, max_upload_mb, trusted_proxies, lab_networks, interactive_docs, workspace, db_url):
     """Serve the HTTP API and the enrollment pages over the workspace (OpenAPI at /openapi.json).
 
     Platforms screen uploads with an API key (`facetrace keys create --role platform`);
     individuals enroll, check what was found and erase themselves at / (docs/api.md).
+
+    \b
+    Examples:
+      facetrace serve --port 8000
+      facetrace serve --host 0.0.0.0 --trusted-proxy 10.0.0.5
     """
     import uvicorn
 
-    from api.app import Settings, create_app
+    from api.app import Settings, create_app, server_config
 
-    app = create_app(workspace, db_url, Settings(max_upload_bytes=max_upload_mb << 20))
+    app = create_app(workspace, db_url, Settings(max_upload_bytes=max_upload_mb << 20, trusted_proxies=trusted_proxies,
+                                                 lab_networks=lab_networks, interactive_docs=interactive_docs))
 
     click.echo(f"facetrace serving {app.state.service.root} on http://{host}:{port}/ (Ctrl-C stops)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(server_config(app, host, port)).run()
 
 
 @click.group("keys", epilog=EXIT_CODES)

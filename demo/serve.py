@@ -3,9 +3,10 @@
 `/share/NAME` answers 302 to `/dl/NAME`, which answers 307 to `/NAME`: two redirect hops, as
 cloud drives make them. Every `{url}` in the command is replaced by the server's base URL.
 The server stops when the command ends; the exit code is the command's. Nothing leaves the
-machine: the server listens on 127.0.0.1 only.
+machine: the server listens on 127.0.0.1 only, which facetrace refuses to download from unless
+the command names it as a lab network (--lab-network 127.0.0.1/32), as the Makefile's demo does.
 
-Usage: python demo/serve.py DIR -- COMMAND ARGS...   (e.g. facetrace scan '{url}/share/bundle.zip')
+Usage: python demo/serve.py DIR -- COMMAND...  (e.g. facetrace scan --lab-network 127.0.0.1/32 '{url}/share/x.zip')
 """
 
 from __future__ import annotations

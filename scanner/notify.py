@@ -1,9 +1,16 @@
-"""Webhook notifications: signed (HMAC-SHA256) JSON deliveries with retries and backoff, audited.
+"""Webhook notifications: signed (HMAC-SHA256, timestamped) JSON deliveries with retries and backoff, audited.
 
 A payload carries ids, bands and kinds, never a face, a path inside someone's dump or an
-encoding. The receiver checks `X-Facetrace-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw
-body under the secret it was given when it registered, and `X-Facetrace-Delivery` to drop
-duplicates (a retry repeats the same delivery id).
+encoding. The signature follows Stripe's scheme, so a captured delivery cannot be replayed
+later: `X-Facetrace-Signature: t=<unix seconds>,v1=<hex>`, where v1 is the HMAC-SHA256, under
+the secret the receiver was given when it registered, of `<t>.` followed by the raw body. The
+receiver checks it with `verify_signature` (5 minutes' tolerance by default) and drops
+duplicates by `delivery_id` (in the signed body, and in `X-Facetrace-Delivery`): a retry
+repeats the delivery id with a new timestamp and signature.
+
+A webhook URL is chosen by whoever registers it, so deliveries go only to public addresses
+(`scanner.acquire.http.guarded_session`: resolved once, checked, connected to the address
+checked); `lab_networks` allows the internal networks an operator names.
 """
 
 from __future__ import annotations
@@ -11,20 +18,63 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import re
 import time
 import uuid
+from urllib.parse import urlsplit
 
 RETRIES = 4  # after the first attempt
 BACKOFF_S = 0.5  # doubled after each failed attempt
 TIMEOUT_S = 5.0
+TOLERANCE_S = 300  # 5 minutes, as Stripe's and Standard Webhooks' libraries: clocks drift, retries wait
+LAB_ENV = "FACETRACE_LAB_NETWORK"
+LAB_HINT = "webhooks go only to public addresses unless the service runs with --lab-network for their network"
+_V1 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def signature(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature(body: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The X-Facetrace-Signature header for `body` sent at `timestamp` (now by default)."""
+    t = int(time.time()) if timestamp is None else int(timestamp)
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
 
 
-def verify_signature(body: bytes, secret: str, header: str) -> bool:
-    return hmac.compare_digest(signature(body, secret), header or "")
+def verify_signature(body: bytes, secret: str, header: str, *, tolerance_s: float = TOLERANCE_S,
+                     now: float | None = None) -> bool:
+    """True when `header` signs `body` under `secret` and its timestamp is within `tolerance_s` of `now`.
+
+    Pass the raw body as received (before any JSON parsing). Several `v1=` values may be given
+    (one per secret while a secret is rotated); any one matching is enough.
+    """
+    t, macs = None, []
+    for part in (header or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            t = int(value)
+        elif key == "v1" and _V1.match(value):
+            macs.append(value)
+    if t is None or not macs:
+        return False
+    if abs((time.time() if now is None else now) - t) > tolerance_s:
+        return False
+    expected = signature(body, secret, t).split("v1=", 1)[1]
+    return any(hmac.compare_digest(expected, mac) for mac in macs)
+
+
+def check_url(url: str, lab_networks=()) -> str | None:
+    """Why a webhook URL is refused at registration, or None: an internal address or a localhost name.
+
+    Asks no resolver: a name is resolved, checked and pinned at each delivery instead, where
+    checking it counts (its answer can change between registration and delivery).
+    """
+    from scanner.acquire.http import AddressRefused, refuse_literal
+
+    try:
+        refuse_literal(urlsplit(url).hostname or "", lab_networks)
+    except AddressRefused as exc:
+        return f"{exc}; {LAB_HINT}"
+    return None
 
 
 def finding_payload(event: str, findings: list[dict], scan_id: str | None) -> dict:
@@ -35,27 +85,48 @@ def finding_payload(event: str, findings: list[dict], scan_id: str | None) -> di
 
 
 def deliver(url: str, payload: dict, secret: str, audit, owner: str, *, retries: int = RETRIES,
-            backoff_s: float = BACKOFF_S, session=None) -> bool:
-    """POST the payload to `url`, retrying with exponential backoff; audit every attempt's outcome."""
+            backoff_s: float = BACKOFF_S, lab_networks: tuple[str, ...] | None = None) -> bool:
+    """POST the payload to `url`, retrying with exponential backoff; audit every attempt's outcome.
+
+    An address refused (not public, not in `lab_networks`) is audited once and not retried.
+    `lab_networks` None reads $FACETRACE_LAB_NETWORK: the CLI's scans deliver through
+    scanner.pipeline, which does not pass the option.
+    """
     import requests
 
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    from scanner.acquire.http import AddressRefused, guarded_session, refuse_literal
+
+    if lab_networks is None:
+        lab_networks = tuple(re.split(r"[\s,]+", os.environ.get(LAB_ENV, "").strip())) if os.environ.get(LAB_ENV) \
+            else ()
     delivery = uuid.uuid4().hex
-    headers = {"Content-Type": "application/json", "X-Facetrace-Signature": signature(body, secret),
-               "X-Facetrace-Delivery": delivery, "User-Agent": "facetrace-webhook/1"}
-    http = session or requests
+    body = json.dumps({**payload, "delivery_id": delivery}, sort_keys=True, separators=(",", ":")).encode()
+    http = guarded_session(lab_networks)
     wait = backoff_s
-    for attempt in range(1, retries + 2):
-        try:
-            r = http.post(url, data=body, headers=headers, timeout=TIMEOUT_S, allow_redirects=False)
-            ok, outcome = 200 <= r.status_code < 300, f"HTTP {r.status_code}"
-        except requests.RequestException as exc:
-            ok, outcome = False, f"{type(exc).__name__}: {exc}"[:300]
-        audit("webhook_delivery", {"owner": owner, "delivery": delivery, "attempt": attempt, "outcome": outcome,
-                                   "delivered": ok, "event": payload.get("event"), "scan_id": payload.get("scan_id")})
-        if ok:
-            return True
-        if attempt <= retries:
-            time.sleep(wait)
-            wait *= 2
-    return False
+    try:
+        for attempt in range(1, retries + 2):
+            # signed at each attempt: a retry after the backoff carries its own time
+            headers = {"Content-Type": "application/json", "X-Facetrace-Signature": signature(body, secret),
+                       "X-Facetrace-Delivery": delivery, "User-Agent": "facetrace-webhook/1"}
+            refused = False
+            try:
+                refuse_literal(urlsplit(url).hostname or "", lab_networks)
+                r = http.post(url, data=body, headers=headers, timeout=TIMEOUT_S, allow_redirects=False)
+                ok, outcome = 200 <= r.status_code < 300, f"HTTP {r.status_code}"
+            except AddressRefused as exc:
+                ok, outcome, refused = False, f"refused: {exc}; {LAB_HINT}"[:300], True
+            except requests.RequestException as exc:
+                ok, outcome = False, f"{type(exc).__name__}: {exc}"[:300]
+            audit("webhook_delivery", {"owner": owner, "delivery": delivery, "attempt": attempt, "outcome": outcome,
+                                       "delivered": ok, "event": payload.get("event"),
+                                       "scan_id": payload.get("scan_id")})
+            if ok:
+                return True
+            if refused:  # waiting does not make an address public
+                return False
+            if attempt <= retries:
+                time.sleep(wait)
+                wait *= 2
+        return False
+    finally:
+        http.close()

@@ -8,7 +8,10 @@ certificate made with `cryptography` for 127.0.0.1 and localhost.
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import ipaddress
 import re
+import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+# The lab option the loopback tests pass (--lab-network): without it facetrace refuses to connect
+# to loopback, private, link-local and reserved addresses (docs/acquisition.md).
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
 @dataclass
@@ -189,10 +196,12 @@ class LoopbackServer:
     def __init__(self, tls: tuple[Path, Path] | None = None):
         self.httpd = _Server(("127.0.0.1", 0), _Handler)
         self.httpd.routes, self.httpd.log, self.httpd.proxied = {}, [], []
+        self.sni: list[str | None] = []  # the server name each TLS client asked for
         self.scheme = "http"
         if tls is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            ctx.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)
             self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
             self.scheme = "https"
         # a short poll: shutdown() waits up to one interval, and every test stops a server
@@ -232,6 +241,75 @@ def no_proxy_for_loopback(monkeypatch):
     import this fixture get it for every test)."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def loopback_only(monkeypatch):
+    """Refuse, without connecting, every TCP connection to an address that is not loopback; return
+    the addresses connected to (or tried). A test of address refusal must never reach another
+    machine, even when the code under test is wrong."""
+    attempts: list[str] = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def _check(address):
+        if isinstance(address, tuple):
+            host = str(address[0]).split("%")[0]
+            attempts.append(host)
+            if not ipaddress.ip_address(host).is_loopback:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, f"the test refused a connection to {host}")
+
+    def connect(sock, address):
+        _check(address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        _check(address)
+        return real_connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    return attempts
+
+
+class FakeDNS:
+    """Chosen answers for chosen names, without asking any resolver; other names go to the system.
+
+    `answer(name, [addresses of the 1st lookup], [of the 2nd], ...)`: the last list answers every
+    later lookup; an empty list answers "no such name". `lookups[name]` counts the lookups.
+    """
+
+    def __init__(self, monkeypatch):
+        self.answers: dict[str, list[list[str]]] = {}
+        self.lookups: dict[str, int] = {}
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+            name = host.decode() if isinstance(host, bytes) else host
+            if name not in self.answers:
+                return real(host, port, family, type, proto, flags)
+            n = self.lookups[name] = self.lookups.get(name, 0) + 1
+            plan = self.answers[name]
+            ips = plan[min(n, len(plan)) - 1]
+            if not ips:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            port = int(port or 0)
+            out = []
+            for ip in ips:
+                if ":" in ip:
+                    out.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (ip, port, 0, 0)))
+                else:
+                    out.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)))
+            return [a for a in out if family in (0, socket.AF_UNSPEC, a[0])]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    def answer(self, name: str, *lookups: list[str]) -> None:
+        self.answers[name] = [list(ips) for ips in lookups]
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    return FakeDNS(monkeypatch)
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@
                  ──> AcquisitionRecord stored in the case store (indexes/acquisitions.py), its
                      canonical SHA-256 in the hash-chained audit log, a copy in <out>/records/
 
-A failed acquisition (DNS, TLS, HTTP error, size limit, cut-off transfer) is a record too, with
-its reason: failures are data. Its bytes stay in <out>/partial/<key>/data.part for a resume and
+A failed acquisition (DNS, TLS, HTTP error, size limit, cut-off transfer, an address refused
+because it is not public) is a record too, with its reason: failures are data. Its bytes stay in <out>/partial/<key>/data.part for a resume and
 are never handed to a scan. docs/acquisition.md describes the record and what it proves.
 """
 
@@ -64,24 +64,36 @@ def default_out(root: str | os.PathLike) -> Path:
 
 
 def acquire(url: str, store, root: str | os.PathLike, options: AcquireOptions = AcquireOptions(), *,
-            out_dir: str | os.PathLike | None = None, actor: str | None = None,
+            lab_networks: tuple[str, ...] = (), out_dir: str | os.PathLike | None = None, actor: str | None = None,
             sleep: Callable[[float], None] = time.sleep,
             on_progress: Callable[[str, int, int | None], None] | None = None) -> Acquisition:
     """Download `url` into the workspace with a custody record; return the record(s).
 
+    Only public addresses are connected to; `lab_networks` (CIDR blocks, --lab-network) are
+    allowed too, for a lab or a loopback test server. Recorded in the record's settings.
     Never raises for a failed download: the record says why (`record.complete` is False).
     Raises UsageError for a URL that is not http(s) or settings that cannot work.
     """
     if not is_url(url):
         raise UsageError(f"not an http(s) URL: {url!r}")
     _validate(options)
+    lab = _lab(lab_networks)
     out = Path(out_dir).expanduser().resolve() if out_dir else default_out(root).resolve()
-    run = _Run(store, Path(root).resolve(), out, options, actor or _default_actor(), sleep, on_progress)
+    run = _Run(store, Path(root).resolve(), out, options, lab, actor or _default_actor(), sleep, on_progress)
     first = run.one(url, parent=None, depth=0)
     followed: list[AcquisitionRecord] = []
     if first.kind == "page" and options.follow_depth > 0:
         followed = run.follow(first)
     return Acquisition(first, tuple(followed))
+
+
+def _lab(values) -> tuple:
+    from scanner.acquire.http import parse_networks
+
+    try:
+        return parse_networks(values)
+    except ValueError as exc:
+        raise UsageError(f"--lab-network: {exc}") from None
 
 
 def _validate(options: AcquireOptions) -> None:
@@ -98,12 +110,14 @@ def _validate(options: AcquireOptions) -> None:
 
 
 class _Run:
-    def __init__(self, store, root: Path, out: Path, options: AcquireOptions, actor: str, sleep, on_progress):
-        self.store, self.root, self.out, self.options = store, root, out, options
+    def __init__(self, store, root: Path, out: Path, options: AcquireOptions, lab: tuple, actor: str, sleep,
+                 on_progress):
+        self.store, self.root, self.out, self.options, self.lab = store, root, out, options, lab
         self.actor, self.sleep, self.on_progress = actor, sleep, on_progress
         self.tool = _tool_versions()
         self.settings = {**options.as_record(), "tls_trust": _tls_trust(options),
-                         "ca_bundle_sha256": _file_sha256(options.ca_bundle) if options.ca_bundle else None}
+                         "ca_bundle_sha256": _file_sha256(options.ca_bundle) if options.ca_bundle else None,
+                         "lab_networks": [str(n) for n in lab]}
         try:
             for sub in (PARTIAL_DIRNAME, RECORDS_DIRNAME):
                 (out / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -121,7 +135,7 @@ class _Run:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         progress = None if self.on_progress is None else (lambda got, total: self.on_progress(url, got, total))
         with _exclusive(folder, url):
-            fetcher = Fetcher(self.options, sleep=self.sleep, on_progress=progress)
+            fetcher = Fetcher(self.options, lab_networks=self.lab, sleep=self.sleep, on_progress=progress)
             interrupted = None
             try:
                 result = fetcher.fetch(url, folder, acq_id)
@@ -164,15 +178,25 @@ class _Run:
         return record
 
     def follow(self, page: AcquisitionRecord) -> list[AcquisitionRecord]:
-        """Fetch the links of `page` on allowed hosts, breadth first, `follow_depth` links deep."""
-        allowed = [h.lower() for h in self.options.allow_hosts] or [urlsplit(page.final_url).hostname or ""]
+        """Fetch the links of `page` on allowed hosts and ports, breadth first, `follow_depth` links deep.
+
+        A port is part of what is allowed: a page must not make facetrace knock on its host's
+        other services (ssh, a database, an admin port). By default the page's own host on the
+        page's port and the web ports; `--allow-host HOST` allows HOST on the web ports, and
+        `HOST:PORT` that port.
+        """
+        if self.options.allow_hosts:
+            allowed = [_allowed_entry(h) for h in self.options.allow_hosts]
+        else:
+            own = urlsplit(page.final_url)
+            allowed = [((own.hostname or "").lower(), _port(own)), ((own.hostname or "").lower(), None)]
         seen = {page.requested_url, page.final_url}
         queue, done = [(page, 1)], []
         while queue and len(done) < self.options.max_follow:
             current, depth = queue.pop(0)
             for link in current.links:
                 url = link["url"]
-                if url in seen or not _host_allowed(urlsplit(url).hostname, allowed):
+                if url in seen or not _link_allowed(url, allowed):
                     continue
                 if len(done) >= self.options.max_follow:
                     break
@@ -199,10 +223,32 @@ def _broken_off(fetcher, folder: Path, why: str):
     return result
 
 
-def _host_allowed(host: str | None, allowed: list[str]) -> bool:
-    host = (host or "").lower()
-    for a in allowed:
-        if host == a or (a.startswith("*.") and host.endswith(a[1:])):
+WEB_PORTS = (80, 443)
+
+
+def _port(parts) -> int | None:
+    try:
+        return parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:  # a port that is not a number
+        return None
+
+
+def _allowed_entry(text: str) -> tuple[str, int | None]:
+    """(host pattern, port or None for the web ports) from --allow-host HOST or HOST:PORT ([v6]:PORT)."""
+    text = text.strip().lower()
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and (not host.count(":") or host.endswith("]")):
+        return host.strip("[]"), int(port)
+    return text.strip("[]"), None
+
+
+def _link_allowed(url: str, allowed: list[tuple[str, int | None]]) -> bool:
+    parts = urlsplit(url)
+    host, port = (parts.hostname or "").lower(), _port(parts)
+    for pattern, allowed_port in allowed:
+        if not (host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))):
+            continue
+        if port == allowed_port or (allowed_port is None and port in WEB_PORTS):
             return True
     return False
 

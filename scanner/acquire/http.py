@@ -18,15 +18,26 @@ Why each choice:
 - Retries (connection refused or reset, timeouts, a cut-off body, 429 and 5xx) wait
   `backoff x 2^n`, or the server's Retry-After, up to `max_backoff`. DNS and TLS failures and
   other 4xx are not retried: waiting does not change their answer.
+- Only public addresses are connected to. A link is untrusted input: a dump's page or a
+  redirect could point at 127.0.0.1, 169.254.169.254 (cloud metadata) or the office network,
+  and the answer would be stored as evidence. Every new connection resolves its host once,
+  refuses it if any address is loopback, private, link-local, multicast, reserved or otherwise
+  not global (`ipaddress`), and connects to the address it checked: no second lookup, so no
+  DNS rebinding between the check and the connection. The Host header, TLS server name (SNI)
+  and certificate check keep the URL's name. Redirect hops open their own connections and are
+  checked the same way. `lab_networks` (--lab-network) exempts networks the operator names.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import os
 import re
+import socket
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -46,6 +57,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
 ProgressCallback = Callable[[int, "int | None"], None]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LAB_HINT = "only public addresses are fetched unless --lab-network allows their network"
 
 
 def utc_now() -> str:
@@ -85,8 +98,8 @@ class _Hashes:
 class Fetcher:
     """One download: `fetch(url, folder)` leaves the bytes in `folder/data.part` and returns a FetchResult."""
 
-    def __init__(self, options: AcquireOptions, *, sleep: Callable[[float], None] = time.sleep,
-                 on_progress: ProgressCallback | None = None, session=None):
+    def __init__(self, options: AcquireOptions, *, lab_networks: tuple = (),
+                 sleep: Callable[[float], None] = time.sleep, on_progress: ProgressCallback | None = None):
         import requests
 
         from scanner import __version__
@@ -94,12 +107,8 @@ class Fetcher:
         self.options = options
         self.sleep = sleep
         self.on_progress = on_progress
-        if session is None:
-            session = requests.Session()
-            adapter = _PeerAdapter()
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-        self.session = session
+        self.lab_networks = parse_networks(lab_networks)
+        self.session = guarded_session(self.lab_networks)
         self.session.trust_env = True  # HTTP(S)_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE apply
         self.user_agent = options.user_agent or f"facetrace/{__version__} python-requests/{requests.__version__}"
         if options.insecure:
@@ -131,7 +140,7 @@ class Fetcher:
             if offset:
                 headers["Range"] = f"bytes={offset}-"
                 headers["If-Range"] = validator
-            resp, exchange = self._send(target, headers)
+            resp, exchange = self._send(target, headers, hop=hops)
             if resp is None:
                 retryable = exchange["retryable"]
                 if retryable and retries_used < self.options.retries:
@@ -306,8 +315,8 @@ class Fetcher:
 
     # -- one request ----------------------------------------------------------------------------
 
-    def _send(self, url: str, headers: dict):
-        """Send one GET; return (response or None, the exchange being recorded)."""
+    def _send(self, url: str, headers: dict, hop: int = 0):
+        """Send one GET (redirect hop `hop`); return (response or None, the exchange being recorded)."""
         import requests
 
         proxies = {"http": self.options.proxy, "https": self.options.proxy} if self.options.proxy else None
@@ -317,6 +326,9 @@ class Fetcher:
                     "request_headers": dict(headers), "proxy": without_password(proxy), "retryable": False,
                     "verified": merged["verify"] is not False, "started": time.monotonic(), "recorded": False}
         try:
+            # a literal address or a localhost name is refused before anything is sent, proxy or not
+            # (through a proxy, the proxy resolves names: only this check applies, see the docs)
+            refuse_literal(urlsplit(url).hostname or "", self.lab_networks)
             with warnings.catch_warnings():
                 # --insecure is recorded in the acquisition record; urllib3's warning would only repeat it
                 warnings.simplefilter("ignore", category=_insecure_warning())
@@ -324,6 +336,13 @@ class Fetcher:
                                         verify=self.verify,
                                         timeout=(self.options.connect_timeout, self.options.read_timeout))
         except Exception as exc:  # noqa: BLE001 - every failure becomes the record's reason
+            refused = next((e for e in _chain(exc) if isinstance(e, AddressRefused)), None)
+            if refused is not None:  # the custody record says which hop pointed where, and why it was refused
+                why = (f"redirect to {url} refused (hop {hop}): " if hop else f"address refused for {url}: ") + \
+                    f"{refused}; {LAB_HINT}"
+                exchange["error"] = why
+                self._append(exchange, error=why)
+                return None, exchange
             why, retryable = _describe_send_error(exc, url, self.options)
             exchange["error"], exchange["retryable"] = why, retryable
             self._append(exchange, error=why)
@@ -385,13 +404,14 @@ def _insecure_warning():
     return urllib3.exceptions.InsecureRequestWarning
 
 
-def _peer_adapter_class():
-    """An HTTPAdapter whose connections note the socket's peer on each response they return.
+def _peer_adapter_class(lab_networks: tuple[Network, ...]):
+    """An HTTPAdapter whose connections go only to checked addresses and note the peer of each response.
 
     The peer must be read while the connection is attached to the response: urllib3 hands a
     connection back to its pool as soon as a body is read, and at once for an empty body (a
     redirect), so `response.raw.connection` is None by then. Subclassing the connection classes
-    (not patching http.client for the whole process) keeps this to facetrace's own session.
+    (not patching http.client or socket for the whole process) keeps both to facetrace's own
+    sessions.
     """
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -405,10 +425,24 @@ def _peer_adapter_class():
             response.facetrace_sock = facts
             return response
 
-    class PeerHTTPConnection(PeerFacts, HTTPConnection):
+    class Checked:
+        """Resolve once, refuse internal addresses, connect to the address checked.
+
+        Only the TCP target changes: `self.host` stays the URL's name, so the Host header, the
+        TLS server name (SNI) and the certificate's hostname check are those of the name, as
+        without the check. A connection to a proxy (`self.proxy`) is the operator's choice and is
+        not checked: the proxy, not facetrace, then resolves and connects to the target.
+        """
+
+        def _new_conn(self):
+            if self.proxy is not None:
+                return super()._new_conn()
+            return _connect_checked(self, lab_networks)
+
+    class PeerHTTPConnection(PeerFacts, Checked, HTTPConnection):
         pass
 
-    class PeerHTTPSConnection(PeerFacts, HTTPSConnection):
+    class PeerHTTPSConnection(PeerFacts, Checked, HTTPSConnection):
         pass
 
     class PeerHTTPPool(HTTPConnectionPool):
@@ -433,14 +467,166 @@ def _peer_adapter_class():
     return PeerAdapter
 
 
-def _PeerAdapter():
-    global _PEER_ADAPTER
-    if _PEER_ADAPTER is None:
-        _PEER_ADAPTER = _peer_adapter_class()
-    return _PEER_ADAPTER()
+_ADAPTERS: dict[tuple, type] = {}
 
 
-_PEER_ADAPTER = None
+def guarded_session(lab_networks=()):
+    """A requests Session that connects only to public addresses (and `lab_networks`), pinned to the
+    address it checked, and notes each response's peer (`_socket_info`). Webhooks use it too."""
+    import requests
+
+    lab = parse_networks(lab_networks)
+    if lab not in _ADAPTERS:
+        _ADAPTERS[lab] = _peer_adapter_class(lab)
+    session = requests.Session()
+    adapter = _ADAPTERS[lab]()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+# -- which addresses a connection may go to --------------------------------------------------------
+
+class AddressRefused(Exception):
+    """A connection not opened: the address is not public and no lab network allows it.
+
+    Raised before any packet goes to the address. Not part of scanner.errors: it never leaves the
+    scanner, it becomes an acquisition's reason or a webhook delivery's audited outcome (data).
+    """
+
+
+_KINDS = {"loopback": "a loopback address", "link-local": "a link-local address", "multicast": "a multicast address",
+          "unspecified": "the unspecified address", "reserved": "a reserved address", "private": "a private address",
+          "shared": "a shared (carrier-grade NAT) address", "not global": "not a globally routable address"}
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def parse_networks(values) -> tuple[Network, ...]:
+    """The lab networks as ipaddress networks; ValueError names a value that is not one."""
+    out = []
+    for value in values or ():
+        if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+            out.append(value)
+            continue
+        try:
+            out.append(ipaddress.ip_network(str(value).strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a network: give an address or a CIDR block, such as 127.0.0.1 or "
+                             "10.1.0.0/16") from None
+    return tuple(out)
+
+
+def address_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why an address is not public ("loopback", "private", ...), or None for a globally routable one."""
+    if ip.version == 6:
+        # an IPv4 address carried in IPv6 is judged as itself: ::ffff:127.0.0.1 is loopback, and
+        # a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address reaches the IPv4 address inside it
+        if ip.ipv4_mapped is not None:
+            return address_kind(ip.ipv4_mapped)
+        inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else ip.sixtofour
+        if inner is not None and address_kind(inner):
+            return address_kind(inner)
+    for kind, test in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
+                       ("multicast", ip.is_multicast), ("unspecified", ip.is_unspecified),
+                       ("reserved", ip.is_reserved), ("private", ip.is_private)):
+        if test:
+            return kind
+    if ip.version == 4 and ip in ipaddress.ip_network("100.64.0.0/10"):
+        return "shared"
+    return None if ip.is_global else "not global"
+
+
+def _in_lab(ip, lab: tuple[Network, ...]) -> bool:
+    plain = getattr(ip, "ipv4_mapped", None) or ip
+    return any(plain.version == net.version and plain in net for net in lab)
+
+
+def _refusal(ip, lab: tuple[Network, ...]) -> str | None:
+    kind = address_kind(ip)
+    return None if kind is None or _in_lab(ip, lab) else kind
+
+
+def literal_address(host: str):
+    """The address a host names without DNS: any IPv4 notation the resolver accepts (0x7f000001,
+    2130706433, 127.1, octal), or IPv6; None for a name."""
+    host = host.strip("[]").split("%")[0]
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if not re.fullmatch(r"[0-9a-fA-FxX.]+", host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))  # the parser getaddrinfo uses for numeric hosts
+    except OSError:
+        return None
+
+
+def refuse_literal(host: str, lab_networks=()) -> None:
+    """Raise AddressRefused for a host that is an internal address or a localhost name; no DNS asked."""
+    lab = parse_networks(lab_networks)
+    host = host.strip("[]").rstrip(".").lower()
+    ip = literal_address(host)
+    if ip is not None:
+        kind = _refusal(ip, lab)
+        if kind:
+            shown = str(ip.ipv4_mapped or ip) if getattr(ip, "ipv4_mapped", None) else str(ip)
+            raise AddressRefused(f"{host} is {_KINDS[kind]}" if host == shown else
+                                 f"{host} is {shown}, {_KINDS[kind]}")
+        return
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always this machine
+        if not any(_in_lab(ipaddress.ip_address(a), lab) for a in ("127.0.0.1", "::1")):
+            raise AddressRefused(f"{host!r} names this machine (a loopback address)")
+
+
+def checked_addresses(host: str, port: int, lab_networks=(), family: int = socket.AF_UNSPEC) -> list[tuple]:
+    """Resolve `host` once; return its getaddrinfo entries when every address is allowed.
+
+    One internal address in the answer refuses the name: an answer that points inside is not
+    trusted for its other addresses either, and the outcome does not depend on which is tried.
+    Raises socket.gaierror when the name does not resolve, AddressRefused when it is refused.
+    """
+    lab = parse_networks(lab_networks)
+    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    refused = []
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0].split("%")[0])
+        kind = _refusal(ip, lab)
+        if kind:
+            refused.append((ip, kind))
+    if refused:
+        literal = literal_address(host)
+        if literal is not None:
+            refuse_literal(host, lab)  # the message for a literal: "127.0.0.1 is a loopback address"
+        shown = ", ".join(f"{ip} ({kind})" for ip, kind in dict.fromkeys(refused))
+        raise AddressRefused(f"{host!r} resolves to {shown}")
+    return infos
+
+
+def _connect_checked(conn, lab: tuple[Network, ...]):
+    """urllib3's HTTPConnection._new_conn, connecting to the checked addresses instead of resolving again."""
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+    from urllib3.util.connection import allowed_gai_family, create_connection
+
+    try:
+        infos = checked_addresses(conn._dns_host, conn.port, lab, allowed_gai_family())
+    except socket.gaierror as e:
+        raise NameResolutionError(conn.host, conn, e) from e
+    error: OSError | None = None
+    for _family, _type, _proto, _name, sockaddr in infos:
+        try:
+            # a numeric host: create_connection's own lookup of it asks no resolver
+            sock = create_connection((sockaddr[0], conn.port), conn.timeout, source_address=conn.source_address,
+                                     socket_options=conn.socket_options)
+        except OSError as e:  # the next address, as create_connection does
+            error = e
+            continue
+        sys.audit("http.client.connect", conn, conn.host, conn.port)
+        return sock
+    if isinstance(error, TimeoutError):
+        raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})") \
+            from error
+    raise NewConnectionError(conn, f"Failed to establish a new connection: {error}") from error
 
 
 def _sock_facts(sock) -> tuple[str | None, dict | None]:

@@ -32,7 +32,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def live(tmp_path_factory):
     app = create_app(str(tmp_path_factory.mktemp("fuzz") / "ws"),
                      settings=Settings(max_upload_bytes=1 << 20, key_rate_per_minute=10 ** 6,
-                                       address_rate_per_minute=10 ** 6))
+                                       address_rate_per_minute=10 ** 6, auth_failure_rate_per_minute=10 ** 6))
     key = app.state.service.keys.create_key("admin", "fuzzer")[1]
     with LiveServer(app) as srv:
         yield srv.url, key

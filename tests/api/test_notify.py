@@ -3,12 +3,16 @@ that finds an enrolled person notifies their registered webhook."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
 
 import pytest
 
-from scanner.notify import deliver, finding_payload, verify_signature
+from scanner.notify import deliver, finding_payload, signature, verify_signature
 from tests.api.test_service import Receiver
+from tests.webserver import LOOPBACK, fake_dns, loopback_only  # noqa: F401 - fixtures
 
 
 class FlakyReceiver(Receiver):
@@ -34,7 +38,8 @@ def test_a_failing_receiver_gets_retries_then_the_delivery(tmp_path):
     audit = []
     payload = finding_payload("finding", [{"subject_id": "a" * 16, "kind": "same_person", "band": "probable",
                                            "member_seq": 1}], "s1")
-    assert deliver(rx.url, payload, "k" * 64, lambda action, d: audit.append(d), "subject:x", backoff_s=0.01)
+    assert deliver(rx.url, payload, "k" * 64, lambda action, d: audit.append(d), "subject:x", backoff_s=0.01,
+                   lab_networks=LOOPBACK)
     assert [d["outcome"] for d in audit] == ["HTTP 500", "HTTP 500", "HTTP 204"]
     ids = {h["X-Facetrace-Delivery"] for h, _ in rx.received}
     assert len(rx.received) == 3 and len(ids) == 1  # one delivery id, retried
@@ -45,12 +50,12 @@ def test_a_failing_receiver_gets_retries_then_the_delivery(tmp_path):
 def test_an_unreachable_receiver_gives_up_after_the_retries():
     audit = []
     assert not deliver("http://127.0.0.1:9/hook", {"event": "x"}, "s", lambda a, d: audit.append(d), "key:k",
-                       retries=2, backoff_s=0.01)
+                       retries=2, backoff_s=0.01, lab_networks=LOOPBACK)
     assert [d["attempt"] for d in audit] == [1, 2, 3] and not any(d["delivered"] for d in audit)
 
 
 @pytest.mark.facedata
-def test_a_cli_scan_that_finds_a_subject_notifies_their_webhook(tmp_path):
+def test_a_cli_scan_that_finds_a_subject_notifies_their_webhook(tmp_path, monkeypatch):
     from indexes.service import ServiceStore
     from scanner.consent import ConsentInput
     from scanner.pipeline import match_against_registry, open_store
@@ -66,6 +71,7 @@ def test_a_cli_scan_that_finds_a_subject_notifies_their_webhook(tmp_path):
     reg = open_registry(store, root)
     sid = enroll(reg, [(p.name, p.read_bytes()) for p in person[:3]], ConsentInput()).subject_id
     rx = Receiver()
+    monkeypatch.setenv("FACETRACE_LAB_NETWORK", "127.0.0.0/8")  # the CLI's lab option: the receiver is on loopback
     secret = ServiceStore(store.engine).add_webhook("subject", sid, rx.url)
     summary, _ = run_scan([dump], tmp_path / "ws")
     match_against_registry(store, root, summary.scan_id, actor="tester")
@@ -74,3 +80,95 @@ def test_a_cli_scan_that_finds_a_subject_notifies_their_webhook(tmp_path):
     assert json.loads(body)["scan_id"] == summary.scan_id
     erase(reg, sid)
     assert verify_erasure(reg, sid) == []  # the webhook registration went with the rest
+
+
+# -- replay: the signature has a timestamp, and a tolerance -----------------------------------------
+
+
+def test_a_signature_signs_its_timestamp_and_expires_after_the_tolerance():
+    body, secret, t = b'{"event":"finding"}', "k" * 64, 1_767_225_600
+    header = signature(body, secret, timestamp=t)
+    expected = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    assert header == f"t={t},v1={expected}"  # Stripe's scheme: HMAC-SHA256 of "<t>.<body>"
+    assert verify_signature(body, secret, header, now=t + 299)
+    assert verify_signature(body, secret, header, now=t - 299)  # a receiver's clock a little behind
+    assert not verify_signature(body, secret, header, now=t + 301)  # a captured delivery replayed later
+    assert not verify_signature(body, secret, header, now=t - 301)
+    assert verify_signature(body, secret, header, now=t + 3600, tolerance_s=3601)
+    forged_time = header.replace(f"t={t}", f"t={t + 600}")  # a newer timestamp on the old signature
+    assert not verify_signature(body, secret, forged_time, now=t + 600)
+    assert not verify_signature(body + b" ", secret, header, now=t)
+    assert not verify_signature(body, "other", header, now=t)
+    old_style = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    for bad in (old_style, "", "t=,v1=", f"t={t}", f"v1={expected}", "t=x,v1=y", f"t={t},v1={expected[:-1]}"):
+        assert not verify_signature(body, secret, bad, now=t), bad
+    rotated = f"t={t},v1={'0' * 64},v1={expected}"  # several v1 values: any one may match
+    assert verify_signature(body, secret, rotated, now=t)
+
+
+def test_each_delivery_is_signed_with_its_own_time_and_a_replay_fails(tmp_path):
+    rx = FlakyReceiver(fail=1)
+    before = int(time.time())
+    assert deliver(rx.url, {"event": "x"}, "s" * 32, lambda a, d: None, "key:k", backoff_s=1.1,
+                   lab_networks=LOOPBACK)
+    (h1, b1), (h2, b2) = rx.received
+    t1, t2 = (int(h["X-Facetrace-Signature"].split(",")[0][2:]) for h in (h1, h2))
+    assert before <= t1 < t2 <= int(time.time())  # the retry is signed again, at its own time
+    assert h1["X-Facetrace-Delivery"] == h2["X-Facetrace-Delivery"] == json.loads(b1)["delivery_id"]
+    assert verify_signature(b2, "s" * 32, h2["X-Facetrace-Signature"])
+    assert not verify_signature(b2, "s" * 32, h2["X-Facetrace-Signature"], now=time.time() + 301)
+
+
+def test_the_receiver_example_in_the_docs_verifies_a_delivery_and_refuses_a_replay():
+    import re
+
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "api.md").read_text()
+    [example] = re.findall(r"```python\n(import hashlib, hmac, time\n.*?)```", doc, re.S)
+    namespace: dict = {}
+    exec(compile(example, "docs/api.md", "exec"), namespace)  # noqa: S102 - the project's own doc
+    rx = Receiver()
+    assert deliver(rx.url, {"event": "x"}, "s" * 32, lambda a, d: None, "key:k", lab_networks=LOOPBACK)
+    [(headers, body)] = rx.wait(1)
+    verify = namespace["verify"]
+    assert verify(body, headers["X-Facetrace-Signature"], "s" * 32)
+    assert not verify(body + b" ", headers["X-Facetrace-Signature"], "s" * 32)
+    assert not verify(body, headers["X-Facetrace-Signature"], "s" * 32, tolerance_s=-1)  # as if it came late
+    stale = signature(body, "s" * 32, timestamp=int(time.time()) - 301)
+    assert not verify(body, stale, "s" * 32) and not verify(body, "sha256=" + "0" * 64, "s" * 32)
+
+
+# -- where deliveries may go -----------------------------------------------------------------------
+
+
+def test_a_delivery_to_an_internal_address_is_refused_before_connecting(loopback_only):
+    rx = Receiver()
+    audit = []
+    for url in (rx.url, "http://169.254.169.254/latest/meta-data/", "http://[::1]:9/hook", "http://0x7f000001/h"):
+        assert not deliver(url, {"event": "x"}, "s", lambda a, d: audit.append(d), "subject:x", backoff_s=0.01)
+    assert rx.received == [] and loopback_only == []
+    assert [d["attempt"] for d in audit] == [1, 1, 1, 1]  # refused once: no retry
+    assert audit[0]["outcome"].startswith("refused: 127.0.0.1 is a loopback address")
+    assert audit[1]["outcome"].startswith("refused: 169.254.169.254 is a link-local address")
+    assert not any(d["delivered"] for d in audit)
+
+
+def test_a_delivery_connects_to_the_address_it_checked(fake_dns, loopback_only):
+    rx = Receiver()
+    port = rx.httpd.server_address[1]
+    fake_dns.answer("hooks.rebind.test", ["93.184.215.14"], ["127.0.0.1"])  # public first, then loopback
+    audit = []
+    assert not deliver(f"http://hooks.rebind.test:{port}/hook", {"event": "x"}, "s", lambda a, d: audit.append(d),
+                       "subject:x", retries=0)
+    assert rx.received == [] and loopback_only == ["93.184.215.14"] and fake_dns.lookups["hooks.rebind.test"] == 1
+    fake_dns.answer("hooks.inside.test", ["127.0.0.1"])
+    assert not deliver(f"http://hooks.inside.test:{port}/hook", {"event": "x"}, "s", lambda a, d: audit.append(d),
+                       "subject:x", retries=0)
+    assert audit[-1]["outcome"].startswith("refused: 'hooks.inside.test' resolves to 127.0.0.1 (loopback)")
+    assert rx.received == [] and loopback_only == ["93.184.215.14"]
+    # with the lab option, the same name is delivered to, on the address checked, with its own Host header
+    assert deliver(f"http://hooks.inside.test:{port}/hook", {"event": "x"}, "s", lambda a, d: audit.append(d),
+                   "subject:x", retries=0, lab_networks=("127.0.0.1/32",))
+    [(headers, _body)] = rx.received
+    assert headers["Host"] == f"hooks.inside.test:{port}"

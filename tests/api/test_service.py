@@ -18,6 +18,7 @@ import requests
 from api.app import ACCESS, Settings, create_app
 from tests.api.server import LiveServer
 from tests.conftest import facedata_path
+from tests.webserver import LOOPBACK
 
 
 class Receiver:
@@ -53,7 +54,9 @@ def _key(app, role):
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    app = create_app(str(tmp_path_factory.mktemp("api") / "ws"), settings=Settings(webhook_backoff_s=0.05))
+    # the lab option: the test's webhook receiver is on loopback, refused without it
+    app = create_app(str(tmp_path_factory.mktemp("api") / "ws"),
+                     settings=Settings(webhook_backoff_s=0.05, lab_networks=LOOPBACK))
     with LiveServer(app) as srv:
         yield app, srv.url
 

@@ -16,7 +16,8 @@ from cli.main import cli
 from tests.conftest import facedata_path
 from tests.webserver import File, LoopbackServer, Redirect, no_proxy_for_loopback, run_measured, self_signed_cert, server  # noqa: F401 - fixtures
 
-FAST = ["--retries", "0", "--backoff", "0"]
+LAB = ["--lab-network", "127.0.0.0/8"]  # the loopback test server's network, refused without the option
+FAST = ["--retries", "0", "--backoff", "0", *LAB]
 
 
 def _run(args):
@@ -213,6 +214,20 @@ def test_acquire_verify_names_a_changed_file(tmp_path, server):
     path.write_bytes(b"b" * 100)
     verified = _run(["acquire", "verify", "--workspace", ws])
     assert verified.exit_code == 1 and "changed: SHA-256" in verified.stdout
+
+
+def test_acquire_refuses_loopback_unless_its_network_is_allowed(tmp_path, server):
+    url = server.route("/kit.zip", File(b"k" * 100))
+    ws = str(tmp_path / "ws")
+    refused = _run(["acquire", "--workspace", ws, "--retries", "0", url])
+    assert refused.exit_code == 5 and server.log == []
+    assert f"FAILED {url}: address refused for {url}: 127.0.0.1 is a loopback address" in refused.stdout
+    assert "--lab-network" in refused.stdout
+    allowed = _run(["acquire", "--json", "--workspace", ws, "--retries", "0", "--lab-network", "127.0.0.1/32", url])
+    assert allowed.exit_code == 0, allowed.output
+    assert json.loads(allowed.stdout)["settings"]["lab_networks"] == ["127.0.0.1/32"]
+    bad = _run(["acquire", "--workspace", ws, "--lab-network", "loopback", url])
+    assert bad.exit_code == 2 and "not a network" in bad.stderr
 
 
 def test_not_a_url_is_bad_usage(tmp_path):

@@ -16,8 +16,9 @@ from scanner.acquire.http import filename_for
 from scanner.errors import UsageError
 from scanner.models import AcquireOptions
 from scanner.pipeline import open_store
-from tests.webserver import (  # noqa: F401 - no_proxy_for_loopback and server are fixtures
-    File, LoopbackServer, Redirect, Status, no_proxy_for_loopback, self_signed_cert, server)
+from tests.webserver import (  # noqa: F401 - fake_dns, loopback_only, no_proxy_for_loopback and server are fixtures
+    LOOPBACK, File, LoopbackServer, Redirect, Status, fake_dns, loopback_only, no_proxy_for_loopback, self_signed_cert,
+    server)
 
 FAST = AcquireOptions(backoff=0.001, retries=0)
 DATA = os.urandom(3_000_000)
@@ -32,8 +33,9 @@ def ws(tmp_path):
 
 
 def _get(ws, url, options=FAST, **kw):
+    """Acquire with the loopback test servers allowed (the lab option), unless a test says otherwise."""
     store, root = ws
-    return acquire(url, store, root, options, **kw)
+    return acquire(url, store, root, options, **{"lab_networks": LOOPBACK, **kw})
 
 
 def test_two_redirects_every_hop_header_time_and_peer_recorded(tmp_path, server, db_url):
@@ -41,7 +43,7 @@ def test_two_redirects_every_hop_header_time_and_peer_recorded(tmp_path, server,
     server.route("/kit.zip", File(DATA, content_type="application/zip", extra_headers={"X-Served-By": "edge-7"}))
     server.route("/dl", Redirect(server.url("/kit.zip"), 302))
     url = server.route("/s/abc", Redirect("/dl", 301))  # a relative Location, made absolute
-    result = acquire(url, store, root, FAST)
+    result = acquire(url, store, root, FAST, lab_networks=LOOPBACK)
     r = result.record
     assert r.complete and r.kind == "file" and result.files() == [r]
     assert r.sha256 == SHA and r.md5 == hashlib.md5(DATA).hexdigest() and r.bytes == r.expected_bytes == len(DATA)
@@ -112,7 +114,7 @@ def test_a_resumed_download_has_the_sha256_of_a_full_one(ws, server, tmp_path):
     assert second.resumed_from == {"offset": 1_500_000, "acquisition_ids": [first.id], "validator": '"v1"'}
     assert server.log[-1]["headers"]["Range"] == "bytes=1500000-" and server.log[-1]["headers"]["If-Range"] == '"v1"'
     full_store, full_root = open_store(str(tmp_path / "other"))
-    full = acquire(server.route("/whole.bin", File(DATA)), full_store, full_root, FAST).record
+    full = acquire(server.route("/whole.bin", File(DATA)), full_store, full_root, FAST, lab_networks=LOOPBACK).record
     assert full.sha256 == second.sha256 == hashlib.sha256(Path(second.path).read_bytes()).hexdigest()
     full_store.close()
 
@@ -344,7 +346,8 @@ def test_follow_fetches_linked_files_on_allowed_hosts_only(ws, server):
     assert got[server.url("/deep.bin")].parent_id == got[server.url("/files/sub.html")].id
     assert got[server.url("/deep.bin")].depth == 2 and got[server.url("/files/kit.zip")].parent_id == result.record.id
     assert sorted(r.file_name for r in result.files()) == ["deep.bin", "kit.zip"]
-    only_localhost = _get(ws, url, AcquireOptions(retries=0, follow_depth=1, allow_hosts=("localhost",)))
+    allowed = (f"localhost:{server.port}",)  # a host on another port than 80 and 443 is named with its port
+    only_localhost = _get(ws, url, AcquireOptions(retries=0, follow_depth=1, allow_hosts=allowed))
     assert [r.requested_url for r in only_localhost.followed] == [f"http://localhost:{server.port}/other.zip"]
 
 
@@ -419,3 +422,101 @@ def test_not_an_http_url_is_a_usage_error(ws):
 ])
 def test_file_names_come_from_the_server_and_stay_inside_their_folder(url, disposition, page, name):
     assert filename_for(url, disposition, page) == name
+
+
+# -- where facetrace may connect (issue: server-side requests to internal addresses) ---------------
+
+PUBLIC_IP = "93.184.215.14"  # a globally routable address; the loopback_only fixture never lets a test reach it
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "0x7f000001", "2130706433", "127.1", "localhost",
+                                  "169.254.169.254", "10.0.0.7", "[::ffff:127.0.0.1]", "0.0.0.0"])
+def test_internal_addresses_are_refused_by_default_before_connecting(ws, server, loopback_only, host):
+    url = f"http://{host}:{server.port}/kit.zip"
+    server.route("/kit.zip", File(DATA))
+    r = _get(ws, url, lab_networks=()).record
+    assert not r.complete and r.reason.startswith(f"address refused for {url}: ")
+    assert "--lab-network" in r.reason and server.log == [] and loopback_only == []
+    [refused] = r.exchanges  # the refused request is in the custody record, with no response
+    assert refused.url == url and refused.status is None and refused.error == r.reason
+    assert r.settings["lab_networks"] == []
+
+
+def test_a_redirect_to_an_internal_address_is_refused_and_each_hop_recorded(ws, server, loopback_only):
+    lab = ("127.0.0.1/32",)  # the test server's own address only: every other internal one stays refused
+    for n, target in enumerate(["http://169.254.169.254/latest/meta-data/", f"http://127.0.0.2:{server.port}/x",
+                                f"http://[::1]:{server.port}/x", f"http://0x7f000002:{server.port}/x",
+                                "http://10.1.2.3/", "http://[fe80::1]/", "http://224.0.0.1/"]):
+        url = server.route(f"/share/{n}", Redirect(target))
+        r = _get(ws, url, lab_networks=lab).record
+        assert not r.complete and r.reason.startswith(f"redirect to {target} refused (hop 1): "), r.reason
+        assert [(h["from"], h["to"]) for h in r.redirects] == [(url, target)]
+        assert [e.url for e in r.exchanges] == [url, target] and r.exchanges[1].error == r.reason
+        assert r.exchanges[1].status is None and r.settings["lab_networks"] == ["127.0.0.1/32"]
+    assert [e["path"] for e in server.log] == [f"/share/{n}" for n in range(7)]
+    assert set(loopback_only) == {"127.0.0.1"}  # nothing else was even tried
+
+
+def test_a_name_that_resolves_inside_is_refused_and_the_answer_recorded(ws, server, fake_dns, loopback_only):
+    fake_dns.answer("files.inside.test", ["127.0.0.1"])
+    fake_dns.answer("mixed.inside.test", [PUBLIC_IP, "10.0.0.9"])  # one internal answer is enough to refuse
+    for name, why in (("files.inside.test", "127.0.0.1 (loopback)"), ("mixed.inside.test", "10.0.0.9 (private)")):
+        url = f"http://{name}:{server.port}/kit.zip"
+        r = _get(ws, url, lab_networks=()).record
+        assert not r.complete and r.reason.startswith(f"address refused for {url}: {name!r} resolves to {why}")
+    assert server.log == [] and loopback_only == []
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(ws, server, fake_dns, loopback_only):
+    # DNS rebinding: the first answer is public, the next ones loopback. The connection must go to
+    # the checked (public) address, which the test refuses to reach, never to a fresh answer.
+    fake_dns.answer("rebind.test", [PUBLIC_IP], ["127.0.0.1"])
+    server.route("/kit.zip", File(DATA))
+    r = _get(ws, f"http://rebind.test:{server.port}/kit.zip", lab_networks=()).record
+    assert not r.complete and r.reason == f"connection refused by rebind.test:{server.port}"
+    assert fake_dns.lookups["rebind.test"] == 1 and loopback_only == [PUBLIC_IP] and server.log == []
+
+
+def test_a_pinned_connection_keeps_the_host_name_for_the_host_header_sni_and_certificate(ws, tmp_path, fake_dns):
+    cert, key = self_signed_cert(tmp_path)  # names localhost and 127.0.0.1, not other.test
+    fake_dns.answer("localhost", ["127.0.0.1"])
+    fake_dns.answer("other.test", ["127.0.0.1"])
+    with LoopbackServer(tls=(cert, key)) as tls:
+        tls.route("/kit.zip", File(DATA))
+        ok = _get(ws, f"https://localhost:{tls.port}/kit.zip", AcquireOptions(retries=0, ca_bundle=str(cert))).record
+        assert ok.complete and ok.sha256 == SHA and ok.server == f"127.0.0.1:{tls.port}"
+        assert tls.sni == ["localhost"] and tls.log[-1]["headers"]["Host"] == f"localhost:{tls.port}"
+        # the same address under a name the certificate does not carry: refused, although it names 127.0.0.1
+        bad = _get(ws, f"https://other.test:{tls.port}/kit.zip", AcquireOptions(retries=0, ca_bundle=str(cert))).record
+        assert not bad.complete and bad.reason.startswith("TLS error with other.test: certificate verify failed")
+        assert "other.test" in bad.reason and tls.sni[-1] == "other.test"
+
+
+def test_through_a_proxy_only_literal_internal_targets_are_refused(ws, server, loopback_only):
+    # the proxy (the operator's choice, here on loopback) resolves names itself: facetrace can only
+    # refuse what the URL names outright
+    proxy = f"http://127.0.0.1:{server.port}"
+    server.route("/kit.bin", File(b"via the proxy"))
+    r = _get(ws, "http://files.example.invalid/kit.bin", AcquireOptions(retries=0, proxy=proxy), lab_networks=()).record
+    assert r.complete and server.proxied == ["http://files.example.invalid/kit.bin"]
+    for target in ("http://169.254.169.254/kit.bin", "http://localhost/kit.bin", "http://0x0a000001/kit.bin"):
+        r = _get(ws, target, AcquireOptions(retries=0, proxy=proxy), lab_networks=()).record
+        assert not r.complete and r.reason.startswith(f"address refused for {target}: "), r.reason
+    assert len(server.proxied) == 1 and set(loopback_only) == {"127.0.0.1"}
+
+
+def test_follow_stays_on_the_page_port_unless_another_is_allowed(ws, server):
+    with LoopbackServer() as other:
+        other.route("/admin", File(b"another service on the same host"))
+        url = server.route("/post/9", File(f'<a href="http://127.0.0.1:{other.port}/admin">x</a>'
+                                           f'<a href="/kit.zip">kit</a>'.encode(), content_type="text/html"))
+        server.route("/kit.zip", File(DATA))
+        result = _get(ws, url, AcquireOptions(retries=0, follow_depth=1))
+        assert [r.requested_url for r in result.followed] == [server.url("/kit.zip")] and other.log == []
+        allowed = _get(ws, url, AcquireOptions(retries=0, follow_depth=1, allow_hosts=(f"127.0.0.1:{other.port}",)))
+        assert [r.requested_url for r in allowed.followed] == [other.url("/admin")]
+
+
+def test_a_bad_lab_network_is_a_usage_error(ws):
+    with pytest.raises(UsageError, match="not a network"):
+        _get(ws, "http://127.0.0.1/x", lab_networks=("127.0.0.300/8",))
