@@ -31,7 +31,7 @@ def list_command(as_json, workspace, db_url):
     """List enrolled subjects (id, status, templates, consent)."""
     reg = open_registry(workspace, db_url)
     subjects = reg.store.list_subjects()
-    reg.store.audit("list", _actor(), None, {"subjects": len(subjects)})
+    _audit(reg, "list", _actor(), None, {"subjects": len(subjects)})
     if as_json:
         click.echo(json.dumps(subjects, indent=2))
         return
@@ -54,7 +54,7 @@ def show_command(subject_id, workspace, db_url):
     reg = open_registry(workspace, db_url)
     subj = get_subject(reg, subject_id)
     subj["findings"] = reg.store.findings(subject_id=subject_id)
-    reg.store.audit("show", _actor(), subject_id, {})
+    _audit(reg, "show", _actor(), subject_id, {})
     click.echo(json.dumps(subj, indent=2, default=str))
 
 
@@ -104,25 +104,45 @@ def verify_erasure_command(subject_id, workspace, db_url):
 
 
 @registry_group.command("audit")
-@click.option("--verify", is_flag=True, help="Check the hash chain; exit 1 if an entry was edited or removed.")
+@click.option("--verify", is_flag=True,
+              help="Check the hash chain and the signed heads; exit 1 if an entry was edited, added or removed.")
+@click.option("--head", "heads", multiple=True, metavar="SEQ:HASH",
+              help="With --verify: a head published earlier (a signed report's audit_head) that the log must "
+                   "still hold (repeatable).")
 @click.option("--json", "as_json", is_flag=True)
 @workspace_options
 @translate_errors
-def audit_command(verify, as_json, workspace, db_url):
-    """Print the registry's audit log (every enroll, search, scan, withdrawal and erasure)."""
-    from scanner.pipeline import open_store
-    from scanner.registry import audit_log
+def audit_command(verify, heads, as_json, workspace, db_url):
+    """Print the registry's audit log (every enroll, search, scan, withdrawal and erasure).
 
-    store, _root = open_store(workspace, db_url)
-    reg = audit_log(store)
+    \b
+    Examples:
+      facetrace registry audit --verify
+      facetrace registry audit --verify --head 42:5f0c...e1   (a report's audit_head: seq and hash)
+    """
+    from scanner.auditlog import open_audit_log, parse_head
+    from scanner.pipeline import open_store
+
+    anchors = [parse_head(h) for h in heads]
+    if anchors and not verify:
+        raise click.UsageError("--head is checked by --verify: give both")
+    store, root = open_store(workspace, db_url)
+    reg = open_audit_log(store, root)
     if verify:
-        problems = reg.verify_audit()
-        n = len(reg.audit_entries())
-        if problems:
-            for p in problems:
-                click.echo(f"TAMPERED: {p}")
+        check = reg.check_audit(anchors)
+        for p in check["problems"]:
+            click.echo(f"TAMPERED: {p}")
+        for note in check["notes"]:
+            click.echo(f"note: {note}")
+        if check["problems"]:
             sys.exit(1)
-        click.echo(f"Audit log intact: {n} entries, hash chain and head verified.")
+        signed = check["signed_head"]
+        covered = ("no signed head" if signed is None else
+                   f"signed head: entry {signed['seq']} ({signed['at'][:19]}, {check['head_log']})")
+        if signed is not None and check["uncovered"]:
+            covered += f"; the {check['uncovered']} newest entries are not covered by a signed head yet"
+        published = f"; {len(anchors)} published head(s) found" if anchors else ""
+        click.echo(f"Audit log intact: {check['entries']} entries, hash chain and head verified; {covered}{published}.")
         return
     entries = reg.audit_entries()
     if as_json:
@@ -130,6 +150,13 @@ def audit_command(verify, as_json, workspace, db_url):
         return
     for e in entries:
         click.echo(f"{e['seq']:>5}  {e['at'][:19]}  {e['action']:<22} {e['subject_id'] or '-':<16}  {e['actor']}")
+
+
+def _audit(reg, action, actor, subject_id, details):
+    """Audit through the log opened with the workspace folder: its head is signed whatever the database."""
+    from scanner.auditlog import open_audit_log
+
+    open_audit_log(reg.case_store, reg.root).audit(action, actor, subject_id, details)
 
 
 def _actor():

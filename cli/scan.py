@@ -134,13 +134,9 @@ def _scan(paths, workspace, db_url, as_json, cluster, options, quiet, acquire_se
     if as_json:  # read back from the store: each face's person is known only once all were seen
         for record in stored_records(store, summary.scan_id):
             sys.stdout.write(terminal_text(json.dumps(record, ensure_ascii=False)) + "\n")
-    if acquire_settings.get("lab_networks"):  # the scan's webhook deliveries may reach them too (scanner/notify.py)
-        import os
-
-        from scanner.notify import LAB_ENV
-
-        os.environ[LAB_ENV] = ",".join(acquire_settings["lab_networks"])
-    findings = match_against_registry(store, root, summary.scan_id)
+    # the scan's webhook deliveries may reach the lab networks named for its downloads too
+    findings = match_against_registry(store, root, summary.scan_id,
+                                      lab_networks=tuple(acquire_settings.get("lab_networks") or ()) or None)
     _print_summary(report, summary, elapsed, problems)
     for rel in summary.relations:
         ev = rel["evidence"]

@@ -3,7 +3,9 @@
 Plain storage; the decisions (who may enroll, what is a match) are made in `scanner/`. Every
 change to a subject is written in the same transaction as its audit entry. Audit entries are
 hash-chained: each entry's hash covers its content and the previous entry's hash, and the head
-hash is kept in the `meta` table, so an edited, inserted or deleted entry is detected.
+hash is kept in the `meta` table, so an edited, inserted or deleted entry is detected. Each new
+head is also signed with the workspace key into a file outside the database (indexes/audithead.py),
+so that removing the newest entries, which a database writer can do consistently, is detected too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime, timezone
 from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, delete, func, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from indexes.audithead import HeadLog, append_after_commit, folder_for
 from indexes.casestore import Meta, pack_encoding, unpack_encoding
 from indexes.db import Base, read_only
 
@@ -112,10 +115,14 @@ def _entry_hash(seq, at, actor, action, subject_id, details, prev_hash) -> str:
 class RegistryStore:
     """Registry tables of one workspace database (the engine comes from the case store)."""
 
-    def __init__(self, engine):
+    def __init__(self, engine, root=None):
         self.engine = engine
         self.reader = read_only(engine)  # reads never take the write lock
         self.last_change: int | None = None  # the change count this object's last change made
+        # where each new audit head is signed: `root`, else the folder of a workspace's own SQLite
+        # database; None (no signed heads) for a database that names no folder (audithead.folder_for)
+        folder = folder_for(engine, root)
+        self.head_log = HeadLog(folder) if folder is not None else None
 
     # -- audit --------------------------------------------------------------------------------
 
@@ -139,6 +146,8 @@ class RegistryStore:
             s.add(Meta(key="audit_head", value=value))
         else:
             head.value = value
+        if self.head_log is not None:  # signed once the transaction commits, never for a rolled-back one
+            append_after_commit(s, self.head_log, seq, h)
 
     def _bump_changes(self, s: Session) -> None:
         """Count a change of the templates or hashes, in the transaction that makes it (after
@@ -173,8 +182,22 @@ class RegistryStore:
                      "details": json.loads(e.details), "prev_hash": e.prev_hash, "hash": e.hash}
                     for e in s.scalars(q)]
 
-    def verify_audit(self) -> list[str]:
-        """Return the problems found in the audit chain (empty: intact)."""
+    def head(self) -> dict | None:
+        """The newest entry's seq and hash (what a signed report carries), or None for an empty log."""
+        with Session(self.reader) as s:
+            last = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).first()
+            return None if last is None else {"seq": last.seq, "hash": last.hash}
+
+    def verify_audit(self, anchors: tuple[tuple[int, str], ...] | list = ()) -> list[str]:
+        """Return the problems found in the audit chain, its signed heads and `anchors` (empty: intact)."""
+        return self.check_audit(anchors)["problems"]
+
+    def check_audit(self, anchors: tuple[tuple[int, str], ...] | list = ()) -> dict:
+        """Check the hash chain, the recorded head, the workspace's signed heads, and `anchors`:
+        (seq, hash) heads published earlier (a signed report's `audit_head`), which the log must
+        still hold. Return the problems, notes, entry count, newest signed head and the number of
+        entries newer than it (a cut among those would not be seen)."""
+        signed = self.head_log.read() if self.head_log is not None else None  # before the database: audithead
         problems = []
         prev, expected_seq = GENESIS, 1
         with Session(self.reader) as s:
@@ -195,7 +218,26 @@ class RegistryStore:
                                 f"{head.value if head else 'missing'}: entries were removed or added")
         elif head is not None:
             problems.append(f"the log is empty but its recorded head is {head.value}: entries were removed")
-        return problems
+        hashes = {e.seq: e.hash for e in entries}
+        for seq, h in anchors:
+            if seq not in hashes:
+                problems.append(f"entry {seq}, published as the log's head with hash {h[:16]}, is missing: "
+                                "it was removed")
+            elif hashes[seq] != h:
+                problems.append(f"entry {seq} is not the entry published as the log's head (hash {h[:16]}): "
+                                "the log was rewritten")
+        out = {"entries": len(entries), "problems": problems, "notes": [], "signed_head": None,
+               "uncovered": len(entries), "head_log": None}
+        if self.head_log is None:
+            out["notes"].append("this database names no workspace folder (a server database opened without one): "
+                                "no head is signed, so removing the newest entries would not be detected")
+            return out
+        check = self.head_log.check(signed, hashes, entries[-1].seq if entries else None)
+        problems += check.problems
+        out.update(notes=check.notes, uncovered=check.uncovered, head_log=str(check.path),
+                   signed_head=None if check.signed is None else
+                   {"seq": check.signed.seq, "hash": check.signed.hash, "at": check.signed.at})
+        return out
 
     # -- subjects -----------------------------------------------------------------------------
 
@@ -460,9 +502,13 @@ class RegistryStore:
                 q = q.where(Finding.scan_id == scan_id)
             if subject_id:
                 q = q.where(Finding.subject_id == subject_id)
+            # created_at in UTC, ISO 8601: SQLite hands back naive datetimes of what was stored as UTC
             return [{"scan_id": f.scan_id, "subject_id": f.subject_id, "kind": f.kind, "band": f.band,
                      "logical_path": f.logical_path, "member_seq": f.member_seq, "face_index": f.face_index,
-                     "evidence": f.evidence} for f in s.scalars(q)]
+                     "evidence": f.evidence,
+                     "created_at": (f.created_at if f.created_at.tzinfo else
+                                    f.created_at.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).isoformat()}
+                    for f in s.scalars(q)]
 
 
 def template_encodings(engine, template_ids: list[int]) -> dict[int, tuple[float, ...]]:

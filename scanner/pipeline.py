@@ -735,7 +735,8 @@ def _host(options: ScanOptions, cluster: str | None = None) -> dict:
     return host
 
 
-def match_against_registry(store, workspace: str, scan_id: str, actor: str | None = None) -> list[dict] | None:
+def match_against_registry(store, workspace: str, scan_id: str, actor: str | None = None,
+                           lab_networks: tuple[str, ...] | None = None) -> list[dict] | None:
     """Match a stored scan against the workspace's registry; None when the registry is empty."""
     from indexes.registry import RegistryStore
     from scanner.matching.matcher import match_scan
@@ -745,11 +746,12 @@ def match_against_registry(store, workspace: str, scan_id: str, actor: str | Non
         return None
     registry = open_registry(store, workspace)
     findings = match_scan(registry, store, scan_id, actor or default_actor())
-    notify_subjects(registry, store, findings, scan_id)
+    notify_subjects(registry, store, findings, scan_id, lab_networks)
     return findings
 
 
-def notify_subjects(registry, store, findings: list[dict], scan_id: str | None) -> int:
+def notify_subjects(registry, store, findings: list[dict], scan_id: str | None,
+                    lab_networks: tuple[str, ...] | None = None) -> int:
     """Deliver a signed notification to each found subject that registered a webhook (docs/api.md)."""
     from indexes.service import ServiceStore
     from scanner.notify import deliver, finding_payload
@@ -763,7 +765,7 @@ def notify_subjects(registry, store, findings: list[dict], scan_id: str | None) 
         payload = finding_payload("finding", [f for f in findings if f["subject_id"] == sid], scan_id)
         sent += deliver(hook["url"], payload, hook["secret"],
                         lambda action, details, sid=sid: registry.store.audit(action, "facetrace-scan", sid, details),
-                        f"subject:{sid}")
+                        f"subject:{sid}", lab_networks=lab_networks)
     return sent
 
 
@@ -777,7 +779,7 @@ def pin_model(store, root: str, path: str, actor: str, **spec):
 
     _require_no_encodings(store, "pin a model")
     pinned = modelfile.pin(root, path, **spec)
-    RegistryStore(store.engine).audit("engine_set", actor, None, {
+    RegistryStore(store.engine, root).audit("engine_set", actor, None, {
         "embedder": pinned.embedder, "model_sha256": pinned.sha256, "model_path": pinned.path,
         "alignment": pinned.alignment, "size": pinned.size, "dim": pinned.dim})
     return pinned
@@ -793,7 +795,7 @@ def unpin_model(store, root: str, actor: str):
     _require_no_encodings(store, "change its engine")
     spec = modelfile.unpin(root)
     if spec is not None:
-        RegistryStore(store.engine).audit("engine_reset", actor, None, {"embedder": spec.embedder,
+        RegistryStore(store.engine, root).audit("engine_reset", actor, None, {"embedder": spec.embedder,
                                                                          "model_sha256": spec.sha256})
     return spec
 

@@ -66,7 +66,7 @@ def open_registry(case_store, root: str | os.PathLike) -> Registry:
     from scanner.fingerprints.perceptual import NAME as HASHER
 
     options = workspace_options(root)
-    store = RegistryStore(case_store.engine)
+    store = RegistryStore(case_store.engine, root)  # root: where each audit head is signed (audit-head.log)
     embedder, version = embedder_of(options)
     try:
         index = RegistryIndex(root, store, embedder, version, HASHER, options.model.dim if options.model else 128)

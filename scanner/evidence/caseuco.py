@@ -40,8 +40,24 @@ CONTEXT = {
 
 
 def render_case_uco(doc: dict, report_json_sha256: str | None = None) -> str:
-    """Return the JSON-LD text of the report document `doc`."""
-    return json.dumps(case_uco_graph(doc, report_json_sha256), indent=1, ensure_ascii=False) + "\n"
+    """Return the JSON-LD text of the report document `doc` (unsafe characters of names escaped,
+    as in report.json: render.json_text)."""
+    from scanner.evidence.render import json_text
+
+    return json_text(case_uco_graph(doc, report_json_sha256), indent=1) + "\n"
+
+
+def bound_report_sha256(graph: dict, report_id: str) -> str | None:
+    """The SHA-256 of report.json that an export names (lower case), or None when it names none."""
+    want = f"kb:File-{uuid.uuid5(_Graph(report_id).namespace, 'File:report.json')}"
+    for node in graph.get("@graph", []) if isinstance(graph, dict) else []:
+        if isinstance(node, dict) and node.get("@id") == want:
+            for facet in node.get("uco-core:hasFacet", []):
+                for h in facet.get("uco-observable:hash", []) if isinstance(facet, dict) else []:
+                    value = h.get("uco-types:hashValue", {}).get("@value") if isinstance(h, dict) else None
+                    if isinstance(value, str):
+                        return value.lower()
+    return None
 
 
 def case_uco_graph(doc: dict, report_json_sha256: str | None = None) -> dict:

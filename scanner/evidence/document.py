@@ -110,6 +110,9 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
             "context": LEGAL_CONTEXT,
         },
         "custody": entries,
+        # the audit log's newest entry as the report is signed: anyone holding the report can later
+        # ask that the log still hold it (`registry audit --verify --head SEQ:HASH`, docs/registry.md)
+        "audit_head": registry.head(),
         "lineage": [r for r in store.lineage() if scan["id"] in (r["scan_id"], r["earlier_scan_id"])]
         if subject_id is None else [],
         "profile": _profile(store, scan["id"]) if subject_id is None else None,

@@ -1,11 +1,30 @@
-"""Renderers: pure functions of the report document (JSON, self-contained HTML, hashdeep manifest)."""
+"""Renderers: pure functions of the report document (JSON, self-contained HTML, hashdeep manifest).
+
+A dump's file names are the seller's text: `a\nb.jpg`, `x\x1b[2J.jpg`, a bidirectional override
+that shows `photo\u202egpj.exe` as `photoexe.jpg`. No renderer passes such a character on raw: the
+JSON writes it as a \\uNNNN escape, the HTML shows it as a marked escape, and the manifest
+%-escapes it (hashdeep's format has no quoting). The characters are those `cli.common.terminal_text`
+escapes for the terminal: controls, format characters, line and paragraph separators, surrogates,
+private-use and unassigned code points.
+"""
 
 from __future__ import annotations
 
 import html
 import json
+import re
+import unicodedata
+
+from scanner.evidence.signing import signer_fingerprint
 
 PAGE = 500  # manifest rows per collapsible block: a 100,000-member dump stays usable in a browser
+
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+_NOT_PLAIN = re.compile(r"[^\x20-\x7e]")  # only these are looked up: a report is mostly ASCII
+_NOT_PLAIN_JSON = re.compile(r"[^\x20-\x7e\n]")  # json.dumps escapes C0 in strings; its newlines are layout
+_NOT_PLAIN_MANIFEST = re.compile(r"[^\x20-\x7e]|[%,]")
+_HEX2 = re.compile(rb"%([0-9A-Fa-f]{2})")
+MANIFEST_HEADER = ["%%%% HASHDEEP-1.0", "%%%% size,sha256,filename"]
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
@@ -21,32 +40,122 @@ th{background:#f0f2f5}.band-confident{color:#fff;background:#b3261e;padding:1px 
 .pic{width:72px;height:auto;border-radius:3px}.px{image-rendering:pixelated}
 .note{color:#555;font-size:12px}code{font-size:12px}details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 .warn{color:#b3261e;font-weight:600}h3{font-size:15px;margin:14px 0 6px}.web{border-top:1px solid #dde1e6;padding-top:6px}
+.ctl{font-family:monospace;color:#b3261e;background:#fde8e7;border-radius:2px;padding:0 1px}
 """
 
 
+def _unsafe(c: str) -> bool:
+    return unicodedata.category(c) in UNSAFE_CATEGORIES
+
+
+def _json_escape(m: re.Match) -> str:
+    c = m.group()
+    if not _unsafe(c):
+        return c
+    o = ord(c)
+    if o > 0xFFFF:  # JSON escapes only UTF-16 code units: a surrogate pair
+        o -= 0x10000
+        return f"\\u{0xD800 + (o >> 10):04x}\\u{0xDC00 + (o & 0x3FF):04x}"
+    return f"\\u{o:04x}"
+
+
+def json_text(obj, **kwargs) -> str:
+    """`json.dumps(obj, ensure_ascii=False, ...)` with every unsafe character that JSON allows raw
+    (DEL, C1 controls, format characters, separators...) written as a \\uNNNN escape: the same
+    document, which a terminal showing the file cannot be made to act on."""
+    return _NOT_PLAIN_JSON.sub(_json_escape, json.dumps(obj, ensure_ascii=False, **kwargs))
+
+
 def render_json(doc: dict) -> str:
-    return json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    return json_text(doc, indent=2, sort_keys=False) + "\n"
+
+
+def _percent(c: str) -> str:
+    return "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+
+
+def manifest_name(name: str) -> str:
+    """`name` as hashdeep's filename field: `%`, `,` and every unsafe character as %XX of its UTF-8
+    bytes (URL style), so that a line holds exactly three fields and one member.
+
+    hashdeep itself writes names raw and splits a line at every comma, so it has no way to carry
+    such a name; %-escaping keeps each line one that hashdeep reads (a member so named is then
+    reported as moved, never as a forged extra line), and `unescape_manifest_name` reverses it.
+    """
+    return _NOT_PLAIN_MANIFEST.sub(lambda m: _percent(m.group()) if m.group() in "%," or _unsafe(m.group())
+                                   else m.group(), name)
+
+
+def unescape_manifest_name(field: str) -> str:
+    """The name that `manifest_name` wrote as `field`."""
+    raw = _HEX2.sub(lambda m: bytes([int(m.group(1), 16)]), field.encode("utf-8", "surrogatepass"))
+    return raw.decode("utf-8", "surrogatepass")
+
+
+def _comment(text: str) -> str:
+    """A manifest comment kept to one inert line (unsafe characters %-escaped, the rest as written)."""
+    return _NOT_PLAIN.sub(lambda m: _percent(m.group()) if _unsafe(m.group()) else m.group(), text)
 
 
 def render_manifest(doc: dict) -> str:
-    """Return the manifest in hashdeep's format (size,sha256,filename)."""
-    lines = ["%%%% HASHDEEP-1.0", "%%%% size,sha256,filename",
-             f"## facetrace report {doc['report_id']} scan {doc['acquisition']['scan_id']}"]
+    """Return the manifest in hashdeep's format (size,sha256,filename; names escaped by `manifest_name`)."""
+    lines = [*MANIFEST_HEADER, f"## facetrace report {doc['report_id']} scan {doc['acquisition']['scan_id']}"]
     for w in doc["acquisition"].get("from_web") or []:
         r = w["record"]
-        line = (f"## {w['input_path']} acquired from {r['requested_url']} at {r['started_at']} "
-                f"(acquisition {r['id']}, SHA-256 {r['sha256']})")
-        lines.append("".join("?" if ord(c) < 32 else c for c in line))  # a comment stays one line
+        lines.append(_comment(f"## {w['input_path']} acquired from {r['requested_url']} at {r['started_at']} "
+                              f"(acquisition {r['id']}, SHA-256 {r['sha256']})"))
     lines.append("##")
     for e in doc["acquisition"]["manifest"]:
         if e["sha256"]:
-            lines.append(f"{e['size']},{e['sha256']},{e['path']}")
+            lines.append(f"{e['size']},{e['sha256']},{manifest_name(e['path'])}")
     return "\n".join(lines) + "\n"
+
+
+class ManifestError(ValueError):
+    """A manifest.txt line that is not one `render_manifest` writes."""
+
+
+def parse_manifest(text: str) -> list[dict]:
+    """Read back what `render_manifest` wrote: each member's size, SHA-256 and name, in order
+    (each entry also has its `line` number). Raise ManifestError at the first line it did not write."""
+    lines = text.split("\n")
+    if lines[:2] != MANIFEST_HEADER:
+        raise ManifestError("line 1: not a hashdeep manifest (no HASHDEEP-1.0 header for size,sha256,filename)")
+    if lines[-1] != "":
+        raise ManifestError(f"line {len(lines)}: the last line does not end with a newline (the file was cut)")
+    out = []
+    for n, line in enumerate(lines[2:-1], 3):
+        if line.startswith("#"):
+            continue
+        fields = line.split(",")
+        if len(fields) != 3 or not fields[0].isdigit() or not re.fullmatch(r"[0-9a-f]{64}", fields[1]):
+            raise ManifestError(f"line {n}: not a size,sha256,filename entry")
+        out.append({"line": n, "size": int(fields[0]), "sha256": fields[1], "path": unescape_manifest_name(fields[2])})
+    return out
+
+
+def manifest_report_id(text: str) -> str | None:
+    """The report id that a manifest names in its first comment (None: it names none)."""
+    m = re.search(r"^## facetrace report ([0-9a-f]+) scan ", text, flags=re.M)
+    return m.group(1) if m else None
+
+
+def _show(c: str) -> str:
+    o = ord(c)
+    text = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c) or (f"\\x{o:02x}" if o < 0x100 else
+                                                            f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}")
+    return f"<span class='ctl' title='control character U+{o:04X}'>{text}</span>"
+
+
+def _text(value: str) -> str:
+    """HTML text of a value: escaped, and every unsafe character shown as a marked escape (`_show`):
+    a newline in a name would otherwise read as a space, a bidirectional override reorder it."""
+    return _NOT_PLAIN.sub(lambda m: _show(m.group()) if _unsafe(m.group()) else m.group(), html.escape(value))
 
 
 def render_html(doc: dict) -> str:
     """Return a self-contained HTML page: inline CSS, no script, no external request of any kind."""
-    e = html.escape
+    e, a = _text, html.escape  # text, and attribute values (ids and classes of our own)
     acq, method = doc["acquisition"], doc["method"]
     counts = acq.get("counts") or {}
     n_findings = sum(len(s["items"]) for s in doc["findings"])
@@ -54,7 +163,7 @@ def render_html(doc: dict) -> str:
     out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">",
-           f"<title>{e(title)}</title><style>{CSS}</style></head><body>",
+           f"<title>{a(title)}</title><style>{CSS}</style></head><body>",
            f"<header><h1>{e(title)}</h1><p>Scan {e(acq['scan_id'])} &middot; generated {e(doc['generated_at'])} "
            f"by {e(doc['generated_by'] or 'unknown')} &middot; facetrace {e(doc['facetrace'])}"
            f"{' &middot; <b>UNREDACTED</b>' if not doc['redacted'] else ' &middot; faces redacted'}</p></header><main>"]
@@ -64,7 +173,7 @@ def render_html(doc: dict) -> str:
                          ("faces", counts.get("faces")), ("unreadable", counts.get("unreadable")),
                          ("findings", n_findings), ("enrolled people found",
                                                      doc["counts_under_law"]["individuals_found"])]:
-        out.append(f"<span class='kpi' id='kpi-{e(label.replace(' ', '-'))}'><b>{e(str(value))}</b>{e(label)}</span>")
+        out.append(f"<span class='kpi' id='kpi-{a(label.replace(' ', '-'))}'><b>{e(str(value))}</b>{e(label)}</span>")
     if scope:
         out.append(f"<p class='note'>This report concerns subject {e(scope)} only.</p>")
     pics = doc.get("pictures") or {}
@@ -79,7 +188,17 @@ def render_html(doc: dict) -> str:
     for note in pics.get("notes", []):
         out.append(f"<p class='note'>Pictures: {e(note)}</p>")
     out.append("<p class='note'>The signature and public key are in report.json; check them with "
-               "<code>facetrace report verify report.json --dump DUMP</code>.</p></section>")
+               "<code>facetrace report verify report.json --key INVESTIGATOR-KEY.pem --dump DUMP</code>, which also "
+               "checks this page and manifest.txt.")
+    signer = signer_fingerprint(doc) if doc.get("signature") else None
+    if signer:
+        out.append(f" Signed with the Ed25519 key <code id='signer'>{e(signer)}</code>: compare it with the key "
+                   "the investigator published.")
+    head = doc.get("audit_head")
+    if head:
+        out.append(f" When it was signed, the workspace's audit log ended at entry {e(str(head['seq']))}, hash "
+                   f"<code id='audit-head'>{e(head['hash'])}</code>.")
+    out.append("</p></section>")
 
     out.append(f"<section><h2 id='findings'>Findings ({n_findings})</h2>")
     if not doc["findings"]:
@@ -91,8 +210,8 @@ def render_html(doc: dict) -> str:
         for item in s["items"]:
             pic = item.get("picture")
             img = (f"<img class='pic{' px' if pic['redacted'] else ''}' alt='{'redacted ' if pic['redacted'] else ''}picture' "
-                   f"src='data:{e(pic['media_type'])};base64,{pic['data_base64']}'>" if pic else "&ndash;")
-            out.append(f"<tr><td>{img}</td><td class='nw'><span class='band-{e(item['band'])}'>{e(item['band'])}</span></td>"
+                   f"src='data:{a(pic['media_type'])};base64,{pic['data_base64']}'>" if pic else "&ndash;")
+            out.append(f"<tr><td>{img}</td><td class='nw'><span class='band-{a(item['band'])}'>{e(item['band'])}</span></td>"
                        f"<td class='nw'>{e(item['kind'])}</td><td>{e(item['logical_path'])}"
                        f"{_where(item)}</td>"
                        f"<td>{_held_back(item['evidence'])}<code>{e(_evidence_text(item['evidence']))}</code></td></tr>")
@@ -182,11 +301,11 @@ def _web_html(entries: list[dict]) -> list[str]:
     """The acquisition records of the inputs downloaded from links: every request, header and hash."""
     if not entries:
         return []
-    e = html.escape
+    e, a = _text, html.escape
     out = [f"<h3 id='from-web'>Acquired from the web ({len(entries)})</h3>"]
     for entry in entries:
         r = entry["record"]
-        out.append(f"<div class='web' id='acquisition-{e(r['id'])}'>")
+        out.append(f"<div class='web' id='acquisition-{a(r['id'])}'>")
         if r["settings"].get("insecure"):
             out.append("<p class='warn'>TLS verification was DISABLED for this download (--insecure): the "
                        "server's identity was not checked.</p>")
@@ -252,7 +371,7 @@ def _web_html(entries: list[dict]) -> list[str]:
 def _where(item: dict) -> str:
     video = item["evidence"].get("video")
     if video:
-        return html.escape(f" at {', '.join(video['time_ranges'])} (person {video['track']})"
+        return _text(f" at {', '.join(video['time_ranges'])} (person {video['track']})"
                            + (" — made from a single still" if video.get("animation") else ""))
     return "" if item["face_index"] is None else f" (face {item['face_index']})"
 
@@ -260,7 +379,7 @@ def _where(item: dict) -> str:
 def _held_back(ev: dict) -> str:
     """Why a finding was held back at its band by the population or the registry's size
     (docs/matching.md), said in words above the evidence."""
-    return f"<p class='warn'>Held back: {html.escape(ev['capped'])}</p>" if ev.get("capped") else ""
+    return f"<p class='warn'>Held back: {_text(ev['capped'])}</p>" if ev.get("capped") else ""
 
 
 def _evidence_text(ev: dict) -> str:

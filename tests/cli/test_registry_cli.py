@@ -53,3 +53,45 @@ def test_enroll_requires_consent(tmp_path):
     photo = facedata_path("lfw_deepfunneled", "Ana_Palacio", "Ana_Palacio_0001.jpg")
     r = _run("enroll", photo, "-w", tmp_path / "ws")
     assert r.exit_code == 2 and "--consent" in r.output
+
+
+def _cut_tail(db, keep):
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    with con:
+        seq, h = con.execute("select seq, hash from audit_log where seq = ?", (keep,)).fetchone()
+        con.execute("delete from audit_log where seq > ?", (keep,))
+        con.execute("update meta set value = ? where key = 'audit_head'", (f"{seq}:{h}",))
+    con.close()
+
+
+def test_audit_verify_detects_a_cut_end_of_the_log(tmp_path):
+    # security issue, item 4: DELETE FROM audit_log WHERE seq >= 5 and the head set to entry 4
+    ws = tmp_path / "ws"
+    for _ in range(8):
+        assert _run("registry", "list", "-w", ws).exit_code == 0  # each listing is an audit entry
+    before = _run("registry", "audit", "--verify", "-w", ws)
+    assert before.exit_code == 0 and "intact" in before.stdout
+    _cut_tail(ws / "facetrace.db", keep=4)
+    r = _run("registry", "audit", "--verify", "-w", ws)
+    assert r.exit_code == 1 and "TAMPERED" in r.stdout and "5 to 8 were removed" in r.stdout, r.output
+    assert "signed head: entry 8" in before.stdout  # what the intact log said it was protected by
+
+
+def test_audit_verify_checks_a_head_published_in_a_report(tmp_path):
+    ws = tmp_path / "ws"
+    for _ in range(6):
+        _run("registry", "list", "-w", ws)
+    last = json.loads(_run("registry", "audit", "--json", "-w", ws).stdout)[-1]
+    r = _run("registry", "audit", "--verify", "--head", f"{last['seq']}:{last['hash']}", "-w", ws)
+    assert r.exit_code == 0, r.output
+    # the attacker also removed the head log's lines (a file they could write): the published head remains
+    _cut_tail(ws / "facetrace.db", keep=3)
+    (ws / "audit-head.log").write_text("".join((ws / "audit-head.log").read_text().splitlines(True)[:3]))
+    r = _run("registry", "audit", "--verify", "-w", ws)
+    assert r.exit_code == 0  # what a file writer and a database writer together can hide...
+    r = _run("registry", "audit", "--verify", "--head", f"{last['seq']}:{last['hash']}", "-w", ws)
+    assert r.exit_code == 1 and "published" in r.stdout  # ...but not from a head published before
+    r = _run("registry", "audit", "--verify", "--head", "not-a-head", "-w", ws)
+    assert r.exit_code == 2

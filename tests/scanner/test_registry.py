@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -369,3 +370,139 @@ def test_concurrent_audit_appends_keep_one_unbroken_chain(tmp_path, db_url):
     reg = open_registry(store, root)
     assert errors == []
     assert reg.store.verify_audit() == [] and len(reg.store.audit_entries()) == 60
+
+
+# -- the end of the audit log: signed heads outside the database (security issue, item 4) ------------
+
+
+def _cut_tail(engine, keep: int) -> None:
+    """What a database writer can do: delete the newest entries and point the recorded head at the
+    last one left (everything a chain check reads stays consistent)."""
+    from sqlalchemy import text
+
+    with engine.begin() as con:
+        last = con.execute(text("select seq, hash from audit_log where seq = :s"), {"s": keep}).one()
+        con.execute(text("delete from audit_log where seq > :s"), {"s": keep})
+        con.execute(text("update meta set value = :v where key = 'audit_head'"), {"v": f"{last.seq}:{last.hash}"})
+
+
+def test_cutting_the_end_of_the_audit_log_is_detected(tmp_path):
+    store, root = open_store(str(tmp_path / "ws"))
+    reg = open_registry(store, root)
+    for i in range(8):
+        reg.store.audit("search", "tester", None, {"i": i})
+    assert reg.store.verify_audit() == []
+    _cut_tail(store.engine, keep=4)  # DELETE FROM audit_log WHERE seq >= 5, and the head set to entry 4
+    problems = reg.store.verify_audit()
+    assert any("5 to 8 were removed" in p for p in problems), problems
+
+
+def test_rewriting_the_whole_chain_after_an_entry_is_detected(tmp_path):
+    from sqlalchemy import text
+
+    from indexes.registry import GENESIS, _entry_hash
+
+    store, root = open_store(str(tmp_path / "ws"))
+    reg = open_registry(store, root)
+    for i in range(6):
+        reg.store.audit("search", "tester", None, {"i": i})
+    # someone who knows the hash function edits entry 3 and recomputes every hash after it
+    with store.engine.begin() as con:
+        rows = con.execute(text("select seq, at, actor, action, subject_id, details from audit_log order by seq")).all()
+        prev = GENESIS
+        for r in rows:
+            actor = "someone else" if r.seq == 3 else r.actor
+            h = _entry_hash(r.seq, r.at, actor, r.action, r.subject_id, r.details, prev)
+            con.execute(text("update audit_log set actor = :a, prev_hash = :p, hash = :h where seq = :s"),
+                        {"a": actor, "p": prev, "h": h, "s": r.seq})
+            prev = h
+        con.execute(text("update meta set value = :v where key = 'audit_head'"), {"v": f"{rows[-1].seq}:{prev}"})
+    problems = reg.store.verify_audit()
+    assert any("entry 6 is not the entry that was signed" in p for p in problems), problems
+
+
+def test_the_head_log_holds_one_signed_line_per_entry_and_forgeries_fail(tmp_path):
+    store, root = open_store(str(tmp_path / "ws"))
+    reg = open_registry(store, root)
+    for i in range(3):
+        reg.store.audit("search", "tester", None, {"i": i})
+    log = Path(root) / "audit-head.log"
+    lines = log.read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [1, 2, 3]
+    head = reg.store.audit_entries()[-1]
+    assert json.loads(lines[-1])["hash"] == head["hash"]
+    # a line whose signature is not the workspace key's: someone who can append to the file, not sign
+    forged = {**json.loads(lines[-1]), "seq": 9}
+    with open(log, "a") as f:
+        f.write(json.dumps(forged) + "\n")
+    problems = reg.store.verify_audit()
+    assert any("entry 9" in p and "valid signature" in p for p in problems), problems
+
+
+def test_a_rolled_back_audit_entry_signs_no_head(tmp_path):
+    from sqlalchemy.orm import Session
+
+    store, root = open_store(str(tmp_path / "ws"))
+    reg = open_registry(store, root)
+    reg.store.audit("search", "tester", None, {})
+    with pytest.raises(RuntimeError), Session(store.engine) as s, s.begin():
+        reg.store._audit(s, "search", "tester", None, {"rolled": "back"})
+        raise RuntimeError("the change this entry recorded failed")
+    assert len((Path(root) / "audit-head.log").read_text().splitlines()) == 1
+    reg.store.audit("search", "tester", None, {})
+    assert reg.store.verify_audit() == []
+    assert len((Path(root) / "audit-head.log").read_text().splitlines()) == 2
+
+
+def test_signed_heads_protect_a_postgresql_log_kept_with_its_workspace_folder(tmp_path, db_url):
+    # the database may be a server (--db) while the workspace folder, with the key and the head
+    # log, stays on the investigator's machine: a database writer cannot sign a head
+    from scanner.auditlog import open_audit_log
+
+    store, root = open_store(str(tmp_path / "ws"), db_url)
+    log = open_audit_log(store, root)
+    for i in range(8):
+        log.audit("search", "tester", None, {"i": i})
+    assert log.verify_audit() == []
+    _cut_tail(store.engine, keep=4)
+    assert any("5 to 8 were removed" in p for p in log.verify_audit())
+
+
+def test_a_published_head_must_stay_in_the_log(tmp_path, db_url):
+    from scanner.auditlog import open_audit_log
+
+    store, root = open_store(str(tmp_path / "ws"), db_url)
+    log = open_audit_log(store, root)
+    for i in range(6):
+        log.audit("search", "tester", None, {"i": i})
+    published = log.head()  # what a signed report carries
+    assert published == {"seq": 6, "hash": log.audit_entries()[-1]["hash"]}
+    assert log.verify_audit(anchors=[(published["seq"], published["hash"])]) == []
+    assert any("entry 6" in p and "published" in p for p in log.verify_audit(anchors=[(6, "0" * 64)]))
+
+
+def test_concurrent_appends_each_sign_their_head(tmp_path):
+    import threading
+
+    from indexes.casestore import CaseStore
+    from indexes.registry import RegistryStore
+
+    store, root = open_store(str(tmp_path / "ws"))
+
+    def append(worker):
+        own = CaseStore(store.url)
+        try:
+            for i in range(10):
+                RegistryStore(own.engine).audit("search", f"worker{worker}", None, {"i": i})
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=append, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reg = open_registry(store, root)
+    lines = (Path(root) / "audit-head.log").read_text().splitlines()
+    assert sorted(json.loads(line)["seq"] for line in lines) == list(range(1, 41))  # every line whole
+    assert reg.store.verify_audit() == []
