@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from cli.common import EXIT_CODES, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo, echo_lines, terminal_lines, terminal_text, translate_errors, workspace_options
 
 LINKS_SHOWN = 20
 
@@ -179,7 +179,7 @@ def fetch_command(urls, out_dir, acquire_settings, workspace, db_url, as_json, q
         failed += result.failed()
     sys.stdout.flush()
     if failed:
-        click.echo(f"Error: {len(failed)} acquisition(s) failed: "
+        echo(f"Error: {len(failed)} acquisition(s) failed: "
                    + "; ".join(f"{r.requested_url}: {r.reason}" for r in failed), err=True)
         sys.exit(AcquisitionError.exit_code)
 
@@ -197,13 +197,13 @@ def list_command(workspace, db_url, as_json):
     rows = list_acquisitions(store)
     for row in rows:
         if as_json:
-            click.echo(json.dumps(row["record"], ensure_ascii=False))
+            echo_lines(json.dumps(row["record"], ensure_ascii=False).split("\n"))
         else:
             what = row["sha256"] or row["reason"]
-            click.echo(f"{row['id']}  {row['record']['started_at']}  {row['status']:<8}  {row['size']:>14,}  "
+            echo(f"{row['id']}  {row['record']['started_at']}  {row['status']:<8}  {row['size']:>14,}  "
                        f"{row['kind'] or '-':<4}  {row['requested_url']}  {what}")
     if not rows and not as_json:
-        click.echo("No acquisition in this workspace yet (`facetrace acquire URL`).")
+        echo("No acquisition in this workspace yet (`facetrace acquire URL`).")
 
 
 @acquire_group.command("verify")
@@ -218,9 +218,9 @@ def verify_command(workspace, db_url):
     checked, problems = verify_acquisitions(store)
     if problems:
         for p in problems:
-            click.echo(f"FAILED: {p}")
+            echo(f"FAILED: {p}")
         sys.exit(1)
-    click.echo(f"Verified: {checked} acquisition record(s) match their audit entries, the audit chain is intact, "
+    echo(f"Verified: {checked} acquisition record(s) match their audit entries, the audit chain is intact, "
                "and every stored file matches its SHA-256 and is read-only.")
 
 
@@ -244,8 +244,8 @@ def acquire_inputs(paths, store, root, settings: dict, quiet: bool, stream) -> t
     for path in paths:
         if not is_url(path):
             if incomplete_download(path, root):
-                stream.write(f"Not scanned: {path} is an incomplete download (a .part file of the workspace); "
-                             "run `facetrace acquire` on its URL again to resume it\n")
+                stream.write(terminal_text(f"Not scanned: {path} is an incomplete download (a .part file of the "
+                                           "workspace); run `facetrace acquire` on its URL again to resume it") + "\n")
                 failed.append(path)
                 continue
             inputs.append(path)
@@ -256,8 +256,9 @@ def acquire_inputs(paths, store, root, settings: dict, quiet: bool, stream) -> t
         failed += result.failed()
         files = result.files()
         if result.record.complete and result.record.kind == "page" and not files:
-            stream.write(f"Nothing to scan from {path}: it is an HTML page (kept as evidence, "
-                         f"{len(result.record.links)} links listed); pass --follow 1 to fetch the files it links to\n")
+            stream.write(terminal_text(f"Nothing to scan from {path}: it is an HTML page (kept as evidence, "
+                                       f"{len(result.record.links)} links listed); pass --follow 1 to fetch the "
+                                       "files it links to") + "\n")
         inputs += [r.path for r in files]
     stream.flush()
     return inputs, failed
@@ -266,7 +267,7 @@ def acquire_inputs(paths, store, root, settings: dict, quiet: bool, stream) -> t
 def print_acquisition(stream, result, options) -> None:
     """Write what an acquisition did, for people: one block per record."""
     for record in result.records:
-        stream.write("\n".join(_describe(record)) + "\n")
+        stream.write(terminal_lines(_describe(record)) + "\n")  # URLs and names are the server's: escaped
     stream.flush()
 
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from cli.common import EXIT_CODES, open_registry, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo, echo_lines, open_registry, translate_errors, workspace_options
 
 
 @click.group("registry", epilog=EXIT_CODES)
@@ -33,13 +33,13 @@ def list_command(as_json, workspace, db_url):
     subjects = reg.store.list_subjects()
     _audit(reg, "list", _actor(), None, {"subjects": len(subjects)})
     if as_json:
-        click.echo(json.dumps(subjects, indent=2))
+        echo_lines(json.dumps(subjects, indent=2).split("\n"))
         return
     if not subjects:
-        click.echo("The registry is empty: `facetrace enroll --help` shows how to enroll a consenting person.")
+        echo("The registry is empty: `facetrace enroll --help` shows how to enroll a consenting person.")
     for s in subjects:
         consent = s["consents"][0] if s["consents"] else {}
-        click.echo(f"{s['id']}  {s['status']:<9}  {s['templates']} template(s)  enrolled {s['created_at'][:19]}"
+        echo(f"{s['id']}  {s['status']:<9}  {s['templates']} template(s)  enrolled {s['created_at'][:19]}"
                    f"  consent {consent.get('text_version', '-')}")
 
 
@@ -55,7 +55,7 @@ def show_command(subject_id, workspace, db_url):
     subj = get_subject(reg, subject_id)
     subj["findings"] = reg.store.findings(subject_id=subject_id)
     _audit(reg, "show", _actor(), subject_id, {})
-    click.echo(json.dumps(subj, indent=2, default=str))
+    echo_lines(json.dumps(subj, indent=2, default=str).split("\n"))
 
 
 @registry_group.command("withdraw")
@@ -67,7 +67,7 @@ def withdraw_command(subject_id, workspace, db_url):
     from scanner.registry import withdraw
 
     out = withdraw(open_registry(workspace, db_url), subject_id)
-    click.echo(f"Consent withdrawn for {subject_id}; {out['templates_deleted']} template(s) deleted.")
+    echo(f"Consent withdrawn for {subject_id}; {out['templates_deleted']} template(s) deleted.")
 
 
 @registry_group.command("erase")
@@ -81,9 +81,11 @@ def erase_command(subject_id, token, workspace, db_url):
 
     out = erase(open_registry(workspace, db_url), subject_id, token=token)
     d = out["deleted"]
-    click.echo(f"Erased {subject_id}: {d['templates']} template(s), {d['photo_hashes']} photo hash(es), "
+    echo(f"Erased {subject_id}: {d['templates']} template(s), {d['photo_hashes']} photo hash(es), "
                f"{d['findings']} finding(s), {d['consent_records']} consent record(s).")
-    click.echo(f"Erasure receipt: {out['receipt_path']}")
+    echo(f"Erasure receipt: {out['receipt_path']}")
+    if out.get("pending"):
+        echo(f"Pending: {out['pending']}.", err=True)
 
 
 @registry_group.command("verify-erasure")
@@ -97,9 +99,9 @@ def verify_erasure_command(subject_id, workspace, db_url):
     problems = verify_erasure(open_registry(workspace, db_url), subject_id)
     if problems:
         for p in problems:
-            click.echo(f"NOT ERASED: {p}")
+            echo(f"NOT ERASED: {p}")
         sys.exit(1)
-    click.echo(f"Erasure of {subject_id} verified: no template, hash, finding, consent detail, receipt or "
+    echo(f"Erasure of {subject_id} verified: no template, hash, finding, consent detail, receipt or "
                "index entry remains.")
 
 
@@ -131,9 +133,9 @@ def audit_command(verify, heads, as_json, workspace, db_url):
     if verify:
         check = reg.check_audit(anchors)
         for p in check["problems"]:
-            click.echo(f"TAMPERED: {p}")
+            echo(f"TAMPERED: {p}")
         for note in check["notes"]:
-            click.echo(f"note: {note}")
+            echo(f"note: {note}")
         if check["problems"]:
             sys.exit(1)
         signed = check["signed_head"]
@@ -142,14 +144,14 @@ def audit_command(verify, heads, as_json, workspace, db_url):
         if signed is not None and check["uncovered"]:
             covered += f"; the {check['uncovered']} newest entries are not covered by a signed head yet"
         published = f"; {len(anchors)} published head(s) found" if anchors else ""
-        click.echo(f"Audit log intact: {check['entries']} entries, hash chain and head verified; {covered}{published}.")
+        echo(f"Audit log intact: {check['entries']} entries, hash chain and head verified; {covered}{published}.")
         return
     entries = reg.audit_entries()
     if as_json:
-        click.echo(json.dumps(entries, indent=2))
+        echo_lines(json.dumps(entries, indent=2).split("\n"))
         return
     for e in entries:
-        click.echo(f"{e['seq']:>5}  {e['at'][:19]}  {e['action']:<22} {e['subject_id'] or '-':<16}  {e['actor']}")
+        echo(f"{e['seq']:>5}  {e['at'][:19]}  {e['action']:<22} {e['subject_id'] or '-':<16}  {e['actor']}")
 
 
 def _audit(reg, action, actor, subject_id, details):

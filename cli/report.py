@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from cli.common import EXIT_CODES, echo, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo, echo_lines, translate_errors, workspace_options
 
 
 class _DefaultToWrite(click.Group):
@@ -60,15 +60,15 @@ def write_command(scan_id, out_dir, subject_id, unredacted, no_pictures, dump_pa
     out = write_report(store, root, out_dir, scan_id, subject_id=subject_id, unredacted=unredacted,
                        pictures=not no_pictures, dump_paths=list(dump_paths) or None, case_uco=case_uco)
     pics = out["pictures"]
-    click.echo(f"Report {out['report_id']} of scan {out['scan_id']}: {out['findings']} finding(s), "
+    echo(f"Report {out['report_id']} of scan {out['scan_id']}: {out['findings']} finding(s), "
                f"{pics['count']} {'UNREDACTED' if unredacted else 'pixelated'} picture(s)")
     for note in pics["notes"]:
-        click.echo(f"  note: {note}", err=True)
-    click.echo(f"  {out['json']}  (signed, with the two files below; key {out['signer']})")
-    click.echo(f"  {out['html']}  (open in a browser; makes no network request)")
-    click.echo(f"  {out['manifest']}  (hashdeep format)")
+        echo(f"  note: {note}", err=True)
+    echo(f"  {out['json']}  (signed, with the two files below; key {out['signer']})")
+    echo(f"  {out['html']}  (open in a browser; makes no network request)")
+    echo(f"  {out['manifest']}  (hashdeep format)")
     if case_uco:
-        click.echo(f"  {out['case_uco']}  (CASE/UCO JSON-LD)")
+        echo(f"  {out['case_uco']}  (CASE/UCO JSON-LD)")
 
 
 @report_group.command("verify")
@@ -151,11 +151,11 @@ def key_command(out_file, as_json, workspace):
         with open(out_file, "w", encoding="ascii") as f:
             f.write(pem)
     if as_json:
-        click.echo(json.dumps({"fingerprint": fp, "key_id": fp[:16], "algorithm": "Ed25519", "pem": pem,
-                               **({"out": out_file} if out_file else {})}, indent=2))
+        echo_lines(json.dumps({"fingerprint": fp, "key_id": fp[:16], "algorithm": "Ed25519", "pem": pem,
+                               **({"out": out_file} if out_file else {})}, indent=2).split("\n"))
         return
-    click.echo(f"Fingerprint (SHA-256 of the Ed25519 public key): {fp}")
-    click.echo(f"Key id (in each report's signature): {fp[:16]}")
+    echo(f"Fingerprint (SHA-256 of the Ed25519 public key): {fp}")
+    echo(f"Key id (in each report's signature): {fp[:16]}")
     if out_file:
         echo(f"Written to {out_file}")
-    click.echo(pem, nl=False)
+    click.echo(pem, nl=False)  # our own PEM text: its newlines are the format

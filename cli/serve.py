@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.acquire import lab_network_option
-from cli.common import EXIT_CODES, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo, translate_errors, workspace_options
 
 
 def _networks(_ctx, param, values):
@@ -51,7 +51,7 @@ def serve_command(host, port, max_upload_mb, trusted_proxies, lab_networks, inte
     app = create_app(workspace, db_url, Settings(max_upload_bytes=max_upload_mb << 20, trusted_proxies=trusted_proxies,
                                                  lab_networks=lab_networks, interactive_docs=interactive_docs))
 
-    click.echo(f"facetrace serving {app.state.service.root} on http://{host}:{port}/ (Ctrl-C stops)", err=True)
+    echo(f"facetrace serving {app.state.service.root} on http://{host}:{port}/ (Ctrl-C stops)", err=True)
     uvicorn.Server(server_config(app, host, port)).run()
 
 
@@ -70,8 +70,8 @@ def keys_create(role, label, workspace, db_url):
     from scanner.service import create_key
 
     key_id, key = create_key(workspace, db_url, role, label)
-    click.echo(f"Key {key_id} ({role}) created. It is shown only now:")
-    click.echo(key)
+    echo(f"Key {key_id} ({role}) created. It is shown only now:")
+    echo(key)
 
 
 @keys_group.command("list")
@@ -82,7 +82,7 @@ def keys_list(workspace, db_url):
     from scanner.service import list_keys
 
     for k in list_keys(workspace, db_url):
-        click.echo(f"{k['key_id']}  {k['role']:<12} {'revoked' if k['revoked'] else 'active':<8} "
+        echo(f"{k['key_id']}  {k['role']:<12} {'revoked' if k['revoked'] else 'active':<8} "
                    f"{k['created_at']}  {k['label'] or ''}")
 
 
@@ -94,4 +94,4 @@ def keys_revoke(key_id, workspace, db_url):
     """Revoke a key at once."""
     from scanner.service import revoke_key
 
-    click.echo(f"Key {key_id} revoked." if revoke_key(workspace, db_url, key_id) else f"No active key {key_id}.")
+    echo(f"Key {key_id} revoked." if revoke_key(workspace, db_url, key_id) else f"No active key {key_id}.")
