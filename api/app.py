@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import pages
-from api.errors import ApiError, error_response
+from api.errors import ApiError, BodyRefused, error_response
 
 ACCESS: dict[tuple[str, str], str] = {}  # (method, path) -> "public" | "token" | "roles:a,b"
 
@@ -33,7 +35,18 @@ ACCESS: dict[tuple[str, str], str] = {}  # (method, path) -> "public" | "token" 
 @dataclass(frozen=True)
 class Settings:
     max_upload_bytes: int = 2 << 30  # a screened upload larger than this is refused (413)
-    max_form_bytes: int = 64 << 20  # an enrollment form (photos) larger than this is refused
+    # an enrollment form is refused (413) past any of these, while it streams: memory for a form
+    # is bounded by max_form_bytes, and by enrollments_in_flight for all of them
+    max_form_bytes: int = 64 << 20  # the whole form (photos and fields)
+    max_photo_bytes: int = 20 << 20  # one photo: a phone's largest JPEG or HEIC is under 15 MB
+    max_photos: int = 10
+    max_body_bytes: int = 64 << 10  # any other request's body (JSON, the token forms); screens have their own
+    form_timeout_s: float = 60.0  # a form must arrive within this (408): a slow client holds a slot
+    # enrollments (keyless) accepted at once, from the first byte of the form to the answer; more are
+    # answered 503 before their form is read
+    enrollments_in_flight: int = 4
+    keyless_workers: int = 1  # threads that analyse enrollment photos, at a lower priority (keyless_nice)
+    keyless_nice: int = 10  # Linux nice value of those threads: screens come first on a busy machine
     key_rate_per_minute: int = 6000  # requests per API key
     address_rate_per_minute: int = 600  # requests per client address without a key (and for public routes)
     # wrong keys, tokens or subject ids per client address: enough for a person who mistypes their
@@ -123,6 +136,12 @@ class Service:
         # one screen per core at a time, in arrival order: with 50 clients the thread pool alone ran
         # 40 at once, each slowed by all the others (p99 16 s; 3 s with the gate, docs/api.md)
         self.screens = FairGate(os.cpu_count() or 1)
+        # keyless work has its own budget: enrollment photos are analysed by these threads only, at a
+        # lower priority, outside the registry lock (six anonymous enrollments of 100-megapixel PNGs
+        # held a platform's screen up for 19 s when they were analysed under it: benchmarks/load_enroll.py)
+        self.keyless = ThreadPoolExecutor(max_workers=settings.keyless_workers, thread_name_prefix="keyless",
+                                          initializer=_lower_priority, initargs=(settings.keyless_nice,))
+        give_back_freed_memory()
         self.uploads = Path(self.root) / "uploads"
         self.uploads.mkdir(mode=0o700, exist_ok=True)
         self.deliveries: list[threading.Thread] = []
@@ -177,6 +196,36 @@ class Service:
         # keep only deliveries still running: a long-lived service must not hold every thread it ran
         self.deliveries = [d for d in self.deliveries if d.is_alive()] + [t]
         return True
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority (Linux: the nice value is per thread); elsewhere nothing."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):
+        pass
+
+
+def give_back_freed_memory() -> None:
+    """Have glibc hand every freed block of 1 MiB or more back to the system at once (elsewhere: nothing).
+
+    glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), so the next
+    uploads, photos and decoded images come from the heap, which it rarely gives back: measured
+    on a 100-megapixel PNG, the process stayed 490 MB larger after three analyses (777 MB resident
+    against a 289 MB start), and 42 MB larger with this fixed threshold. The cost is an mmap per
+    large block, which is small beside decoding it.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        mallopt = None
+    if mallopt is not None:
+        m_mmap_threshold = -3
+        mallopt(m_mmap_threshold, 1 << 20)
 
 
 def access(kind: str, *roles: str):
@@ -245,15 +294,17 @@ def create_app(workspace: str | None = None, db_url: str | None = None, settings
     from api import routes
 
     settings = settings or Settings()
-    # enrollment photos stay in memory (bounded by max_form_bytes): nothing is spooled to /tmp
-    MultiPartParser.spool_max_size = settings.max_form_bytes
+    # enrollment photos stay in memory (each bounded by max_photo_bytes, while it streams): nothing
+    # is spooled to /tmp
+    MultiPartParser.spool_max_size = settings.max_photo_bytes + BodyLimits.HEAD_LIMIT
     docs = settings.interactive_docs
     app = FastAPI(title="facetrace", version=_version(),
                   description="Screen uploads for enrolled people's faces; enroll, check exposure, erase. "
                               "Errors: {\"error\": {\"code\", \"message\"}}.",
                   docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
     app.state.service = Service(workspace, db_url, settings)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimits, settings=settings)
+    app.add_middleware(SecurityHeaders)  # added last, so outermost: refusals of BodyLimits carry the headers
 
     @app.exception_handler(ApiError)
     async def api_error(request, exc: ApiError):
@@ -262,7 +313,9 @@ def create_app(workspace: str | None = None, db_url: str | None = None, settings
         return error_response(exc.status, exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request, exc: StarletteHTTPException):
+    async def http_error(request, exc: StarletteHTTPException):
+        if isinstance(exc, BodyRefused):
+            return await api_error(request, exc.error)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 
@@ -337,6 +390,163 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimits:
+    """Limit request bodies while they stream in, before the service holds them (pure ASGI).
+
+    Enrollment forms (`FORMS`, public: anybody can send one) are admitted `enrollments_in_flight`
+    at a time, from their first byte to their answer; more are answered 503 `busy` unread. A
+    declared Content-Length past `max_form_bytes` is answered 413 before a byte of the body is
+    read. While a form streams, its total, each part (`max_photo_bytes`), the number of photos
+    (`max_photos`) and of fields, and the time it takes (`form_timeout_s`: 408) are counted, and
+    the first limit passed ends it. Starlette's parser alone read a whole form before the route
+    could look at it (20 photos of 60 MB took the service from 0.97 to 2.17 GB) and took 1,000
+    files. Every other body but a screen's (streamed to disk under `max_upload_bytes`, after
+    its key is checked) is limited to `max_body_bytes`: FastAPI reads a JSON body before the
+    route's key or token is checked.
+    """
+
+    FORMS = frozenset({("POST", "/v1/subjects"), ("POST", "/enroll")})
+    STREAMED = frozenset({("POST", "/v1/screen")})
+    HEAD_LIMIT = 16 << 10  # a part's headers: a browser sends about 150 bytes
+    MAX_FIELDS = 8  # the form has two, consent and consent_version
+
+    def __init__(self, app, settings: Settings):
+        self.app, self.settings = app, settings
+        self.in_flight = 0  # enrollment forms admitted and not yet answered (changed on the event loop only)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in self.STREAMED:
+            return await self.app(scope, receive, send)
+        import asyncio
+
+        s = self.settings
+        form = (scope["method"], scope["path"]) in self.FORMS
+        limit = s.max_form_bytes if form else s.max_body_bytes
+        what = "the form (photos and fields)" if form else "the request body"
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            return await _refuse(scope, receive, send, ApiError(
+                413, "too_large", f"{what} is {declared} bytes; the limit is {limit} bytes"))
+        if form and self.in_flight >= s.enrollments_in_flight:
+            return await _refuse(scope, receive, send, ApiError(
+                503, "busy", "too many enrollments are in progress; try again in a few seconds"))
+        meter = _PartMeter.of(scope, s.max_photo_bytes + self.HEAD_LIMIT, s.max_photos, self.MAX_FIELDS,
+                              self.HEAD_LIMIT) if form else None
+        deadline = time.monotonic() + s.form_timeout_s
+        received, done = 0, False
+
+        async def limited_receive():
+            nonlocal received, done
+            if done:  # the body is in: what follows is a wait for the client to disconnect
+                return await receive()
+            if form:
+                try:
+                    message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+                except asyncio.TimeoutError:
+                    raise BodyRefused(408, "too_slow", f"the form did not arrive within {s.form_timeout_s:g} s; "
+                                                       "send it again on a faster connection") from None
+            else:
+                message = await receive()
+            if message["type"] != "http.request":
+                done = True
+                return message
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                raise BodyRefused(413, "too_large", f"{what} passes the limit of {limit} bytes")
+            why = meter.feed(chunk) if meter is not None and chunk else None
+            if why:
+                raise BodyRefused(413, "too_large", why)
+            done = not message.get("more_body", False)
+            return message
+
+        if form:
+            self.in_flight += 1
+        try:
+            await self.app(scope, limited_receive, send)
+        finally:
+            if form:
+                self.in_flight -= 1
+
+
+class _PartMeter:
+    """Follow a multipart body as it streams past: the size of each part, and how many are files."""
+
+    @classmethod
+    def of(cls, scope, max_part: int, max_files: int, max_fields: int, head_limit: int) -> _PartMeter | None:
+        from starlette.datastructures import Headers
+        from starlette.formparsers import parse_options_header
+
+        kind, options = parse_options_header(Headers(scope=scope).get("content-type", ""))
+        boundary = options.get(b"boundary")
+        if kind != b"multipart/form-data" or not boundary:
+            return None  # not a multipart form: the parser refuses it, within the total limit
+        return cls(boundary, max_part, max_files, max_fields, head_limit)
+
+    def __init__(self, boundary: bytes, max_part: int, max_files: int, max_fields: int, head_limit: int):
+        self.delimiter = b"--" + boundary
+        self.max_part, self.max_files, self.max_fields, self.head_limit = max_part, max_files, max_fields, head_limit
+        self.tail = b""  # a delimiter may straddle two chunks: the last bytes wait for the next one
+        self.size = 0  # bytes of the current part so far (before the first delimiter: the preamble)
+        self.head: bytearray | None = None  # the current part's first bytes, until its headers end
+        self.files = self.fields = 0
+
+    def feed(self, chunk: bytes) -> str | None:
+        """Count `chunk`; return why the form is refused, or None."""
+        data = self.tail + chunk
+        start = 0
+        while (i := data.find(self.delimiter, start)) >= 0:
+            why = self._grow(data[start:i])
+            if why:
+                return why
+            self.size, self.head = 0, bytearray()
+            start = i + len(self.delimiter)
+        cut = max(start, len(data) - len(self.delimiter) + 1)
+        self.tail = data[cut:]
+        return self._grow(data[start:cut])
+
+    def _grow(self, part: bytes) -> str | None:
+        self.size += len(part)
+        if self.size > self.max_part:
+            return f"a photo passes the limit of {self.max_part - self.head_limit} bytes"
+        if self.head is None:
+            return None
+        self.head += part[:self.head_limit + 4 - len(self.head)]
+        if self.head.startswith(b"--"):  # the closing delimiter: what follows it is no part
+            self.head = None
+            return None
+        end = self.head.find(b"\r\n\r\n")
+        if end < 0:
+            return "a part's headers are too long" if len(self.head) > self.head_limit else None
+        headers, self.head = bytes(self.head[:end]), None
+        if re.search(rb"(?i)filename\*?\s*=", headers):
+            self.files += 1
+            if self.files > self.max_files:
+                return f"give at most {self.max_files} photos"
+        else:
+            self.fields += 1
+            if self.fields > self.max_fields:
+                return f"the form has more than {self.max_fields} fields"
+        return None
+
+
+def _content_length(scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def _refuse(scope, receive, send, exc: ApiError) -> None:
+    """Answer `exc` without reading the request's body: JSON for the API, a page for the pages."""
+    path = scope["path"]
+    if path.startswith("/v1/") or path == "/openapi.json":
+        response = error_response(exc.status, exc.code, exc.message)
+    else:
+        response = pages.error_page(exc)
+    await response(scope, receive, send)
 
 
 def _version() -> str:

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
 
-from api.errors import ApiError
+from api.errors import RETRY_AFTER, ApiError
 
 CSS = """
 body{font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1b1f24}
@@ -52,7 +52,7 @@ def page(title: str, body: str, status: int = 200, headers: dict | None = None) 
 def error_page(exc: ApiError) -> HTMLResponse:
     return page("Something went wrong", f"<section class='error'><p id='error' data-code='{html.escape(exc.code)}'>"
                 f"{html.escape(exc.message)}</p><p><a href='javascript:history.back()'>Back</a></p></section>",
-                exc.status, {"Retry-After": "60"} if exc.status == 429 else None)
+                exc.status, {"Retry-After": RETRY_AFTER[exc.status]} if exc.status in RETRY_AFTER else None)
 
 
 def register(app, access, table: dict) -> None:

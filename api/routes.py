@@ -158,8 +158,9 @@ def register(app, access, table: dict) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
     @route("POST", "/v1/subjects", public, response_model=Enrolled, tags=["individuals"],
-           responses=error_responses(400, 401, 409, 413, 422, 429))
-    def enroll(request: Request, photos: Annotated[list[UploadFile], File(description="3 or more photos of you")],
+           responses=error_responses(400, 401, 408, 409, 413, 422, 429, 503))
+    def enroll(request: Request,
+               photos: Annotated[list[UploadFile], File(description="3 to 10 photos of you, each at most 20 MiB")],
                consent: Annotated[bool, Form(description="true: I agree to the consent text")],
                consent_version: Annotated[str, Form(max_length=64, description="the version of the consent text "
                                                                                "you read (GET /v1/consent-text)")]):
@@ -168,7 +169,7 @@ def register(app, access, table: dict) -> None:
         return _enroll(svc, photos, consent, consent_version)
 
     @route("GET", "/v1/subjects/{subject_id}/exposure", token, response_model=Exposure, tags=["individuals"],
-           responses=error_responses(401, 403, 404, 422, 429))
+           responses=error_responses(401, 403, 422, 429))
     def exposure(request: Request, subject_id: str,
                  x_deletion_token: Annotated[str | None, Header()] = None):
         """The findings that concern you (ids, bands, kinds and when; never pictures)."""
@@ -177,7 +178,7 @@ def register(app, access, table: dict) -> None:
         return _exposure(svc, subj)
 
     @route("DELETE", "/v1/subjects/{subject_id}", token, response_model=Erased, tags=["individuals"],
-           responses=error_responses(400, 401, 403, 404, 422, 429))
+           responses=error_responses(400, 401, 403, 422, 429))
     def erase(request: Request, subject_id: str, x_deletion_token: Annotated[str | None, Header()] = None):
         """Erase yourself: templates, hashes, findings, consent details, webhooks; receive an erasure receipt."""
         svc = svc_of(request)
@@ -185,7 +186,7 @@ def register(app, access, table: dict) -> None:
         return _erase(svc, subject_id, x_deletion_token)
 
     @route("PUT", "/v1/subjects/{subject_id}/webhook", token, response_model=WebhookOut, tags=["individuals"],
-           responses=error_responses(401, 403, 404, 422, 429))
+           responses=error_responses(401, 403, 413, 422, 429))
     def subject_webhook(request: Request, subject_id: str, body: WebhookIn,
                         x_deletion_token: Annotated[str | None, Header()] = None):
         """Be notified (signed POST) when a scan or a screen finds you; only public addresses are accepted."""
@@ -197,7 +198,7 @@ def register(app, access, table: dict) -> None:
         return {"url": body.url, "secret": secret}
 
     @route("PUT", "/v1/webhook", screeners, response_model=WebhookOut, tags=["platforms"],
-           responses=error_responses(401, 403, 422, 429))
+           responses=error_responses(401, 403, 413, 422, 429))
     def key_webhook(request: Request, body: WebhookIn):
         """Register the calling key's webhook (a public address): each screen that finds someone is reported to it."""
         svc = svc_of(request)
@@ -208,7 +209,7 @@ def register(app, access, table: dict) -> None:
         return {"url": body.url, "secret": secret}
 
     @route("POST", "/v1/keys", admin, response_model=KeyOut, tags=["service"],
-           responses=error_responses(401, 403, 422, 429))
+           responses=error_responses(401, 403, 413, 422, 429))
     def create_key(request: Request, body: KeyIn):
         """Create an API key (admin only); the key is returned once."""
         svc = svc_of(request)
@@ -301,7 +302,7 @@ def _screen_file(svc, path, caller) -> dict:
 def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
     from scanner.consent import ConsentInput
     from scanner.errors import FacetraceError
-    from scanner.registry import enroll
+    from scanner.registry import analyse_photos, enroll
 
     c = ConsentInput()
     if not consent:
@@ -314,17 +315,27 @@ def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
                                                     "again (GET /v1/consent-text) and resubmit")
     if len(photos) < MIN_PHOTOS:
         raise ApiError(400, "too_few_photos", f"give at least {MIN_PHOTOS} photos of yourself")
+    s = svc.settings
+    if len(photos) > s.max_photos:  # api.app.BodyLimits refuses them as they stream; this holds without it
+        raise ApiError(413, "too_large", f"give at most {s.max_photos} photos")
     data = []
     total = 0
     for p in photos:
         blob = p.file.read()
+        p.file.close()  # one copy of each photo in memory, not two
         total += len(blob)
-        if total > svc.settings.max_form_bytes:
-            raise ApiError(413, "too_large", f"the photos pass the limit of {svc.settings.max_form_bytes} bytes")
+        if len(blob) > s.max_photo_bytes:
+            raise ApiError(413, "too_large", f"a photo passes the limit of {s.max_photo_bytes} bytes")
+        if total > s.max_form_bytes:
+            raise ApiError(413, "too_large", f"the photos pass the limit of {s.max_form_bytes} bytes")
         data.append((_safe_name(p.filename or "photo"), blob))
     try:
+        # the photos are analysed (seconds of CPU for a large one) by the keyless threads, outside the
+        # registry lock: only the similarity check, the store and the index change are made under it
+        analysed = svc.keyless.submit(analyse_photos, svc.registry, data).result()
+        del data
         with svc.lock:
-            result = enroll(svc.registry, data, c, actor="web-enrollment")
+            result = enroll(svc.registry, analysed, c, actor="web-enrollment")
     except FacetraceError as exc:
         raise ApiError(422, "enrollment_refused", str(exc)) from None
     return {"subject_id": result.subject_id, "deletion_token": result.deletion_token,
@@ -332,20 +343,26 @@ def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
             "earlier_findings": len((result.earlier or {}).get("findings", []))}
 
 
+WRONG_TOKEN = "the subject id and deletion token do not match an enrolled subject"
+
+
 def _own_subject(svc, subject_id: str, token: str | None, who: str) -> dict:
-    """The subject whose deletion token this is; a wrong subject id or token counts against `who`'s limit."""
+    """The subject whose deletion token this is; a wrong subject id or token counts against `who`'s limit.
+
+    A wrong token for a real id, any token for an unknown or erased id, and a malformed id get one
+    answer (403 bad_token, one message), and a real id and an unknown one cost the same single
+    lookup before it: whether a subject id exists cannot be probed. Only a matching token reads
+    the subject (an erased one has no token left to match).
+    """
     if not token:
         raise ApiError(401, "missing_token", "send your deletion token in the X-Deletion-Token header")
-    if not SUBJECT_ID.match(subject_id):
+    if not SUBJECT_ID.match(subject_id) or not svc.registry.store.check_token(subject_id, token):
         svc.auth_failed(who)
-        raise ApiError(404, "unknown_subject", "no such subject")
+        raise ApiError(403, "bad_token", WRONG_TOKEN)
     subj = svc.registry.store.get_subject(subject_id)
-    if subj is None or subj["status"] == "erased":
+    if subj is None or subj["status"] == "erased":  # pragma: no cover - an erased subject's token hash is gone
         svc.auth_failed(who)
-        raise ApiError(404, "unknown_subject", "no such subject (or it was erased)")
-    if not svc.registry.store.check_token(subject_id, token):
-        svc.auth_failed(who)
-        raise ApiError(403, "bad_token", "the deletion token does not match this subject")
+        raise ApiError(403, "bad_token", WRONG_TOKEN)
     return subj
 
 

@@ -10,7 +10,9 @@ repeats the delivery id with a new timestamp and signature.
 
 A webhook URL is chosen by whoever registers it, so deliveries go only to public addresses
 (`scanner.acquire.http.guarded_session`: resolved once, checked, connected to the address
-checked); `lab_networks` allows the internal networks an operator names.
+checked); `lab_networks` allows the internal networks an operator names. Each attempt is
+audited with the URL's scheme, host and port and a keyed hash of it (`target`), never its path
+or query, which can name a person and would outlive their erasure in the hash-chained log.
 """
 
 from __future__ import annotations
@@ -84,6 +86,44 @@ def finding_payload(event: str, findings: list[dict], scan_id: str | None) -> di
                           "member_seq": f.get("member_seq")} for f in findings]}
 
 
+def target(url: str, secret: str) -> dict:
+    """What the audit log keeps of a webhook URL: scheme, host, port and an HMAC of the whole URL.
+
+    A URL's path and query are the receiver's to choose, and people put themselves in them
+    (`?email=jane.doe@example.org`); the audit log is hash-chained and outlives an erasure, so
+    it never holds them. The HMAC is keyed with the webhook's secret: while the registration
+    exists an operator can tell which URL a delivery went to, and once it is erased (with its
+    secret) nobody can test a guessed URL against the log, as a plain SHA-256 would let them.
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    mac = hmac.new(secret.encode(), b"facetrace-webhook-url\x00" + url.encode(), hashlib.sha256).hexdigest()
+    return {"scheme": parts.scheme, "host": parts.hostname or "", "port": port, "url_hmac": mac}
+
+
+def failure(exc: BaseException) -> str:
+    """Why a delivery failed, for the audit log: the exception's kind and the system's reason only.
+
+    requests' messages repeat the URL's path and query ("Max retries exceeded with url:
+    /hook?email=..."): the reason is taken from the innermost OSError's strerror (or an SSL
+    error's reason) instead, which names no URL.
+    """
+    reason, seen, e = None, set(), exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.strerror:
+            reason = f"[Errno {e.errno}] {e.strerror}" if e.errno is not None else e.strerror
+        elif getattr(e, "reason", None) and isinstance(e.reason, str):
+            reason = e.reason  # ssl.SSLError: CERTIFICATE_VERIFY_FAILED and the like
+        nested = [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+        e = getattr(e, "reason", None) if isinstance(getattr(e, "reason", None), BaseException) else \
+            (nested[0] if nested else (e.__cause__ or e.__context__))
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+
+
 def deliver(url: str, payload: dict, secret: str, audit, owner: str, *, retries: int = RETRIES,
             backoff_s: float = BACKOFF_S, lab_networks: tuple[str, ...] | None = None) -> bool:
     """POST the payload to `url`, retrying with exponential backoff; audit every attempt's outcome.
@@ -116,10 +156,10 @@ def deliver(url: str, payload: dict, secret: str, audit, owner: str, *, retries:
             except AddressRefused as exc:
                 ok, outcome, refused = False, f"refused: {exc}; {LAB_HINT}"[:300], True
             except requests.RequestException as exc:
-                ok, outcome = False, f"{type(exc).__name__}: {exc}"[:300]
+                ok, outcome = False, failure(exc)
             audit("webhook_delivery", {"owner": owner, "delivery": delivery, "attempt": attempt, "outcome": outcome,
                                        "delivered": ok, "event": payload.get("event"),
-                                       "scan_id": payload.get("scan_id")})
+                                       "scan_id": payload.get("scan_id"), "target": target(url, secret)})
             if ok:
                 return True
             if refused:  # waiting does not make an address public

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -124,31 +126,63 @@ def _variant_hashes(image, perceptual_hashes) -> dict[str, str]:
     from PIL import Image, ImageOps
 
     w, h = image.size
+    # each variant is made, hashed and dropped in turn: a full-size copy of a 100-megapixel photo is
+    # 300 MB, and holding the 17 of them at once took 6.5 GB for one photo
     variants = {
-        "original": image,
-        "mirror": ImageOps.mirror(image),
-        "rot90": image.transpose(Image.ROTATE_90),
-        "rot180": image.transpose(Image.ROTATE_180),
-        "rot270": image.transpose(Image.ROTATE_270),
-        "gray": ImageOps.grayscale(image).convert("RGB"),
+        "original": lambda: image,
+        "mirror": lambda: ImageOps.mirror(image),
+        "rot90": lambda: image.transpose(Image.ROTATE_90),
+        "rot180": lambda: image.transpose(Image.ROTATE_180),
+        "rot270": lambda: image.transpose(Image.ROTATE_270),
+        "gray": lambda: ImageOps.grayscale(image).convert("RGB"),
     }
     # pHash moves ~12 bits for a 5% crop: enroll crops every 2.5% up to 10%, centred and from
     # each corner, so a cropped copy lands within a few bits of one of them.
     for permille in (25, 50, 75, 100):  # 2.5%, 5%, 7.5% and 10% off each side
         dx, dy = round(w * permille / 1000), round(h * permille / 1000)
         name = f"crop{permille / 10:g}"
-        variants[name] = image.crop((dx, dy, w - dx, h - dy))
+        variants[name] = partial(image.crop, (dx, dy, w - dx, h - dy))
         if permille in (50, 100):  # the same amount cut from two sides only, towards each corner
-            variants[f"{name}-tl"] = image.crop((0, 0, w - dx, h - dy))
-            variants[f"{name}-tr"] = image.crop((dx, 0, w, h - dy))
-            variants[f"{name}-bl"] = image.crop((0, dy, w - dx, h))
-            variants[f"{name}-br"] = image.crop((dx, dy, w, h))
-    return {name: perceptual_hashes(img)[0] for name, img in variants.items()}
+            variants[f"{name}-tl"] = partial(image.crop, (0, 0, w - dx, h - dy))
+            variants[f"{name}-tr"] = partial(image.crop, (dx, 0, w, h - dy))
+            variants[f"{name}-bl"] = partial(image.crop, (0, dy, w - dx, h))
+            variants[f"{name}-br"] = partial(image.crop, (dx, dy, w, h))
+    return {name: perceptual_hashes(make())[0] for name, make in variants.items()}
 
 
-def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: ConsentInput, *, label: str | None = None,
-           keep_photos: bool = False, actor: str | None = None, search_earlier: bool = True,
-           confirm: bool = True, allow_similar: bool = False) -> EnrollResult:
+@dataclass(frozen=True)
+class AnalysedPhotos:
+    """Enrollment photos analysed by `analyse_photos`, with the engine that analysed them."""
+
+    photos: tuple[EnrolledPhoto, ...]
+    embedder: str
+    embedder_version: str
+    warnings: tuple[str, ...] = ()
+
+
+def analyse_photos(registry: Registry, photos: list[tuple[str, bytes]]) -> AnalysedPhotos:
+    """Analyse enrollment photos: each decoded and showing exactly one face, all of one person, none twice.
+
+    The slow part of `enroll` (seconds of CPU for a large photo) touches neither the registry's
+    tables nor its indexes, so a caller that guards those with a lock (the HTTP service) runs this
+    first, outside the lock, and passes the result to `enroll`: a screen then never waits for an
+    enrollment's photos to be decoded (docs/api.md, benchmarks/load_enroll.py).
+    """
+    if not photos:
+        raise EnrollmentRefused("give at least one photo (3 or more recommended)")
+    analysed = [_analyse_photo(name, data, registry.options) for name, data in photos]
+    _check_same_person(analysed)
+    warnings = []
+    if len(analysed) < RECOMMENDED_PHOTOS:
+        warnings.append(f"only {len(analysed)} photo(s): {RECOMMENDED_PHOTOS} or more make matches more reliable")
+    if len({p.sha256 for p in analysed}) != len(analysed):
+        raise EnrollmentRefused("the same photo was given twice")
+    return AnalysedPhotos(tuple(analysed), registry.embedder, registry.embedder_version, tuple(warnings))
+
+
+def enroll(registry: Registry, photos: list[tuple[str, bytes]] | AnalysedPhotos, consent: ConsentInput, *,
+           label: str | None = None, keep_photos: bool = False, actor: str | None = None,
+           search_earlier: bool = True, confirm: bool = True, allow_similar: bool = False) -> EnrollResult:
     """Enroll one person from photos that each show exactly one face, all of the same person.
 
     With `search_earlier`, every scan already in the workspace is then searched for them
@@ -167,16 +201,16 @@ def enroll(registry: Registry, photos: list[tuple[str, bytes]], consent: Consent
     anybody could otherwise enroll a person who already is, to watch them. The message does not
     say who; the audit log does (`enroll_refused_similar`). An operator who has checked that they
     are two people (twins) passes `allow_similar` (audited).
+
+    `photos` are (name, bytes) pairs, or what `analyse_photos` made of them (analysed before a
+    lock is taken: only what follows needs the registry).
     """
-    if not photos:
-        raise EnrollmentRefused("give at least one photo (3 or more recommended)")
-    analysed = [_analyse_photo(name, data, registry.options) for name, data in photos]
-    _check_same_person(analysed)
-    warnings = []
-    if len(analysed) < RECOMMENDED_PHOTOS:
-        warnings.append(f"only {len(analysed)} photo(s): {RECOMMENDED_PHOTOS} or more make matches more reliable")
-    if len({p.sha256 for p in analysed}) != len(analysed):
-        raise EnrollmentRefused("the same photo was given twice")
+    if not isinstance(photos, AnalysedPhotos):
+        photos = analyse_photos(registry, photos)
+    if (photos.embedder, photos.embedder_version) != (registry.embedder, registry.embedder_version):
+        raise FacetraceError(f"the photos were analysed by {photos.embedder} {photos.embedder_version}, not by this "
+                             f"registry's engine ({registry.embedder} {registry.embedder_version}): analyse them again")
+    analysed, warnings = list(photos.photos), list(photos.warnings)
     similar = _similar_subjects(registry, analysed)
     if similar:
         registry.store.audit("enroll_refused_similar" if not allow_similar else "enroll_similar_allowed",
@@ -463,7 +497,61 @@ def verify_erasure(registry: Registry, subject_id: str) -> list[str]:
 
     if ServiceStore(registry.store.engine).webhook("subject", subject_id) is not None:
         problems.append("the subject's webhook registration (its URL) is still stored")
+    problems += _personal_audit_details(entries)
     return problems + _wal_problems(registry, subject_id)
+
+
+# detail keys whose value is a person's own words or address, never an id or a count
+PERSONAL_KEYS = frozenset({"label", "name", "email", "url", "webhook_url", "query"})
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>()]+", re.I)
+_URL_PATH = re.compile(r"\burl[:=]\s*'?/", re.I)  # urllib3's "Max retries exceeded with url: /path?query"
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+
+
+def _personal_audit_details(entries: list[dict]) -> list[str]:
+    """Name the audit entries of a subject that hold personal data: a URL's path, query, fragment
+    or user, an e-mail address, or a value under a key such as `label`.
+
+    The audit log is hash-chained, so an entry written before facetrace kept URLs out of it
+    (a webhook delivery's error message held the whole URL) cannot be edited without breaking the
+    chain: verify-erasure reports it, by seq, action and key, without repeating the value.
+    Ids, counts, hashes, a scheme and a host pass.
+    """
+    problems = []
+    for e in entries:
+        found = sorted({f"{where} ({why})" for where, why in _personal_values(e["details"], "details")})
+        if found:
+            problems.append(f"audit entry {e['seq']} ({e['action']}) holds personal data in "
+                            f"{', '.join(found)}, which the hash-chained log cannot drop without breaking its chain")
+    return problems
+
+
+def _personal_values(value, where: str):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if str(k).lower() in PERSONAL_KEYS and v not in (None, "", [], {}):
+                yield f"{where}.{k}", "a personal field"
+            else:
+                yield from _personal_values(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _personal_values(v, f"{where}[{i}]")
+    elif isinstance(value, str):
+        from urllib.parse import urlsplit
+
+        for m in _URL.finditer(value):
+            try:
+                parts = urlsplit(m.group(0))
+                user = parts.username
+            except ValueError:
+                yield where, "a URL"
+                continue
+            if parts.path not in ("", "/") or parts.query or parts.fragment or user:
+                yield where, "a URL's path or query"
+        if _URL_PATH.search(value):
+            yield where, "a URL's path or query"
+        if _EMAIL.search(value):
+            yield where, "an e-mail address"
 
 
 # -- receipts --------------------------------------------------------------------------------------

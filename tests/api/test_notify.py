@@ -172,3 +172,64 @@ def test_a_delivery_connects_to_the_address_it_checked(fake_dns, loopback_only):
                    "subject:x", retries=0, lab_networks=("127.0.0.1/32",))
     [(headers, _body)] = rx.received
     assert headers["Host"] == f"hooks.inside.test:{port}"
+
+
+# -- item 10: no personal data of the URL in the audit log -----------------------------------------
+
+PERSONAL_HOOK_PATH = "/hooks/jane-doe?email=jane.doe@example.org"
+
+
+def test_a_delivery_s_audit_keeps_the_host_and_a_keyed_hash_never_the_path_or_query(loopback_only):
+    rx = Receiver()
+    port = rx.httpd.server_address[1]
+    audit = []
+
+    def record(_action, details):
+        audit.append(details)
+
+    secret = "s" * 32
+    delivered = f"http://127.0.0.1:{port}{PERSONAL_HOOK_PATH}"
+    unreachable = f"http://127.0.0.1:9{PERSONAL_HOOK_PATH}"
+    refused = f"http://169.254.169.254{PERSONAL_HOOK_PATH}"
+    assert deliver(delivered, {"event": "x"}, secret, record, "subject:x", lab_networks=LOOPBACK)
+    assert not deliver(unreachable, {"event": "x"}, secret, record, "subject:x", retries=1, backoff_s=0.01,
+                       lab_networks=LOOPBACK)
+    assert not deliver(refused, {"event": "x"}, secret, record, "subject:x", backoff_s=0.01)
+    text = json.dumps(audit)
+    for personal in ("jane", "email", "example.org", "/hooks"):
+        assert personal not in text, (personal, audit)
+    assert [d["outcome"].split(":")[0] for d in audit] == ["HTTP 204", "ConnectionError", "ConnectionError",
+                                                           "refused"]
+    assert "Connection refused" in audit[1]["outcome"]  # what went wrong is still said
+    for d, url in zip(audit, [delivered, unreachable, unreachable, refused]):
+        port_of = {delivered: port, unreachable: 9, refused: None}[url]
+        assert d["target"] == {"scheme": "http", "host": url.split("//")[1].split(":")[0].split("/")[0],
+                               "port": port_of,
+                               "url_hmac": hmac.new(secret.encode(), b"facetrace-webhook-url\x00" + url.encode(),
+                                                    hashlib.sha256).hexdigest()}
+
+
+def test_an_erased_subject_s_webhook_leaves_no_url_in_the_audit_and_verify_erasure_says_so(tmp_path):
+    import requests
+
+    from api.app import Settings, create_app
+    from scanner.registry import verify_erasure
+    from tests.api.server import LiveServer
+    from tests.api.test_security import TOKEN, _subject
+
+    app = create_app(str(tmp_path / "ws"), settings=Settings(webhook_retries=1, webhook_backoff_s=0.01,
+                                                             lab_networks=LOOPBACK))
+    svc = app.state.service
+    with LiveServer(app) as srv:
+        sid = _subject(app)
+        r = requests.put(f"{srv.url}/v1/subjects/{sid}/webhook", headers={"X-Deletion-Token": TOKEN},
+                         json={"url": f"http://127.0.0.1:9{PERSONAL_HOOK_PATH}"})
+        assert r.status_code == 200, r.text
+        assert svc.notify("subject", sid, finding_payload("finding", [], "s1"))
+        for delivery in svc.deliveries:
+            delivery.join(timeout=30)
+        assert requests.delete(f"{srv.url}/v1/subjects/{sid}", headers={"X-Deletion-Token": TOKEN}).status_code == 200
+    entries = svc.registry.store.audit_entries(sid)
+    assert [e["action"] for e in entries].count("webhook_delivery") == 2
+    assert "jane" not in json.dumps(entries) and "email" not in json.dumps(entries)
+    assert verify_erasure(svc.registry, sid) == []

@@ -200,3 +200,50 @@ def test_the_consent_version_is_required(live):
     form = next(iter(schema["components"]["schemas"][name] for name in schema["components"]["schemas"]
                      if "consent_version" in schema["components"]["schemas"][name].get("properties", {})))
     assert "consent_version" in form["required"]
+
+
+# -- item 7: a subject id's existence cannot be probed --------------------------------------------
+
+
+def test_a_wrong_token_and_an_unknown_subject_answer_alike(live):
+    from scanner.registry import erase
+
+    app, url = live(auth_failure_rate_per_minute=1000)
+    svc = app.state.service
+    sid = _subject(app)
+    gone = _subject(app, "g" * 43)
+    erase(svc.registry, gone)
+    unknown = "0123456789abcdef" if sid != "0123456789abcdef" else "fedcba9876543210"
+    probes = [(sid, "wrong-token"), (unknown, TOKEN), (unknown, "wrong-token"), (gone, "g" * 43), ("not-an-id", TOKEN)]
+    answers = set()
+    for subject_id, token in probes:
+        h = {"X-Deletion-Token": token}
+        for r in (requests.get(f"{url}/v1/subjects/{subject_id}/exposure", headers=h),
+                  requests.delete(f"{url}/v1/subjects/{subject_id}", headers=h),
+                  requests.put(f"{url}/v1/subjects/{subject_id}/webhook", headers=h,
+                               json={"url": "https://hooks.example.org/x"})):
+            answers.add((r.status_code, r.text))
+    assert len(answers) == 1, answers  # one status, code and message for all of them
+    [(status, text)] = answers
+    assert status == 403 and '"code":"bad_token"' in text
+    pages = {(r.status_code, r.text) for subject_id, token in probes for path in ("/exposure", "/erase")
+             for r in [requests.post(url + path, data={"subject_id": subject_id, "token": token})]}
+    assert len(pages) == 1 and "data-code='bad_token'" in next(iter(pages))[1]
+    # the same lookups for a real id with a wrong token as for an unknown id: no timing to tell them apart
+    calls: list[str] = []
+    store = svc.registry.store
+    for name in ("get_subject", "check_token", "findings"):
+        real = getattr(store, name)
+        setattr(store, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    try:
+        seen = []
+        for subject_id in (sid, unknown):
+            calls.clear()
+            requests.get(f"{url}/v1/subjects/{subject_id}/exposure", headers={"X-Deletion-Token": "wrong-token"})
+            seen.append(list(calls))
+    finally:
+        for name in ("get_subject", "check_token", "findings"):
+            delattr(store, name)
+    assert seen[0] == seen[1] and seen[0], seen
+    ok = requests.get(f"{url}/v1/subjects/{sid}/exposure", headers={"X-Deletion-Token": TOKEN})
+    assert ok.status_code == 200 and ok.json()["subject_id"] == sid

@@ -506,3 +506,41 @@ def test_concurrent_appends_each_sign_their_head(tmp_path):
     lines = (Path(root) / "audit-head.log").read_text().splitlines()
     assert sorted(json.loads(line)["seq"] for line in lines) == list(range(1, 41))  # every line whole
     assert reg.store.verify_audit() == []
+
+
+def test_verify_erasure_reports_personal_data_left_in_the_audit_log(tmp_path, db_url):
+    """The audit log is hash-chained: an entry cannot be edited, so verify-erasure says which still hold
+    a URL's path or query, an e-mail address or a label (ids and counts only pass)."""
+    from datetime import datetime, timezone
+
+    store, root = open_store(str(tmp_path / "ws"), db_url)
+    reg = open_registry(store, root)
+    c = ConsentInput()
+    consent = {"purpose": c.purpose, "scope": c.scope, "text_version": c.text_version, "text_sha256": c.text_sha256,
+               "granted_at": datetime.now(timezone.utc), "expires_at": None, "withdrawn_at": None,
+               "jurisdiction": "test"}
+
+    def subject():
+        return reg.store.create_subject(label="Jane Doe", token_sha256="0" * 64, consent=consent, templates=[],
+                                        actor="t")[0]
+
+    leaky, clean = subject(), subject()
+    old_outcome = ("ConnectionError: HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: "
+                   "/hooks/jane-doe?email=jane.doe@example.org (Caused by NewConnectionError('refused'))")
+    reg.store.audit("webhook_delivery", "facetrace-service", leaky, {"owner": f"subject:{leaky}", "attempt": 1,
+                                                                     "outcome": old_outcome, "delivered": False})
+    reg.store.audit("webhook_delivery", "facetrace-service", leaky, {
+        "owner": f"subject:{leaky}", "outcome": "refused: https://hooks.example.org/u/jane-doe is not public"})
+    reg.store.audit("note", "t", leaky, {"label": "Jane Doe"})
+    reg.store.audit("webhook_delivery", "facetrace-service", clean, {
+        "owner": f"subject:{clean}", "attempt": 1, "outcome": "ConnectionError: [Errno 111] Connection refused",
+        "delivered": False, "target": {"scheme": "https", "host": "hooks.example.org", "port": None,
+                                       "url_hmac": "0" * 64}})
+    for sid in (leaky, clean):
+        erase(reg, sid)
+    problems = verify_erasure(reg, leaky)
+    audit = [p for p in problems if p.startswith("audit entry")]
+    assert len(audit) == 3, problems
+    assert "webhook_delivery" in audit[0] and "outcome" in audit[0] and "label" in audit[2]
+    assert not any("jane" in p.lower() for p in problems)  # the report itself repeats nothing personal
+    assert verify_erasure(reg, clean) == []
