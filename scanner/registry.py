@@ -460,8 +460,8 @@ def _wal_problems(registry: Registry, subject_id: str) -> list[str]:
         if size:
             problems.append(f"the database's {what} {f.name} still holds {size:,} bytes written before the erasure"
                             + (f": {pending}" if pending else ""))
-    if not problems and any(e["action"] == "erasure_pending" for e in registry.store.audit_entries(subject_id)) \
-            and not any(e["action"] == "erasure_completed" for e in registry.store.audit_entries(subject_id)):
+    actions = {e["action"] for e in registry.store.audit_entries(subject_id)} if not problems else set()
+    if "erasure_pending" in actions and "erasure_completed" not in actions:
         registry.store.audit("erasure_completed", default_actor(), subject_id,
                              {"what": "the write-ahead log was emptied"})
         _compact_database(registry)  # the audit entry's own pages: no erased row in them, but keep the log empty

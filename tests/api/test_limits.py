@@ -16,26 +16,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from api.app import Settings, create_app
-from tests.api.server import LiveServer
 
 BOUNDARY = "facetrace-test-boundary"
 FORM = f"multipart/form-data; boundary={BOUNDARY}"
-
-
-@pytest.fixture
-def live(tmp_path):
-    started = []
-
-    def start(**settings):
-        app = create_app(str(tmp_path / f"ws{len(started)}"), settings=Settings(**settings))
-        srv = LiveServer(app).__enter__()
-        started.append(srv)
-        return app, srv.url
-
-    yield start
-    for srv in started:
-        srv.__exit__(None, None, None)
 
 
 def _exchange(url: str, method: str, path: str, headers: dict, chunks=(), timeout: float = 10.0):

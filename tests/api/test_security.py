@@ -10,8 +10,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from api.app import Settings, create_app
-from tests.api.server import LiveServer
 from tests.conftest import facedata_path
 from tests.webserver import loopback_only  # noqa: F401 - a fixture
 
@@ -30,22 +28,6 @@ def _subject(app, token: str = TOKEN) -> str:
         label=None, token_sha256=hashlib.sha256(token.encode()).hexdigest(), consent=consent, templates=[],
         actor="test")
     return sid
-
-
-@pytest.fixture
-def live(tmp_path):
-    """Start a server with the given settings; stopped at the end of the test."""
-    started = []
-
-    def start(**settings):
-        app = create_app(str(tmp_path / f"ws{len(started)}"), settings=Settings(**settings))
-        srv = LiveServer(app).__enter__()
-        started.append(srv)
-        return app, srv.url
-
-    yield start
-    for srv in started:
-        srv.__exit__(None, None, None)
 
 
 # -- item 8: webhooks to internal addresses --------------------------------------------------------
