@@ -22,6 +22,10 @@ demo: setup
 		facetrace scan --workspace $(DEMO)/workspace --lab-network 127.0.0.1/32 $(DEMO)/dump '{url}/share/bundle.zip'
 	$(UV) run --frozen --no-sync facetrace acquire verify --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace profile --workspace $(DEMO)/workspace
+	sid=$$($(UV) run --frozen --no-sync facetrace registry list --json --workspace $(DEMO)/workspace | \
+		$(UV) run --frozen --no-sync python -c "import json, sys; print(json.load(sys.stdin)[0]['id'])"); \
+	$(UV) run --frozen --no-sync facetrace registry verify $$sid $(DEMO)/dump/person_0001/astronaut_selfie.jpg \
+		--method in_person --workspace $(DEMO)/workspace; test $$? -eq 2  # refused: an edit of an enrolled photo
 	$(UV) run --frozen --no-sync facetrace registry audit --verify --workspace $(DEMO)/workspace
 	$(UV) run --frozen --no-sync facetrace report --workspace $(DEMO)/workspace --out $(DEMO)/report --case-uco
 	$(UV) run --frozen --no-sync facetrace report verify $(DEMO)/report/report.json --dump $(DEMO)/dump --dump $(DEMO)/bundle.zip

@@ -13,6 +13,7 @@ lower, limit per address; an address past it is answered 429 before any key or t
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -28,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import pages
 from api.errors import ApiError, BodyRefused, error_response
+from scanner import disclosure
 
 ACCESS: dict[tuple[str, str], str] = {}  # (method, path) -> "public" | "token" | "roles:a,b"
 
@@ -57,6 +59,12 @@ class Settings:
     interactive_docs: bool = False  # /docs and /redoc: their pages load scripts from a CDN
     webhook_retries: int = 4
     webhook_backoff_s: float = 0.5
+    # what an unverified subject learns (scanner.disclosure): counts of findings at least
+    # disclosure_delay_s old, the cutoff rounded down to disclosure_granule_s; their webhook gets
+    # a digest of those counts when they change, checked every digest_interval_s (0: never)
+    disclosure_delay_s: float = disclosure.DELAY_S
+    disclosure_granule_s: float = disclosure.GRANULE_S
+    digest_interval_s: float = 3600
 
 
 class RateLimiter:
@@ -174,6 +182,24 @@ class Service:
 
     def auth_failed(self, who: str) -> None:
         self.limiter.allow(f"auth-failures:{who}", self.settings.auth_failure_rate_per_minute)
+
+    def send_digests(self) -> list[str]:
+        """Deliver the delayed counts of every unverified subject with a webhook (scanner.disclosure)."""
+        s = self.settings
+        return disclosure.send_digests(self.registry.store, self.keys, actor="facetrace-service",
+                                       delay_s=s.disclosure_delay_s, granule_s=s.disclosure_granule_s,
+                                       lab_networks=self.lab_networks, retries=s.webhook_retries,
+                                       backoff_s=s.webhook_backoff_s)
+
+    def digest_loop(self, stop: threading.Event) -> None:
+        """Send digests every `digest_interval_s` until `stop` is set (the service's lifespan runs it)."""
+        import logging
+
+        while not stop.wait(self.settings.digest_interval_s):
+            try:
+                self.send_digests()
+            except Exception:  # a failed round is logged and the next one tried; the service goes on
+                logging.getLogger("facetrace.api").exception("sending digests failed")
 
     def notify(self, owner_kind: str, owner_id: str, payload: dict) -> bool:
         """Deliver a notification to the owner's webhook, if any, in the background."""
@@ -298,7 +324,18 @@ def create_app(workspace: str | None = None, db_url: str | None = None, settings
     # is spooled to /tmp
     MultiPartParser.spool_max_size = settings.max_photo_bytes + BodyLimits.HEAD_LIMIT
     docs = settings.interactive_docs
-    app = FastAPI(title="facetrace", version=_version(),
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        stop = threading.Event()
+        if settings.digest_interval_s > 0:
+            threading.Thread(target=app.state.service.digest_loop, args=(stop,), name="digests", daemon=True).start()
+        try:
+            yield
+        finally:
+            stop.set()
+
+    app = FastAPI(title="facetrace", version=_version(), lifespan=lifespan,
                   description="Screen uploads for enrolled people's faces; enroll, check exposure, erase. "
                               "Errors: {\"error\": {\"code\", \"message\"}}.",
                   docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
@@ -407,10 +444,10 @@ class BodyLimits:
     route's key or token is checked.
     """
 
-    FORMS = frozenset({("POST", "/v1/subjects"), ("POST", "/enroll")})
+    FORMS = frozenset({("POST", "/v1/subjects"), ("POST", "/enroll"), ("POST", "/v1/verifications")})
     STREAMED = frozenset({("POST", "/v1/screen")})
     HEAD_LIMIT = 16 << 10  # a part's headers: a browser sends about 150 bytes
-    MAX_FIELDS = 8  # the form has two, consent and consent_version
+    MAX_FIELDS = 8  # an enrollment form has two (consent, consent_version), a verification two
 
     def __init__(self, app, settings: Settings):
         self.app, self.settings = app, settings

@@ -107,7 +107,7 @@ found and to erase yourself.</p><p class='token' id='token'>{html.escape(out['de
 <p>Consent receipt: consent text {html.escape(r['consent']['text_version'])} (SHA-256
 <code>{html.escape(r['consent']['text_sha256'][:16])}...</code>), granted {html.escape(r['enrolled_at'])},
 {len(r['photos'])} photos, photos kept: {'yes' if r['photos_kept'] else 'no'}.</p>
-<p>Earlier scans searched: {out['earlier_findings']} finding(s) already.</p>
+<p>Earlier scans were searched for you.</p><p class='note' id='limited'>{html.escape(out['disclosure'])}</p>
 <p><a href='/exposure'>Check what was found</a> &middot; <a href='/erase'>Erase myself</a></p></section>""")
 
     @route("GET", "/exposure", public)
@@ -122,12 +122,8 @@ found and to erase yourself.</p><p class='token' id='token'>{html.escape(out['de
         except ApiError as exc:
             return error_page(exc)
         out = _exposure(svc, subj)
-        rows = "".join(f"<tr><td>{html.escape(f['band'])}</td><td>{html.escape(f['kind'].replace('_', ' '))}</td>"
-                       f"<td>{html.escape(f['found_at'][:19])}</td></tr>" for f in out["findings"])
-        found = (f"<p id='count'>{len(out['findings'])} finding(s) concern you.</p><table><tr><th>band</th>"
-                 f"<th>kind</th><th>found</th></tr>{rows}</table>") if rows else \
-            "<p id='count'>0 finding(s): your face has not been found in any screened dump.</p>"
-        return page("What was found", f"<section>{found}<p class='note'>No picture is shown here.</p></section>")
+        return page("What was found", f"<section>{_exposure_html(out)}"
+                                      "<p class='note'>No picture is shown here.</p></section>")
 
     @route("GET", "/erase", public)
     def erase_form():
@@ -146,6 +142,21 @@ found and to erase yourself.</p><p class='token' id='token'>{html.escape(out['de
         return page("You are erased", f"""
 <section><p id='erased'>Erased at {html.escape(r['erased_at'])}: {html.escape(deleted)}.</p>
 <p>Kept: {html.escape(r['kept'])}.</p></section>""")
+
+
+def _exposure_html(out: dict) -> str:
+    """The exposure page's content: each finding for a verified subject, delayed counts otherwise."""
+    if not out["verified"]:
+        summ = out["summary"]
+        bands = ", ".join(f"{n} {html.escape(b)}" for b, n in summ["bands"].items() if n) or "none"
+        return (f"<p id='count'>{summ['findings']} finding(s) made before {html.escape(summ['as_of'][:10])} "
+                f"(UTC) concern you: {bands}.</p><p class='note' id='limited'>{html.escape(out['limited'])}</p>")
+    rows = "".join(f"<tr><td>{html.escape(f['band'])}</td><td>{html.escape(f['kind'].replace('_', ' '))}</td>"
+                   f"<td>{html.escape(f['found_at'][:19])}</td></tr>" for f in out["findings"])
+    if not rows:
+        return "<p id='count'>0 finding(s): your face has not been found in any screened dump.</p>"
+    return (f"<p id='count'>{len(out['findings'])} finding(s) concern you.</p><table><tr><th>band</th>"
+            f"<th>kind</th><th>found</th></tr>{rows}</table>")
 
 
 def _token_form(action: str, button: str) -> str:

@@ -13,6 +13,7 @@ from api.errors import ApiError, error_responses
 
 SUBJECT_ID = re.compile(r"^[0-9a-f]{16}$")
 MIN_PHOTOS = 3
+MAX_LIVE_PHOTOS = 3  # photos an intake officer sends to verify a subject
 
 
 class Health(BaseModel):
@@ -58,13 +59,33 @@ class Enrolled(BaseModel):
     subject_id: str
     deletion_token: str = Field(description="shown once; needed to check exposure and to erase")
     consent_receipt: dict
-    earlier_findings: int
+    earlier_findings: int | None = Field(description="findings in earlier scans; null for an unverified subject, "
+                                                      "who sees them as delayed counts on the exposure route")
+    verified: bool = Field(False, description="false until an intake officer checks your identity")
+    disclosure: str = Field(description="what an unverified subject is told, and how to be verified")
+
+
+class ExposureSummary(BaseModel):
+    as_of: str | None = Field(description="counts include findings made up to this time (null: all of them)")
+    findings: int
+    bands: dict[str, int]
+    kinds: dict[str, int]
 
 
 class Exposure(BaseModel):
     subject_id: str
     status: str
-    findings: list[dict]
+    verified: bool = Field(description="an intake officer checked this subject's identity")
+    limited: str | None = Field(description="why only delayed counts are shown (unverified subjects); null if not")
+    summary: ExposureSummary
+    findings: list[dict] = Field(description="each finding (verified subjects only; empty otherwise)")
+
+
+class VerifyOut(BaseModel):
+    subject_id: str
+    verified: bool
+    method: str | None = None
+    band: str | None = Field(None, description="the live photos' best band for the subject")
 
 
 class Erased(BaseModel):
@@ -97,7 +118,7 @@ class WebhookOut(BaseModel):
 
 
 class KeyIn(BaseModel):
-    role: Literal["admin", "investigator", "platform"]
+    role: Literal["admin", "investigator", "platform", "intake"]
     label: str | None = Field(None, max_length=200)
 
 
@@ -117,6 +138,7 @@ def register(app, access, table: dict) -> None:
     token = access("token")
     screeners = access("key", "admin", "investigator", "platform")
     admin = access("key", "admin")
+    intake = access("key", "intake")
 
     @route("GET", "/v1/health", public, response_model=Health, tags=["service"], responses=error_responses(401, 429))
     def health():
@@ -208,6 +230,30 @@ def register(app, access, table: dict) -> None:
         svc.audit("webhook_registered", f"key:{key_id}", None, {"url_host": _host(body.url)})
         return {"url": body.url, "secret": secret}
 
+    @route("POST", "/v1/verifications", intake, response_model=VerifyOut, tags=["intake"],
+           responses=error_responses(400, 401, 403, 404, 408, 413, 422, 429, 503))
+    def verify(request: Request, subject_id: Annotated[str, Form(max_length=16)],
+               method: Annotated[str, Form(max_length=32, description="in_person, video_call or case_file")],
+               photos: Annotated[list[UploadFile], File(description=f"1 to {MAX_LIVE_PHOTOS} photos of the "
+                                                                     "person, taken by you now")]):
+        """Verify a subject (intake only): you checked the person's identity and took new photos of them,
+        which must match their enrolled photos. Only then are they told of each finding as it is made."""
+        svc = svc_of(request)
+        return _verify(svc, subject_id, method, photos, request.state.caller["key_id"])
+
+    @route("DELETE", "/v1/subjects/{subject_id}/verification", intake, response_model=VerifyOut, tags=["intake"],
+           responses=error_responses(400, 401, 403, 404, 422, 429))
+    def unverify(request: Request, subject_id: str):
+        """Take a subject's verification back (intake only): they get delayed counts again."""
+        from scanner.errors import FacetraceError
+        from scanner.registry import unverify_subject
+
+        svc = svc_of(request)
+        try:
+            return unverify_subject(svc.registry, subject_id, actor=f"key:{request.state.caller['key_id']}")
+        except FacetraceError as exc:
+            raise ApiError(exc.http_status, exc.code, str(exc)) from None
+
     @route("POST", "/v1/keys", admin, response_model=KeyOut, tags=["service"],
            responses=error_responses(401, 403, 413, 422, 429))
     def create_key(request: Request, body: KeyIn):
@@ -270,6 +316,7 @@ async def _receive(request: Request, target, limit: int) -> None:
 def _screen_file(svc, path, caller) -> dict:
     from scanner.matching.matcher import match_scan
     from scanner.models import ScanOptions
+    from scanner.disclosure import realtime_recipients
     from scanner.notify import finding_payload
     from scanner.pipeline import scan, stored_records
     from scanner.profile.dump import build_profile
@@ -290,7 +337,7 @@ def _screen_file(svc, path, caller) -> dict:
     if len(items) > 1:
         bundle = build_profile(svc.store, summary.scan_id)["bundle"]
     subjects = sorted({f["subject_id"] for f in findings})
-    for sid in subjects:
+    for sid in sorted(realtime_recipients(svc.registry.store, subjects)):  # unverified: delayed digests only
         svc.notify("subject", sid, finding_payload("finding", [f for f in findings if f["subject_id"] == sid],
                                                    summary.scan_id))
     if caller and findings:
@@ -301,6 +348,7 @@ def _screen_file(svc, path, caller) -> dict:
 
 def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
     from scanner.consent import ConsentInput
+    from scanner.disclosure import LIMITED
     from scanner.errors import FacetraceError
     from scanner.registry import analyse_photos, enroll
 
@@ -340,7 +388,36 @@ def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
         raise ApiError(422, "enrollment_refused", str(exc)) from None
     return {"subject_id": result.subject_id, "deletion_token": result.deletion_token,
             "consent_receipt": result.receipt,
-            "earlier_findings": len((result.earlier or {}).get("findings", []))}
+            # a self-enrolled subject is unverified: told nothing now, the counts follow a day or more late
+            # (an erasure and a new enrollment would otherwise count the latest screens at once)
+            "earlier_findings": None, "verified": False,
+            "disclosure": LIMITED}
+
+
+def _verify(svc, subject_id: str, method: str, photos, key_id: str) -> dict:
+    from scanner.errors import FacetraceError
+    from scanner.registry import analyse_photos, verify_subject
+
+    if not SUBJECT_ID.match(subject_id):
+        raise ApiError(422, "invalid_request", "subject_id: a subject id is 16 hexadecimal characters")
+    if not 1 <= len(photos) <= MAX_LIVE_PHOTOS:
+        raise ApiError(400, "too_few_photos" if not photos else "too_large",
+                       f"send 1 to {MAX_LIVE_PHOTOS} photos of the person, taken now")
+    data = []
+    for p in photos:
+        blob = p.file.read()
+        p.file.close()
+        if len(blob) > svc.settings.max_photo_bytes:
+            raise ApiError(413, "too_large", f"a photo passes the limit of {svc.settings.max_photo_bytes} bytes")
+        data.append((_safe_name(p.filename or "photo"), blob))
+    actor = f"key:{key_id}"
+    try:
+        live = analyse_photos(svc.registry, data)  # outside the lock: seconds of CPU for a large photo
+        del data
+        with svc.lock:
+            return verify_subject(svc.registry, subject_id, live, method=method, by=actor, actor=actor)
+    except FacetraceError as exc:
+        raise ApiError(exc.http_status, exc.code, str(exc)) from None
 
 
 WRONG_TOKEN = "the subject id and deletion token do not match an enrolled subject"
@@ -367,14 +444,13 @@ def _own_subject(svc, subject_id: str, token: str | None, who: str) -> dict:
 
 
 def _exposure(svc, subj: dict) -> dict:
-    sid = subj["subject_id"] if "subject_id" in subj else subj["id"]
-    rows = svc.registry.store.findings(subject_id=sid)
-    svc.audit("exposure_check", "subject", sid, {"findings": len(rows)})
-    return {"subject_id": sid, "status": subj["status"],
-            "findings": [{"scan_id": f["scan_id"], "kind": f["kind"], "band": f["band"],
-                          "found_at": f["created_at"], "member_seq": f["member_seq"],
-                          "video_time_ranges": (f["evidence"].get("video") or {}).get("time_ranges")}
-                         for f in rows]}
+    from scanner import disclosure
+
+    rows = svc.registry.store.findings(subject_id=subj["id"])
+    out = disclosure.exposure(subj, rows, delay_s=svc.settings.disclosure_delay_s,
+                              granule_s=svc.settings.disclosure_granule_s)
+    svc.audit("exposure_check", "subject", subj["id"], {"findings": len(rows), "verified": out["verified"]})
+    return out
 
 
 def _erase(svc, subject_id: str, token: str) -> dict:

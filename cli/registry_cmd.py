@@ -8,6 +8,7 @@ import sys
 import click
 
 from cli.common import EXIT_CODES, echo, echo_lines, open_registry, translate_errors, workspace_options
+from scanner.disclosure import VERIFICATION_METHODS
 
 
 @click.group("registry", epilog=EXIT_CODES)
@@ -19,6 +20,7 @@ def registry_group():
       facetrace registry list
       facetrace registry erase 3f9c0a1b2c3d4e5f --token TOKEN
       facetrace registry verify-erasure 3f9c0a1b2c3d4e5f
+      facetrace registry verify 3f9c0a1b2c3d4e5f live.jpg --method in_person
       facetrace registry audit --verify
     """
 
@@ -103,6 +105,54 @@ def verify_erasure_command(subject_id, workspace, db_url):
         sys.exit(1)
     echo(f"Erasure of {subject_id} verified: no template, hash, finding, consent detail, receipt or "
                "index entry remains.")
+
+
+@registry_group.command("verify")
+@click.argument("subject_id")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--method", type=click.Choice(VERIFICATION_METHODS), required=True,
+              help="How you met the person whose identity you checked.")
+@workspace_options
+@translate_errors
+def verify_command(subject_id, photos, method, workspace, db_url):
+    """Verify a subject: you checked the person's identity and took PHOTOS of them now, which must
+    match their enrolled photos. A verified subject is told of each finding as it is made; an
+    unverified one gets counts a day or more late (docs/security.md). Audited."""
+    from pathlib import Path
+
+    from scanner.registry import analyse_photos, verify_subject
+
+    reg = open_registry(workspace, db_url)
+    live = analyse_photos(reg, [(Path(p).name, Path(p).read_bytes()) for p in photos])
+    actor = _actor()
+    out = verify_subject(reg, subject_id, live, method=method, by=f"cli:{actor}", actor=actor)
+    echo(f"Verified {subject_id} ({method}): the live photo(s) match the enrolled ones ({out['band']}).")
+
+
+@registry_group.command("unverify")
+@click.argument("subject_id")
+@workspace_options
+@translate_errors
+def unverify_command(subject_id, workspace, db_url):
+    """Take a subject's verification back: they get delayed counts again, no real-time notice. Audited."""
+    from scanner.registry import unverify_subject
+
+    unverify_subject(open_registry(workspace, db_url), subject_id)
+    echo(f"{subject_id} is no longer verified.")
+
+
+@registry_group.command("digest")
+@workspace_options
+@translate_errors
+def digest_command(workspace, db_url):
+    """Send each unverified subject with a webhook the delayed counts of their findings, where these
+    changed (`facetrace serve` does it every hour; run this from cron in a deployment without it)."""
+    from scanner.disclosure import send_digests
+    from scanner.service import service_store
+
+    reg = open_registry(workspace, db_url)
+    sent = send_digests(reg.store, service_store(reg.case_store), actor=_actor())
+    echo(f"{len(sent)} digest(s) delivered.")
 
 
 @registry_group.command("audit")

@@ -57,11 +57,12 @@ def serve_command(host, port, max_upload_mb, trusted_proxies, lab_networks, inte
 
 @click.group("keys", epilog=EXIT_CODES)
 def keys_group():
-    """API keys of the HTTP service: roles admin, investigator, platform (stored hashed)."""
+    """API keys of the HTTP service: roles admin, investigator, platform, intake (stored hashed)."""
 
 
 @keys_group.command("create")
-@click.option("--role", type=click.Choice(["admin", "investigator", "platform"]), required=True)
+@click.option("--role", type=click.Choice(["admin", "investigator", "platform", "intake"]), required=True,
+              help="intake: a hotline, NGO or police officer who verifies subjects (docs/security.md).")
 @click.option("--label", help="Who the key is for.")
 @workspace_options
 @translate_errors

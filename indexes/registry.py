@@ -23,6 +23,7 @@ from indexes.casestore import Meta, pack_encoding, unpack_encoding
 from indexes.db import Base, read_only
 
 GENESIS = "0" * 64
+NO_TOKEN = "0" * 64  # compared against when a subject has no token: the comparison costs the same
 AUDIT_LOCK_KEY = 0x66616365_61756469  # PostgreSQL advisory lock of the audit chain ("faceaudi")
 CHANGES_KEY = "registry_changes"  # meta row: count of changes to templates and hashes
 
@@ -40,6 +41,11 @@ class Subject(Base):
     token_sha256: Mapped[str | None] = mapped_column(String(64))  # the deletion token, hashed
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # set by an intake officer who checked the person's identity and took a photo that matched the
+    # enrolled ones (scanner.registry.verify_subject); only a verified subject is told in real time
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    verified_by: Mapped[str | None] = mapped_column(String(64))  # the intake key's id, or the CLI actor
+    verification_method: Mapped[str | None] = mapped_column(String(32))
 
 
 class Consent(Base):
@@ -280,6 +286,8 @@ class RegistryStore:
                 "created_at": subj.created_at.isoformat(),
                 "withdrawn_at": subj.withdrawn_at.isoformat() if subj.withdrawn_at else None,
                 "erased_at": subj.erased_at.isoformat() if subj.erased_at else None,
+                "verified": None if subj.verified_at is None else {
+                    "at": subj.verified_at.isoformat(), "by": subj.verified_by, "method": subj.verification_method},
                 "templates": n,
                 "consents": [{
                     "purpose": c.purpose, "scope": c.scope, "text_version": c.text_version,
@@ -295,11 +303,37 @@ class RegistryStore:
         return [self.get_subject(i) for i in ids]
 
     def check_token(self, subject_id: str, token: str) -> bool:
+        """True when `token` is the subject's deletion token. The token is hashed and compared
+        whether or not the subject exists, so an unknown id costs what a real one does."""
+        given = hashlib.sha256(token.encode()).hexdigest()
         with Session(self.reader) as s:
             subj = s.get(Subject, subject_id)
-            if subj is None or subj.token_sha256 is None:
+            stored = subj.token_sha256 if subj is not None else None
+        return secrets.compare_digest(stored or NO_TOKEN, given) and stored is not None
+
+    def set_verified(self, subject_id: str, *, by: str | None, method: str | None, actor: str,
+                     details: dict | None = None) -> bool:
+        """Mark an active subject verified (`by` and `method` given) or not (both None); audited.
+        Return False when the subject is not active (nothing changes)."""
+        with Session(self.engine) as s, s.begin():
+            subj = s.get(Subject, subject_id)
+            if subj is None or subj.status != "active":
                 return False
-            return secrets.compare_digest(subj.token_sha256, hashlib.sha256(token.encode()).hexdigest())
+            verified = by is not None
+            subj.verified_at = utcnow() if verified else None
+            subj.verified_by, subj.verification_method = by, method
+            self._audit(s, "subject_verified" if verified else "verification_revoked", actor, subject_id,
+                        {"method": method, **(details or {})})
+            return True
+
+    def verified_subjects(self, subject_ids) -> set[str]:
+        """Those of `subject_ids` that are active and verified."""
+        ids = list(subject_ids)
+        if not ids:
+            return set()
+        with Session(self.reader) as s:
+            return set(s.scalars(select(Subject.id).where(Subject.id.in_(ids), Subject.status == "active",
+                                                          Subject.verified_at.is_not(None))))
 
     def count_templates(self) -> int:
         """Templates of every status and embedder (what a change of the workspace's engine would strand)."""
@@ -333,6 +367,7 @@ class RegistryStore:
             consents = s.execute(delete(Consent).where(Consent.subject_id == subject_id)).rowcount
             subj.label = None
             subj.token_sha256 = None
+            subj.verified_at = subj.verified_by = subj.verification_method = None
             subj.status = "erased"
             subj.erased_at = utcnow()
             deleted = {**ids, "findings": findings, "consents": consents}

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from indexes.db import Base, read_only
 
-ROLES = ("admin", "investigator", "platform")
+ROLES = ("admin", "investigator", "platform", "intake")
 KEY_PREFIX = "ftk"
 
 
@@ -35,6 +35,9 @@ class WebhookRow(Base):
     url: Mapped[str] = mapped_column(Text)
     secret: Mapped[str] = mapped_column(String(64))  # the HMAC key, shared with the owner
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # an unverified subject's hook gets digests, not real-time events: the SHA-256 of the last
+    # digest's content, so an unchanged one is not sent again (scanner.disclosure)
+    digest_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class ServiceStore:
@@ -94,6 +97,19 @@ class ServiceStore:
             row = s.scalars(select(WebhookRow).where(WebhookRow.owner_kind == owner_kind,
                                                      WebhookRow.owner_id == owner_id)).first()
             return None if row is None else {"url": row.url, "secret": row.secret}
+
+    def subject_webhooks(self) -> list[dict]:
+        """Every subject's webhook: {subject_id, url, secret, digest_sha256}."""
+        with Session(self.reader) as s:
+            return [{"subject_id": r.owner_id, "url": r.url, "secret": r.secret, "digest_sha256": r.digest_sha256}
+                    for r in s.scalars(select(WebhookRow).where(WebhookRow.owner_kind == "subject")
+                                       .order_by(WebhookRow.id))]
+
+    def digest_sent(self, subject_id: str, digest_sha256: str) -> None:
+        with Session(self.engine) as s, s.begin():
+            for row in s.scalars(select(WebhookRow).where(WebhookRow.owner_kind == "subject",
+                                                          WebhookRow.owner_id == subject_id)):
+                row.digest_sha256 = digest_sha256
 
     def delete_webhooks(self, owner_kind: str, owner_id: str) -> int:
         with Session(self.engine) as s, s.begin():

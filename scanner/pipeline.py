@@ -752,13 +752,18 @@ def match_against_registry(store, workspace: str, scan_id: str, actor: str | Non
 
 def notify_subjects(registry, store, findings: list[dict], scan_id: str | None,
                     lab_networks: tuple[str, ...] | None = None) -> int:
-    """Deliver a signed notification to each found subject that registered a webhook (docs/api.md)."""
+    """Deliver a signed notification to each found subject that registered a webhook (docs/api.md).
+
+    Only verified subjects are told as a scan finds them; an unverified one's webhook gets the
+    delayed counts of scanner.disclosure instead.
+    """
     from indexes.service import ServiceStore
+    from scanner.disclosure import realtime_recipients
     from scanner.notify import deliver, finding_payload
 
     hooks = ServiceStore(store.engine)
     sent = 0
-    for sid in sorted({f["subject_id"] for f in findings}):
+    for sid in sorted(realtime_recipients(registry.store, {f["subject_id"] for f in findings})):
         hook = hooks.webhook("subject", sid)
         if hook is None:
             continue

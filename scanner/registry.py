@@ -347,6 +347,66 @@ def _check_same_person(photos: list[EnrolledPhoto]) -> None:
                                 f"(median distance {med[worst]:.2f}; same person is at most {limit})")
 
 
+# -- verification by intake --------------------------------------------------------------------
+
+from scanner.disclosure import VERIFICATION_METHODS  # noqa: E402 - beside the rest of verification
+
+
+class VerificationRefused(UsageError):
+    http_status = 422
+    code = "verification_refused"
+
+
+def verify_subject(registry: Registry, subject_id: str, live: AnalysedPhotos, *, method: str, by: str,
+                   actor: str | None = None) -> dict:
+    """Mark a subject verified: an intake officer checked the person's identity and took live photos
+    of them (`live`, analysed by `analyse_photos`), and those match the enrolled ones.
+
+    The match is the registry's own decision on the live photos, as a dump of them would get it:
+    at least one must be a `same_person` finding for this subject, `probable` or better. A copy of
+    an enrolled photo (exact or near) is refused: whoever enrolled someone else's photos can show
+    those photos again, not that person's face. The live photos are analysed, never stored. Both
+    outcomes are audited; only the band and counts are recorded.
+    """
+    from scanner.matching.matcher import match_items
+
+    if method not in VERIFICATION_METHODS:
+        raise UsageError(f"unknown verification method {method!r}: use one of {', '.join(VERIFICATION_METHODS)}")
+    subj = get_subject(registry, subject_id)
+    if subj["status"] != "active":
+        raise UsageError(f"subject {subject_id} is {subj['status']}: only an active subject can be verified")
+    actor = actor or default_actor()
+    members = [{"seq": i, "logical_path": p.name, "sha256": p.sha256, "phash": p.hashes.get("original"),
+                "faces": [p.encoding]} for i, p in enumerate(live.photos)]
+    mine = [f for f in match_items(registry, members, None) if f["subject_id"] == subject_id]
+    copies = [f for f in mine if f["kind"] != "same_person"]
+    same = [f["band"] for f in mine if f["kind"] == "same_person"]
+    best = next((b for b in ("confident", "probable", "possible") if b in same), None)
+    details = {"method": method, "live_photos": len(members), "band": best, "by": by}
+    if copies or best not in ("confident", "probable"):
+        fallback = next((f["evidence"].get("normalised", {}).get("fallback") for f in mine
+                         if f["evidence"].get("normalised", {}).get("fallback")), None)
+        why = ("a live photo is a copy of an enrolled photo, not a new photo of the person" if copies else
+               f"the live photos do not match the enrolled ones (best: {best or 'no finding'}; probable or "
+               "better is needed): the person in front of you may not be the person enrolled" +
+               (f"; note: {fallback}, so a reference cohort (`facetrace calibrate`, docs/calibration.md) "
+                "is needed before most genuine photos can pass" if fallback else ""))
+        registry.store.audit("verification_refused", actor, subject_id, {**details, "why": why})
+        raise VerificationRefused(f"verification refused: {why}")
+    if not registry.store.set_verified(subject_id, by=by, method=method, actor=actor, details=details):
+        raise UsageError(f"subject {subject_id} is no longer active")  # pragma: no cover - erased in between
+    return {"subject_id": subject_id, "verified": True, "method": method, "band": best}
+
+
+def unverify_subject(registry: Registry, subject_id: str, *, actor: str | None = None) -> dict:
+    """Take a subject's verification back (a mistake, or doubts about who enrolled); audited."""
+    subj = get_subject(registry, subject_id)
+    if not subj.get("verified"):
+        raise UsageError(f"subject {subject_id} is not verified")
+    registry.store.set_verified(subject_id, by=None, method=None, actor=actor or default_actor())
+    return {"subject_id": subject_id, "verified": False}
+
+
 # -- withdrawal and erasure ----------------------------------------------------------------------
 
 

@@ -12,6 +12,13 @@ def _keys(workspace, db_url):
     return ServiceStore(store.engine), audit_log(store), default_actor()
 
 
+def service_store(case_store):
+    """The service tables (keys, webhooks) of a workspace's database."""
+    from indexes.service import ServiceStore
+
+    return ServiceStore(case_store.engine)
+
+
 def create_key(workspace, db_url, role: str, label: str | None) -> tuple[str, str]:
     keys, audit, actor = _keys(workspace, db_url)
     key_id, key = keys.create_key(role, label)

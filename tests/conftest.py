@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 from pathlib import Path
@@ -49,9 +50,18 @@ def reference_cohort(root, people: list[str], photos: int = 2, collection: tuple
     holds too few other people."""
     import numpy as np
 
-    from scanner import workers
     from scanner.fingerprints.faces import EMBEDDER, engine_versions
     from scanner.matching import cohort
+
+    encodings, person = _cohort_encodings(tuple(people), photos, tuple(collection))
+    cohort.save(root, np.asarray(encodings), np.asarray(person), {
+        "embedder": EMBEDDER, "embedder_version": engine_versions()["face_recognition"], "people": len(people)})
+
+
+@functools.lru_cache(maxsize=8)
+def _cohort_encodings(people: tuple[str, ...], photos: int, collection: tuple[str, ...]) -> tuple[list, list]:
+    """The encodings of a reference cohort, computed once per test session."""
+    from scanner import workers
 
     encodings, person = [], []
     for i, name in enumerate(people):
@@ -64,8 +74,14 @@ def reference_cohort(root, people: list[str], photos: int = 2, collection: tuple
                 usable += 1
                 if usable == photos:
                     break
-    cohort.save(root, np.asarray(encodings), np.asarray(person), {
-        "embedder": EMBEDDER, "embedder_version": engine_versions()["face_recognition"], "people": len(people)})
+    return encodings, person
+
+
+def lfw_people(min_photos: int = 7, exclude: tuple[str, ...] = ()) -> list[str]:
+    """LFW people with at least `min_photos` photos, by name, less `exclude`."""
+    lfw = facedata_path("lfw_deepfunneled")
+    return [p.name for p in sorted(lfw.iterdir()) if p.is_dir() and p.name not in exclude
+            and len(list(p.iterdir())) >= min_photos]
 
 
 def by_relpath(results):

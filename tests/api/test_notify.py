@@ -56,11 +56,15 @@ def test_an_unreachable_receiver_gives_up_after_the_retries():
 
 @pytest.mark.facedata
 def test_a_cli_scan_that_finds_a_subject_notifies_their_webhook(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli.main import cli
     from indexes.service import ServiceStore
     from scanner.consent import ConsentInput
     from scanner.pipeline import match_against_registry, open_store
     from scanner.registry import enroll, erase, open_registry, verify_erasure
-    from tests.conftest import facedata_path, run_scan
+    from tests.api.test_service import COHORT
+    from tests.conftest import facedata_path, lfw_people, reference_cohort, run_scan
 
     person = sorted(facedata_path("lfw_deepfunneled", "Ana_Palacio").iterdir())
     dump = tmp_path / "dump"
@@ -70,9 +74,17 @@ def test_a_cli_scan_that_finds_a_subject_notifies_their_webhook(tmp_path, monkey
     store, root = open_store(str(tmp_path / "ws"))
     reg = open_registry(store, root)
     sid = enroll(reg, [(p.name, p.read_bytes()) for p in person[:3]], ConsentInput()).subject_id
+    reference_cohort(root, lfw_people(exclude=("Ana_Palacio",))[:COHORT])
     rx = Receiver()
     monkeypatch.setenv("FACETRACE_LAB_NETWORK", "127.0.0.0/8")  # the CLI's lab option: the receiver is on loopback
     secret = ServiceStore(store.engine).add_webhook("subject", sid, rx.url)
+    summary, _ = run_scan([dump], tmp_path / "ws")
+    assert match_against_registry(store, root, summary.scan_id, actor="tester")
+    assert rx.wait(1, timeout=0.5) == []  # not verified: delivered synchronously, so nothing came
+    # `facetrace registry verify` with a new photo of her: the next scan tells her at once
+    out = CliRunner().invoke(cli, ["registry", "verify", sid, str(person[5]), str(person[7]), "--method", "in_person",
+                                   "--workspace", str(tmp_path / "ws")])
+    assert out.exit_code == 0 and f"Verified {sid}" in out.output, out.output
     summary, _ = run_scan([dump], tmp_path / "ws")
     match_against_registry(store, root, summary.scan_id, actor="tester")
     (headers, body), = rx.wait(1)

@@ -17,8 +17,11 @@ import requests
 
 from api.app import ACCESS, Settings, create_app
 from tests.api.server import LiveServer
-from tests.conftest import facedata_path
+from tests.conftest import facedata_path, lfw_people, reference_cohort
 from tests.webserver import LOOPBACK
+
+
+COHORT = 64  # reference people (LFW, with 7 or more photos each)
 
 
 class Receiver:
@@ -74,6 +77,16 @@ def test_enroll_screen_notify_check_erase_screen_again(service):
     enrolled = r.json()
     sid, token = enrolled["subject_id"], enrolled["deletion_token"]
     assert enrolled["consent_receipt"]["consent"]["text_sha256"] == consent["sha256"]
+    assert enrolled["verified"] is False and enrolled["earlier_findings"] is None
+
+    # an intake officer checked who they are and took a new photo of them: only a verified subject
+    # is told in real time (tests/api/test_verification.py shows what an unverified one gets)
+    # the decision is the matcher's, and a registry of one needs a crowd to compare a face with
+    reference_cohort(app.state.service.root, lfw_people(exclude=("Ana_Palacio", "Abdullah_Gul"))[:COHORT])
+    intake = {"Authorization": f"Bearer {_key(app, 'intake')}"}
+    r = requests.post(f"{url}/v1/verifications", headers=intake, data={"subject_id": sid, "method": "in_person"},
+                      files=[("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in (person[5], person[7])])
+    assert r.status_code == 200 and r.json()["verified"], r.text
 
     receiver = Receiver()
     hook = requests.put(f"{url}/v1/subjects/{sid}/webhook", json={"url": receiver.url},

@@ -62,3 +62,34 @@ def test_a_workspace_from_before_migrations_is_completed_and_keeps_its_data(tmp_
     assert "hint" in columns["members"] and "person" in columns["faces"]
     assert kept == "yes" and version == HEAD
     CaseStore(url).close()  # and opening it again changes nothing
+
+
+def test_a_database_at_0002_gains_verification_and_its_subjects_stay_unverified(tmp_path):
+    """0003 adds who verified a subject and the last digest a webhook got (issue 19 item 7)."""
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    import indexes.migrations as migrations
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+        conn.execute(text("INSERT INTO subjects (id, status, created_at) VALUES ('a1', 'active', '2026-01-01')"))
+    assert "verified_at" not in {c["name"] for c in inspect(engine).get_columns("subjects")}
+    engine.dispose()
+
+    store = CaseStore(url)
+    from indexes.registry import RegistryStore
+
+    registry = RegistryStore(store.engine)
+    assert registry.get_subject("a1")["verified"] is None and registry.verified_subjects({"a1"}) == set()
+    assert "digest_sha256" in {c["name"] for c in inspect(store.engine).get_columns("webhooks")}
+    assert registry.set_verified("a1", by="key:k", method="in_person", actor="test")
+    assert registry.verified_subjects({"a1", "b2"}) == {"a1"}
+    store.close()
