@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import pages
 from api.errors import ApiError, BodyRefused, error_response
 from scanner import disclosure
+from scanner.errors import FacetraceError
 
 ACCESS: dict[tuple[str, str], str] = {}  # (method, path) -> "public" | "token" | "roles:a,b"
 
@@ -348,6 +349,15 @@ def create_app(workspace: str | None = None, db_url: str | None = None, settings
         if not request.url.path.startswith("/v1/") and request.url.path != "/openapi.json":
             return pages.error_page(exc)  # a refusal before a page's handler ran is a page too
         return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(FacetraceError)
+    async def engine_error(request, exc: FacetraceError):
+        """Every error of scanner.errors, with the status and code its class declares."""
+        if exc.http_status >= 500:
+            import logging
+
+            logging.getLogger("facetrace.api").error("%s: %s", type(exc).__name__, exc)
+        return await api_error(request, ApiError(exc.http_status, exc.code, str(exc)))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):

@@ -245,14 +245,10 @@ def register(app, access, table: dict) -> None:
            responses=error_responses(400, 401, 403, 404, 422, 429))
     def unverify(request: Request, subject_id: str):
         """Take a subject's verification back (intake only): they get delayed counts again."""
-        from scanner.errors import FacetraceError
         from scanner.registry import unverify_subject
 
         svc = svc_of(request)
-        try:
-            return unverify_subject(svc.registry, subject_id, actor=f"key:{request.state.caller['key_id']}")
-        except FacetraceError as exc:
-            raise ApiError(exc.http_status, exc.code, str(exc)) from None
+        return unverify_subject(svc.registry, subject_id, actor=f"key:{request.state.caller['key_id']}")
 
     @route("POST", "/v1/keys", admin, response_model=KeyOut, tags=["service"],
            responses=error_responses(401, 403, 413, 422, 429))
@@ -349,7 +345,6 @@ def _screen_file(svc, path, caller) -> dict:
 def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
     from scanner.consent import ConsentInput
     from scanner.disclosure import LIMITED
-    from scanner.errors import FacetraceError
     from scanner.registry import analyse_photos, enroll
 
     c = ConsentInput()
@@ -377,15 +372,13 @@ def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
         if total > s.max_form_bytes:
             raise ApiError(413, "too_large", f"the photos pass the limit of {s.max_form_bytes} bytes")
         data.append((_safe_name(p.filename or "photo"), blob))
-    try:
-        # the photos are analysed (seconds of CPU for a large one) by the keyless threads, outside the
-        # registry lock: only the similarity check, the store and the index change are made under it
-        analysed = svc.keyless.submit(analyse_photos, svc.registry, data).result()
-        del data
-        with svc.lock:
-            result = enroll(svc.registry, analysed, c, actor="web-enrollment")
-    except FacetraceError as exc:
-        raise ApiError(422, "enrollment_refused", str(exc)) from None
+    # the photos are analysed (seconds of CPU for a large one) by the keyless threads, outside the
+    # registry lock: only the similarity check, the store and the index change are made under it.
+    # A refusal is an error of scanner.errors, answered by api.app's one handler with its status.
+    analysed = svc.keyless.submit(analyse_photos, svc.registry, data).result()
+    del data
+    with svc.lock:
+        result = enroll(svc.registry, analysed, c, actor="web-enrollment")
     return {"subject_id": result.subject_id, "deletion_token": result.deletion_token,
             "consent_receipt": result.receipt,
             # a self-enrolled subject is unverified: told nothing now, the counts follow a day or more late
@@ -395,7 +388,6 @@ def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
 
 
 def _verify(svc, subject_id: str, method: str, photos, key_id: str) -> dict:
-    from scanner.errors import FacetraceError
     from scanner.registry import analyse_photos, verify_subject
 
     if not SUBJECT_ID.match(subject_id):
@@ -411,13 +403,10 @@ def _verify(svc, subject_id: str, method: str, photos, key_id: str) -> dict:
             raise ApiError(413, "too_large", f"a photo passes the limit of {svc.settings.max_photo_bytes} bytes")
         data.append((_safe_name(p.filename or "photo"), blob))
     actor = f"key:{key_id}"
-    try:
-        live = analyse_photos(svc.registry, data)  # outside the lock: seconds of CPU for a large photo
-        del data
-        with svc.lock:
-            return verify_subject(svc.registry, subject_id, live, method=method, by=actor, actor=actor)
-    except FacetraceError as exc:
-        raise ApiError(exc.http_status, exc.code, str(exc)) from None
+    live = analyse_photos(svc.registry, data)  # outside the lock: seconds of CPU for a large photo
+    del data
+    with svc.lock:
+        return verify_subject(svc.registry, subject_id, live, method=method, by=actor, actor=actor)
 
 
 WRONG_TOKEN = "the subject id and deletion token do not match an enrolled subject"
@@ -454,13 +443,9 @@ def _exposure(svc, subj: dict) -> dict:
 
 
 def _erase(svc, subject_id: str, token: str) -> dict:
-    from scanner.errors import FacetraceError
     from scanner.registry import erase
 
-    try:
-        with svc.lock:
-            receipt = erase(svc.registry, subject_id, token=token, actor="subject")
-    except FacetraceError as exc:
-        raise ApiError(400, "erase_failed", str(exc)) from None
+    with svc.lock:
+        receipt = erase(svc.registry, subject_id, token=token, actor="subject")
     receipt = {k: v for k, v in receipt.items() if k != "receipt_path"}
     return {"subject_id": subject_id, "receipt": receipt}

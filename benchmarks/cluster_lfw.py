@@ -15,7 +15,6 @@ import argparse
 import os
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +38,34 @@ def load_faces(folder: Path, cache: Path):
     return [m for m in store.iter_members(scan_id) if m["status"] == "ok" and m["image"]]
 
 
+def link_graph(encodings: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+    """Edges (i, j, weight) between faces within `threshold` of each other (FAISS range search)."""
+    import faiss
+
+    x = np.ascontiguousarray(encodings, dtype=np.float32)
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    lims, dist, ids = index.range_search(x, threshold * threshold)
+    edges = []
+    for i in range(len(x)):
+        for d, j in zip(dist[lims[i]:lims[i + 1]], ids[lims[i]:lims[i + 1]]):
+            if j > i:
+                edges.append((i, int(j), float(1.0 - np.sqrt(max(d, 0.0)))))
+    return edges
+
+
+def chinese_whispers(encodings: np.ndarray, threshold: float) -> list[int]:
+    """Chinese whispers (dlib) over the link graph: measured against Ward, not what a scan uses."""
+    import dlib
+
+    n = len(encodings)
+    edges = [(i, j) for i, j, _w in link_graph(encodings, threshold)] + [(i, i) for i in range(n)]
+    first: dict[int, int] = {}
+    return [first.setdefault(int(label), len(first)) for label in dlib.chinese_whispers(edges)]
+
+
 def main() -> None:
-    from scanner.profile.people import chinese_whispers, cluster, is_primary, pairwise_scores
+    from scanner.profile.people import cluster, is_primary, pairwise_scores
 
     default = Path(os.environ.get("FACETRACE_FACEDATA", REPO.parent / "shared" / "facedata")) / "lfw_deepfunneled"
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,8 +105,6 @@ def main() -> None:
             else:
                 from scipy.sparse import coo_matrix
                 from scipy.sparse.csgraph import connected_components
-
-                from scanner.profile.people import link_graph
 
                 e = link_graph(encs, thr)
                 g = coo_matrix(([1] * len(e), ([a for a, _, _ in e], [b for _, b, _ in e])), shape=(len(encs),) * 2)

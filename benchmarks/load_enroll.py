@@ -5,12 +5,12 @@ photos) and a platform key. Then, for --seconds each:
 
 1. --clients platform clients screen LFW photos (POST /v1/screen), alone;
 2. the same, while --anonymous keyless clients each enroll, again and again, three blank
-   10,000 x 10,000 PNGs (about 310 KB each, 100 megapixels decoded; issue item 6), pausing
+   10,000 x 10,000 PNGs (about 310 KB each, 100 megapixels decoded), pausing
    --pause s between tries;
 
 and prints the screens' p50/p95/max latency for both, and what the enrollments were answered.
 Then the service's memory (VmRSS, and VmHWM: its peak) after a screen of one such PNG, and the
-answer to an enrollment of 20 photos of 60 MB (1.2 GB; issue item 5), declared and undeclared
+answer to an enrollment of 20 photos of 60 MB (1.2 GB), declared and undeclared
 (chunked), with how long it took and how much of it was sent before the answer.
 
 Bounded: every phase is --seconds long, every request has a timeout, and everything runs on

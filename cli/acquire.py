@@ -179,9 +179,8 @@ def fetch_command(urls, out_dir, acquire_settings, workspace, db_url, as_json, q
         failed += result.failed()
     sys.stdout.flush()
     if failed:
-        echo(f"Error: {len(failed)} acquisition(s) failed: "
-                   + "; ".join(f"{r.requested_url}: {r.reason}" for r in failed), err=True)
-        sys.exit(AcquisitionError.exit_code)
+        raise AcquisitionError(f"{len(failed)} acquisition(s) failed: "
+                               + "; ".join(f"{r.requested_url}: {r.reason}" for r in failed))
 
 
 @acquire_group.command("list")
@@ -212,6 +211,7 @@ def list_command(workspace, db_url, as_json):
 def verify_command(workspace, db_url):
     """Check every record against its hash in the audit log, and every stored file against its SHA-256 (exit 1 on a difference)."""
     from scanner.acquire import verify_acquisitions
+    from scanner.errors import VerificationFailed
     from scanner.pipeline import open_store
 
     store, _root = open_store(workspace, db_url)
@@ -219,7 +219,7 @@ def verify_command(workspace, db_url):
     if problems:
         for p in problems:
             echo(f"FAILED: {p}")
-        sys.exit(1)
+        raise VerificationFailed(f"{len(problems)} problem(s) with the acquisitions (above)")
     echo(f"Verified: {checked} acquisition record(s) match their audit entries, the audit chain is intact, "
                "and every stored file matches its SHA-256 and is read-only.")
 

@@ -8,10 +8,9 @@ import sys
 
 import click
 
-EXIT_CODES = """\b
-Exit codes: 0 done; 1 nothing could be read (or another failure);
-2 bad usage or input not found; 3 workspace or database unusable;
-4 a required package is missing; 5 a download from a URL failed (not scanned)."""
+from scanner.errors import INTERRUPTED_EXIT, FacetraceError, WorkspaceError, exit_codes_help
+
+EXIT_CODES = exit_codes_help()
 
 
 def workspace_options(fn):
@@ -60,23 +59,21 @@ def translate_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from scanner.errors import FacetraceError
-
         try:
             return fn(*args, **kwargs)
         except FacetraceError as exc:
             echo(f"Error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            sys.exit(exc.exit_code)  # the CLI's edge: the code comes from the error's class (scanner.errors)
         except Exception as exc:
             full = disk_full(exc)
             if full is None:
                 raise
             echo(f"Error: the disk is full ({full}). What was stored before is kept: free some space, then run "
                  "the same command again (an interrupted scan resumes).", err=True)
-            sys.exit(3)
+            sys.exit(WorkspaceError.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted: the results found so far are saved in the workspace.", err=True)
-            sys.exit(130)
+            sys.exit(INTERRUPTED_EXIT)
 
     return wrapper
 

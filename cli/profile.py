@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.common import EXIT_CODES, echo, echo_lines, translate_errors, workspace_options
+from cli.common import EXIT_CODES, echo_lines, translate_errors, workspace_options
 
 
 @click.command("profile", epilog=EXIT_CODES)

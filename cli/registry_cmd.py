@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from cli.common import EXIT_CODES, echo, echo_lines, open_registry, translate_errors, workspace_options
 from scanner.disclosure import VERIFICATION_METHODS
+from scanner.errors import VerificationFailed
 
 
 @click.group("registry", epilog=EXIT_CODES)
@@ -102,7 +102,7 @@ def verify_erasure_command(subject_id, workspace, db_url):
     if problems:
         for p in problems:
             echo(f"NOT ERASED: {p}")
-        sys.exit(1)
+        raise VerificationFailed(f"the erasure of {subject_id} is not complete: {len(problems)} problem(s) above")
     echo(f"Erasure of {subject_id} verified: no template, hash, finding, consent detail, receipt or "
                "index entry remains.")
 
@@ -187,7 +187,7 @@ def audit_command(verify, heads, as_json, workspace, db_url):
         for note in check["notes"]:
             echo(f"note: {note}")
         if check["problems"]:
-            sys.exit(1)
+            raise VerificationFailed(f"the audit log was tampered with: {len(check['problems'])} problem(s) above")
         signed = check["signed_head"]
         covered = ("no signed head" if signed is None else
                    f"signed head: entry {signed['seq']} ({signed['at'][:19]}, {check['head_log']})")

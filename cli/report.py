@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from cli.common import EXIT_CODES, echo, echo_lines, translate_errors, workspace_options
+from scanner.errors import VerificationFailed
 
 
 class _DefaultToWrite(click.Group):
@@ -117,7 +116,7 @@ def verify_command(report, dump_paths, passwords, keys, key_files):
     if check.problems:
         for p in check.problems:
             echo(f"FAILED: {p}")
-        sys.exit(1)
+        raise VerificationFailed(f"the report does not verify: {len(check.problems)} problem(s) above")
     what = " and every dump member matches its manifest entry" if dump_paths else ""
     echo(f"Verified: the signature is valid{what}.")
 

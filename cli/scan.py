@@ -9,7 +9,7 @@ import time
 import click
 
 from cli.acquire import acquire_options
-from cli.common import EXIT_CODES, echo, terminal_lines, terminal_text, translate_errors, workspace_options
+from cli.common import EXIT_CODES, terminal_lines, terminal_text, translate_errors, workspace_options
 
 PROBLEMS_SHOWN = 20
 
@@ -103,7 +103,7 @@ def scan_command(paths, workspace, db_url, as_json, engine, detector, upsample, 
 def _scan(paths, workspace, db_url, as_json, cluster, options, quiet, acquire_settings, resume_id, no_resume,
           executor):
     from cli.acquire import acquire_inputs
-    from scanner.errors import AcquisitionError
+    from scanner.errors import AcquisitionError, NothingReadableError, UsageError
     from scanner.ingest import estimate_count
     from scanner.pipeline import match_against_registry, new_scan_id, open_store, resumable_scan_id, scan, stored_records
 
@@ -112,11 +112,9 @@ def _scan(paths, workspace, db_url, as_json, cluster, options, quiet, acquire_se
     paths, not_acquired = acquire_inputs(list(paths), store, root, acquire_settings, quiet, report)
     if not paths:
         if not_acquired:
-            echo("Error: nothing to scan: no input could be acquired.", err=True)
-            sys.exit(AcquisitionError.exit_code)
-        echo("Error: nothing to scan: the URLs served HTML pages only (pass --follow 1 to fetch the files "
-                   "they link to).", err=True)
-        sys.exit(2)
+            raise AcquisitionError("nothing to scan: no input could be acquired.")
+        raise UsageError("nothing to scan: the URLs served HTML pages only (pass --follow 1 to fetch the files "
+                         "they link to).")
     resumed = resumable_scan_id(store, list(paths), options, resume_id or not no_resume)
     scan_id = resumed or new_scan_id()
     problems = []
@@ -155,13 +153,10 @@ def _scan(paths, workspace, db_url, as_json, cluster, options, quiet, acquire_se
     counts = summary.counts
     if counts["files"] - counts["unreadable"] - counts["skipped"] <= 0 and not counts["bombs"]:
         # (an archive stopped as a possible decompression bomb was read: that is the result)
-        echo("Error: nothing could be read from the inputs.", err=True)
-        sys.exit(1)
+        raise NothingReadableError("nothing could be read from the inputs.")
     if not_acquired:
-        echo(f"Error: {len(not_acquired)} input(s) not scanned: "
-                   + "; ".join(x if isinstance(x, str) else f"{x.requested_url}: {x.reason}" for x in not_acquired),
-                   err=True)
-        sys.exit(AcquisitionError.exit_code)
+        raise AcquisitionError(f"{len(not_acquired)} input(s) not scanned: " + "; ".join(
+            x if isinstance(x, str) else f"{x.requested_url}: {x.reason}" for x in not_acquired))
 
 
 def _print_summary(stream, summary, elapsed, problems) -> None:

@@ -27,13 +27,12 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from indexes.db import Base, open_engine, read_only
 from indexes.workspace import WorkspaceUnavailable
 
-SCHEMA_VERSION = 1
 ENCODING_DIM = 128
 _ENC = struct.Struct(f"<{ENCODING_DIM}d")
 
@@ -197,6 +196,8 @@ class LineageRow(Base):
 
 
 class Meta(Base):
+    """Key-value rows of the workspace database (the registry's audit head and change count)."""
+
     __tablename__ = "meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
@@ -208,12 +209,6 @@ class CaseStore:
         try:
             self.engine = open_engine(url)
             self.reader = read_only(self.engine)
-            try:
-                with Session(self.engine) as s, s.begin():
-                    if s.get(Meta, "schema_version") is None:
-                        s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-            except IntegrityError:
-                pass  # another process opening the new database at the same moment wrote it first
         except SQLAlchemyError as exc:
             raise WorkspaceUnavailable(f"cannot open database {self.safe_url}: {exc.__class__.__name__}: "
                                        f"{getattr(exc, 'orig', exc)}") from None

@@ -327,10 +327,6 @@ class ScanCounts:
             self.bytes_read += r.member.size
         self.bombs += bool(r.reason and BOMB_REASON in r.reason)
 
-    @property
-    def readable(self) -> int:
-        return self.files - self.unreadable - self.skipped
-
     def as_record(self) -> dict:
         return {
             "files": self.files,

@@ -1,4 +1,5 @@
-"""Use cases that compose the stages. This issue: `scan`.
+"""Use cases that compose the stages: `scan`, matching a stored scan against the registry
+(`match_against_registry`), and pinning the workspace's face model (`pin_model`, `unpin_model`).
 
 scan: inputs -> ingest (stream, SHA-256, type) -> dedupe by SHA-256 -> worker pool (decode, hashes,
 faces; images in batches whose faces share one network call) -> results in read order -> case

@@ -28,7 +28,12 @@ RECOMMENDED_PHOTOS = 3
 
 
 class EnrollmentRefused(UsageError):
+    http_status = 422  # the request was well formed; the photos cannot be enrolled
     code = "enrollment_refused"
+
+
+class ErasureRefused(UsageError):
+    code = "erase_failed"
 
 
 class SimilarSubject(EnrollmentRefused):
@@ -436,9 +441,9 @@ def erase(registry: Registry, subject_id: str, *, token: str | None = None, acto
     """
     subj = get_subject(registry, subject_id)
     if subj["status"] == "erased":
-        raise UsageError(f"subject {subject_id} was already erased at {subj['erased_at']}")
+        raise ErasureRefused(f"subject {subject_id} was already erased at {subj['erased_at']}")
     if token is not None and not registry.store.check_token(subject_id, token):
-        raise UsageError("the deletion token does not match this subject")
+        raise ErasureRefused("the deletion token does not match this subject")
     from indexes.service import ServiceStore
 
     deleted = registry.store.erase(subject_id, actor or default_actor())

@@ -14,7 +14,8 @@ A pure function of the signed report document, like the JSON and HTML renderers.
 - every chain-of-custody audit entry as a `uco-action:Action`;
 - report.json itself as a file with its SHA-256, when given, binding this export to the signed report.
 
-Faces are not exported: pictures stay in the signed report.
+Faces are not exported: pictures stay in the signed report. The export is validated against the
+shapes of CASE/UCO 1.5.0 (docs/report-format.md).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import json
 import uuid
 
-CASE_VERSION = "1.5.0"  # the CASE/UCO release whose shapes the export is validated against
 KB = "urn:facetrace:kb:"
 
 CONTEXT = {

