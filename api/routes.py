@@ -12,7 +12,6 @@ from pydantic import BaseModel, Field, field_validator
 from api.errors import ApiError, error_responses
 
 SUBJECT_ID = re.compile(r"^[0-9a-f]{16}$")
-MIN_PHOTOS = 3
 MAX_LIVE_PHOTOS = 3  # photos an intake officer sends to verify a subject
 
 
@@ -312,8 +311,7 @@ async def _receive(request: Request, target, limit: int) -> None:
 def _screen_file(svc, path, caller) -> dict:
     from scanner.matching.matcher import match_scan
     from scanner.models import ScanOptions
-    from scanner.disclosure import realtime_recipients
-    from scanner.notify import finding_payload
+    from scanner.notify import finding_payload, subject_notifications
     from scanner.pipeline import scan, stored_records
     from scanner.profile.dump import build_profile
 
@@ -333,9 +331,8 @@ def _screen_file(svc, path, caller) -> dict:
     if len(items) > 1:
         bundle = build_profile(svc.store, summary.scan_id)["bundle"]
     subjects = sorted({f["subject_id"] for f in findings})
-    for sid in sorted(realtime_recipients(svc.registry.store, subjects)):  # unverified: delayed digests only
-        svc.notify("subject", sid, finding_payload("finding", [f for f in findings if f["subject_id"] == sid],
-                                                   summary.scan_id))
+    for sid, payload in subject_notifications(svc.registry.store, findings, summary.scan_id):
+        svc.notify("subject", sid, payload)
     if caller and findings:
         svc.notify("key", caller["key_id"], finding_payload("screen_findings", findings, summary.scan_id))
     return {"scan_id": summary.scan_id, "items": items, "findings": len(findings), "subjects_found": subjects,
@@ -345,7 +342,7 @@ def _screen_file(svc, path, caller) -> dict:
 def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
     from scanner.consent import ConsentInput
     from scanner.disclosure import LIMITED
-    from scanner.registry import analyse_photos, enroll
+    from scanner.registry import SELF_ENROLLMENT_MIN_PHOTOS, analyse_photos, enroll
 
     c = ConsentInput()
     if not consent:
@@ -356,8 +353,8 @@ def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
     if consent_version != c.text_version:
         raise ApiError(409, "consent_text_changed", f"the consent text is now version {c.text_version}; read it "
                                                     "again (GET /v1/consent-text) and resubmit")
-    if len(photos) < MIN_PHOTOS:
-        raise ApiError(400, "too_few_photos", f"give at least {MIN_PHOTOS} photos of yourself")
+    if len(photos) < SELF_ENROLLMENT_MIN_PHOTOS:
+        raise ApiError(400, "too_few_photos", f"give at least {SELF_ENROLLMENT_MIN_PHOTOS} photos of yourself")
     s = svc.settings
     if len(photos) > s.max_photos:  # api.app.BodyLimits refuses them as they stream; this holds without it
         raise ApiError(413, "too_large", f"give at most {s.max_photos} photos")

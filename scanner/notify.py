@@ -86,6 +86,17 @@ def finding_payload(event: str, findings: list[dict], scan_id: str | None) -> di
                           "member_seq": f.get("member_seq")} for f in findings]}
 
 
+def subject_notifications(registry_store, findings: list[dict], scan_id: str | None) -> list[tuple[str, dict]]:
+    """(subject id, payload) for each subject a scan or screen found who may be told now: the
+    verified ones (scanner.disclosure); an unverified subject's webhook gets delayed digests.
+    The CLI's scans (scanner.pipeline) deliver these at once, the service in the background."""
+    from scanner.disclosure import realtime_recipients
+
+    found = sorted(realtime_recipients(registry_store, {f["subject_id"] for f in findings}))
+    return [(sid, finding_payload("finding", [f for f in findings if f["subject_id"] == sid], scan_id))
+            for sid in found]
+
+
 def target(url: str, secret: str) -> dict:
     """What the audit log keeps of a webhook URL: scheme, host, port and an HMAC of the whole URL.
 

@@ -759,16 +759,14 @@ def notify_subjects(registry, store, findings: list[dict], scan_id: str | None,
     delayed counts of scanner.disclosure instead.
     """
     from indexes.service import ServiceStore
-    from scanner.disclosure import realtime_recipients
-    from scanner.notify import deliver, finding_payload
+    from scanner.notify import deliver, subject_notifications
 
     hooks = ServiceStore(store.engine)
     sent = 0
-    for sid in sorted(realtime_recipients(registry.store, {f["subject_id"] for f in findings})):
+    for sid, payload in subject_notifications(registry.store, findings, scan_id):
         hook = hooks.webhook("subject", sid)
         if hook is None:
             continue
-        payload = finding_payload("finding", [f for f in findings if f["subject_id"] == sid], scan_id)
         sent += deliver(hook["url"], payload, hook["secret"],
                         lambda action, details, sid=sid: registry.store.audit(action, "facetrace-scan", sid, details),
                         f"subject:{sid}", lab_networks=lab_networks)

@@ -24,7 +24,11 @@ from scanner.errors import FacetraceError, UsageError
 from scanner.matching import policy
 from scanner.models import ScanOptions
 
+# Photos of a person to enroll them: fewer make matches less reliable. The CLI (an operator, who
+# may have only one or two photos of a victim) warns below it; self-enrollment (the HTTP service,
+# where nobody checks the photos) is refused below it.
 RECOMMENDED_PHOTOS = 3
+SELF_ENROLLMENT_MIN_PHOTOS = RECOMMENDED_PHOTOS
 
 
 class EnrollmentRefused(UsageError):
