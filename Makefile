@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 DEMO := demo-data
 
-.PHONY: setup test-packages apt-install demo test bench clean-demo
+.PHONY: setup test-packages apt-install demo test test-fast bench clean-demo
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.5" \
@@ -52,6 +52,10 @@ apt-install:
 
 test: setup test-packages
 	$(UV) run --frozen --no-sync pytest
+
+# The inner-loop subset: leaves out the slow, PostgreSQL and browser tests (markers in pyproject.toml).
+test-fast: setup test-packages
+	$(UV) run --frozen --no-sync pytest -m "not slow and not postgres and not browser"
 
 bench: setup
 	$(UV) run --frozen --no-sync python benchmarks/bench_scan.py

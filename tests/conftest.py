@@ -161,7 +161,8 @@ def _fresh_database(server: str):
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-BACKENDS = ["sqlite", "postgresql"]
+# the PostgreSQL variant is marked `postgres`: `make test-fast` (-m "not postgres ...") leaves it out
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 @contextlib.contextmanager
@@ -186,3 +187,63 @@ def module_db_url(request):
     """`db_url` for a module's shared fixtures (a workspace enrolled and scanned once per backend)."""
     with _backend(request) as url:
         yield url
+
+
+# -- Loopback networking: the acquisition and webhook tests (helpers in tests/webserver.py) --------
+
+
+@pytest.fixture
+def no_proxy_for_loopback(monkeypatch):
+    """A proxy set in the environment must not see the tests' loopback requests (modules that
+    need it for every test say `pytestmark = pytest.mark.usefixtures("no_proxy_for_loopback")`)."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def loopback_only(monkeypatch):
+    """Refuse, without connecting, every TCP connection to an address that is not loopback; return
+    the addresses connected to (or tried). A test of address refusal must never reach another
+    machine, even when the code under test is wrong."""
+    import errno
+    import ipaddress
+    import socket
+
+    attempts: list[str] = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def _check(address):
+        if isinstance(address, tuple):
+            host = str(address[0]).split("%")[0]
+            attempts.append(host)
+            if not ipaddress.ip_address(host).is_loopback:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, f"the test refused a connection to {host}")
+
+    def connect(sock, address):
+        _check(address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        _check(address)
+        return real_connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    return attempts
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """Chosen DNS answers for chosen names (tests/webserver.py FakeDNS)."""
+    from tests.webserver import FakeDNS
+
+    return FakeDNS(monkeypatch)
+
+
+@pytest.fixture
+def server():
+    """A plain-HTTP loopback server for the test (tests/webserver.py LoopbackServer)."""
+    from tests.webserver import LoopbackServer
+
+    with LoopbackServer() as s:
+        yield s

@@ -3,13 +3,14 @@
 Routes are set per test: `server.route("/a.zip", File(data))`. Every request is logged with its
 headers so tests can check what the client sent (Range, If-Range). HTTPS uses a self-signed
 certificate made with `cryptography` for 127.0.0.1 and localhost.
+
+The fixtures built on these helpers (`server`, `fake_dns`, `loopback_only`,
+`no_proxy_for_loopback`) live in tests/conftest.py, so test modules use them without importing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import errno
-import ipaddress
 import re
 import socket
 import ssl
@@ -17,8 +18,6 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-import pytest
 
 # The lab option the loopback tests pass (--lab-network): without it facetrace refuses to connect
 # to loopback, private, link-local and reserved addresses (docs/acquisition.md).
@@ -235,42 +234,6 @@ class LoopbackServer:
         return self.url(path)
 
 
-@pytest.fixture(autouse=True)
-def no_proxy_for_loopback(monkeypatch):
-    """A proxy set in the environment must not see the tests' loopback requests (modules that
-    import this fixture get it for every test)."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def loopback_only(monkeypatch):
-    """Refuse, without connecting, every TCP connection to an address that is not loopback; return
-    the addresses connected to (or tried). A test of address refusal must never reach another
-    machine, even when the code under test is wrong."""
-    attempts: list[str] = []
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-
-    def _check(address):
-        if isinstance(address, tuple):
-            host = str(address[0]).split("%")[0]
-            attempts.append(host)
-            if not ipaddress.ip_address(host).is_loopback:
-                raise ConnectionRefusedError(errno.ECONNREFUSED, f"the test refused a connection to {host}")
-
-    def connect(sock, address):
-        _check(address)
-        return real_connect(sock, address)
-
-    def connect_ex(sock, address):
-        _check(address)
-        return real_connect_ex(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    return attempts
-
-
 class FakeDNS:
     """Chosen answers for chosen names, without asking any resolver; other names go to the system.
 
@@ -305,17 +268,6 @@ class FakeDNS:
 
     def answer(self, name: str, *lookups: list[str]) -> None:
         self.answers[name] = [list(ips) for ips in lookups]
-
-
-@pytest.fixture
-def fake_dns(monkeypatch):
-    return FakeDNS(monkeypatch)
-
-
-@pytest.fixture
-def server():
-    with LoopbackServer() as s:
-        yield s
 
 
 def self_signed_cert(folder: Path) -> tuple[Path, Path]:

@@ -12,7 +12,7 @@ import pytest
 
 from scanner.notify import deliver, finding_payload, signature, verify_signature
 from tests.api.test_service import Receiver
-from tests.webserver import LOOPBACK, fake_dns, loopback_only  # noqa: F401 - fixtures
+from tests.webserver import LOOPBACK  # the fake_dns and loopback_only fixtures come from tests/conftest.py
 
 
 class FlakyReceiver(Receiver):
@@ -54,6 +54,7 @@ def test_an_unreachable_receiver_gives_up_after_the_retries():
     assert [d["attempt"] for d in audit] == [1, 2, 3] and not any(d["delivered"] for d in audit)
 
 
+@pytest.mark.slow
 @pytest.mark.facedata
 def test_a_cli_scan_that_finds_a_subject_notifies_their_webhook(tmp_path, monkeypatch):
     from click.testing import CliRunner

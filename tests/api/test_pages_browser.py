@@ -11,6 +11,8 @@ from api.app import Settings, create_app
 from tests.api.server import LiveServer
 from tests.conftest import facedata_path
 
+pytestmark = pytest.mark.browser
+
 DRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium")
 

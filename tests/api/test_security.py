@@ -11,7 +11,6 @@ import pytest
 import requests
 
 from tests.conftest import facedata_path
-from tests.webserver import loopback_only  # noqa: F401 - a fixture
 
 TOKEN = "t" * 43
 

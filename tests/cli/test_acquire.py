@@ -14,7 +14,10 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from tests.conftest import facedata_path
-from tests.webserver import File, LoopbackServer, Redirect, no_proxy_for_loopback, run_measured, self_signed_cert, server  # noqa: F401 - fixtures
+from tests.webserver import File, LoopbackServer, Redirect, run_measured, self_signed_cert
+
+# fixtures from tests/conftest.py: server; and for every test here:
+pytestmark = pytest.mark.usefixtures("no_proxy_for_loopback")
 
 LAB = ["--lab-network", "127.0.0.0/8"]  # the loopback test server's network, refused without the option
 FAST = ["--retries", "0", "--backoff", "0", *LAB]

@@ -72,6 +72,7 @@ def test_installed_console_script_runs():
     assert out.returncode == 0 and "facetrace" in out.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.facedata
 def test_both_engines_give_the_same_faces_and_record_their_runtime(tmp_path):
     # --engine dlib is face_recognition's own call, kept as the reference for the default ONNX engine

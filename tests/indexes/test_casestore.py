@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -68,6 +69,7 @@ def test_a_long_read_does_not_hold_the_write_lock(tmp_path):
     writer.close()
 
 
+@pytest.mark.slow
 def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path, db_url):
     # two scans started together on a new workspace: SQLite answered "database is locked" at once
     # to the WAL switch (no busy handler), and on PostgreSQL both created the same tables

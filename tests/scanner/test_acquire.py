@@ -16,9 +16,10 @@ from scanner.acquire.http import filename_for
 from scanner.errors import UsageError
 from scanner.models import AcquireOptions
 from scanner.pipeline import open_store
-from tests.webserver import (  # noqa: F401 - fake_dns, loopback_only, no_proxy_for_loopback and server are fixtures
-    LOOPBACK, File, LoopbackServer, Redirect, Status, fake_dns, loopback_only, no_proxy_for_loopback, self_signed_cert,
-    server)
+from tests.webserver import LOOPBACK, File, LoopbackServer, Redirect, Status, self_signed_cert
+
+# fixtures from tests/conftest.py: server, fake_dns, loopback_only; and for every test here:
+pytestmark = pytest.mark.usefixtures("no_proxy_for_loopback")
 
 FAST = AcquireOptions(backoff=0.001, retries=0)
 DATA = os.urandom(3_000_000)

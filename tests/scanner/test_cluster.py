@@ -54,6 +54,7 @@ def _essence(results):
             for r in results]
 
 
+@pytest.mark.slow
 def test_a_cluster_scan_equals_a_local_scan(dump, local, cluster, tmp_path):
     from scanner.pipeline import open_store, scan
 
@@ -67,6 +68,7 @@ def test_a_cluster_scan_equals_a_local_scan(dump, local, cluster, tmp_path):
     assert summary.counts["faces"] > PEOPLE * 5  # real faces were analysed, and a video
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_scan_changes_nothing(dump, local, cluster, tmp_path):
     from distributed import Client
 

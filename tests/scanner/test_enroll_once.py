@@ -13,6 +13,9 @@ from scanner.pipeline import match_against_registry, open_store, scan
 from scanner.registry import SimilarSubject, enroll, open_registry
 from tests.conftest import facedata_path, reference_cohort
 
+# slow: every test needs the module's workspace with a reference cohort (about 7 s in the suite)
+pytestmark = pytest.mark.slow
+
 COHORT = 64
 
 

@@ -14,7 +14,8 @@ from cli.main import cli
 from scanner.pipeline import open_store
 from tests.conftest import facedata_path, run_scan
 
-pytestmark = pytest.mark.facedata
+# slow: every test needs the module's dumps, scanned once (about 17 s in the suite)
+pytestmark = [pytest.mark.facedata, pytest.mark.slow]
 
 
 def _reencode(src, dst):

@@ -19,7 +19,8 @@ from scanner.pipeline import match_against_registry, open_store
 from scanner.registry import enroll, open_registry
 from tests.conftest import facedata_path, reference_cohort, run_scan
 
-pytestmark = pytest.mark.facedata
+# slow: every test needs the module's East Asian dump, scanned once (about 15 s)
+pytestmark = [pytest.mark.facedata, pytest.mark.slow]
 
 ENROLLED = ["asianfaces_tfp/xi-jinping", "asianfaces_tfp/yao-ming", "asianfaces_tfp/kim-soo-hyun",
             "asianfaces_tfp/bae-doona", "asian_faces_nz/cn101_chenweiting", "nuaa_clientraw/subject_0001",

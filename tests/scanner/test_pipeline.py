@@ -55,6 +55,7 @@ def _archive_scan(small_dump, tmp_path_factory, kind):
     return run_scan([archive], out / "ws")
 
 
+@pytest.mark.slow
 def test_archives_give_the_same_members_hashes_and_encodings_as_the_folder(small_dump, folder_scan,
                                                                            tmp_path_factory):
     _, folder = folder_scan

@@ -107,6 +107,7 @@ def test_scan_json_records_carry_each_face_s_person(kit):
     assert len(set().union(*by_folder.values())) == KIT_PEOPLE  # photos and video of a person: one id
 
 
+@pytest.mark.slow
 def test_a_mixed_photo_collection_is_not_a_bundle(collection):
     _, profile = collection
     bundle = profile["bundle"]
@@ -115,6 +116,7 @@ def test_a_mixed_photo_collection_is_not_a_bundle(collection):
     assert not profile["capture"]["uniform"]
 
 
+@pytest.mark.slow
 def test_people_in_an_lfw_subset_one_folder_per_person(tmp_path):
     """The first 40 people of lfw_deepfunneled (benchmarks/cluster_lfw.py measures all 279)."""
     from scanner.profile.people import pairwise_scores
@@ -142,6 +144,7 @@ def test_people_in_an_lfw_subset_one_folder_per_person(tmp_path):
     assert profile["people"]["photos_per_person"]["median"] == counts[len(counts) // 2]
 
 
+@pytest.mark.slow
 def test_people_in_crowded_east_asian_photos_are_counted(tmp_path):
     """East Asian faces lie closer together in dlib's space than LFW's: Ward's cut alone counted the
     asianfaces_tfp people with 5 or more photos and 5 NUAA webcam subjects (45 people) as 32, with
@@ -172,6 +175,7 @@ def test_people_in_crowded_east_asian_photos_are_counted(tmp_path):
     assert low <= profile["people"]["count"] <= high
 
 
+@pytest.mark.slow
 def test_blocked_clustering_for_large_dumps_still_finds_people(monkeypatch, tmp_path):
     """Above WARD_EXACT_MAX faces, clustering runs in k-means blocks; forced here on a small subset."""
     import numpy as np

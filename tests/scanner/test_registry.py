@@ -136,6 +136,7 @@ def test_scan_finds_the_enrolled_person_with_graded_evidence(enrolled, scanned):
     assert all(by_path[p]["band"] == "possible" for p in strangers)  # never above possible
 
 
+@pytest.mark.slow
 def test_erasure_really_erases(tmp_path, db_url):
     store, root = open_store(str(tmp_path / "ws"), db_url)
     reg = open_registry(store, root)

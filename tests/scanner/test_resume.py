@@ -66,6 +66,7 @@ def _count(db: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_a_scan_killed_part_way_resumes_without_redoing_finished_members(subset, tmp_path):
     from scanner.pipeline import FLUSH_EVERY_MEMBERS
 
@@ -116,6 +117,7 @@ def test_a_second_run_of_a_finished_scan_starts_a_new_one(subset, tmp_path):
     assert again.scan_id != first.scan_id and again.resumed_members == 0 and again.analysed > 0
 
 
+@pytest.mark.slow
 def test_two_concurrent_scans_and_an_enrollment_into_one_workspace(subset, tmp_path, db_url):
     """Two scans and an enrollment at once, on SQLite and PostgreSQL: every member stored once,
     the subject and its templates and hashes exactly once, the audit chain unbroken."""

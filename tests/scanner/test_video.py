@@ -17,7 +17,8 @@ from scanner.registry import enroll, open_registry
 from tests.conftest import by_relpath, facedata_path, run_scan
 from tests.videos import reencode, slideshow, still_animation, write_video
 
-pytestmark = pytest.mark.facedata
+# slow: every test needs the module's video case, scanned once (about 10 s)
+pytestmark = [pytest.mark.facedata, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

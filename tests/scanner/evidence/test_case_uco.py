@@ -29,6 +29,7 @@ def exported(case, tmp_path_factory):
     return out, json.loads(open(out["json"], encoding="utf-8").read()), json.loads(open(out["case_uco"]).read())
 
 
+@pytest.mark.slow
 def test_export_conforms_to_the_case_ontology_shapes(exported, tmp_path):
     out, _, graph = exported
     result = _validate(out["case_uco"])

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-pytestmark = pytest.mark.facedata
+pytestmark = [pytest.mark.facedata, pytest.mark.browser]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # As the workplace advises: no background traffic, and a dead proxy so nothing can leave anyway.

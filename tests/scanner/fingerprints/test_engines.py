@@ -48,6 +48,7 @@ def _compare(reference, candidate, image):
     return [float(np.abs(np.asarray(a.encoding) - np.asarray(b.encoding)).max()) for a, b in zip(ref, got)]
 
 
+@pytest.mark.slow
 def test_every_sampled_face_equals_face_recognition(engines):
     diffs = []
     photos = _sample()

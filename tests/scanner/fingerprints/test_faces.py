@@ -95,6 +95,7 @@ def _distance(central, a, b):
     return float(np.linalg.norm(ea - eb))
 
 
+@pytest.mark.slow
 def test_same_person_pairs_accepted_at_0_6(lfw_pairs):
     same, _, central = lfw_pairs
     assert len(same) == 200
@@ -103,6 +104,7 @@ def test_same_person_pairs_accepted_at_0_6(lfw_pairs):
     assert accepted / len(same) >= 0.97, f"{accepted}/200 same-person pairs within {TOLERANCE}"
 
 
+@pytest.mark.slow
 def test_different_person_pairs_rejected_at_0_6(lfw_pairs):
     _, different, central = lfw_pairs
     assert len(different) == 200

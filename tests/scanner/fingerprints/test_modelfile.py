@@ -144,6 +144,7 @@ def test_exported_dlib_model_gives_the_builtin_encodings(model_files, tmp_path):
         assert np.abs(np.asarray([f.encoding for f in mine]) - np.asarray([f.encoding for f in builtin])).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_exported_model_reproduces_the_builtin_policys_findings(builtin_and_models):
     builtin, (ws, subjects), _ = builtin_and_models
     mine = _findings(ws, subjects)
@@ -158,6 +159,7 @@ def test_exported_model_reproduces_the_builtin_policys_findings(builtin_and_mode
     assert policy_file["policy"] in shown and "0.44 at 0.4400" in shown and "0.6 at 0.6000" in shown
 
 
+@pytest.mark.slow
 def test_a_256_d_model_is_stored_indexed_and_matched(builtin_and_models):
     builtin, _, (ws, subjects) = builtin_and_models
     mine = _findings(ws, subjects)
@@ -166,6 +168,7 @@ def test_a_256_d_model_is_stored_indexed_and_matched(builtin_and_models):
     assert manifest["dim"] == 256 and manifest["embedder"] == "onnx-model:lifted"
 
 
+@pytest.mark.slow
 def test_findings_and_scans_name_the_model_and_its_policy(builtin_and_models):
     from scanner.pipeline import open_store
 
