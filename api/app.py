@@ -128,11 +128,10 @@ class Service:
     """What every request shares: the workspace, its registry, the key store, the limits."""
 
     def __init__(self, workspace: str | None, db_url: str | None, settings: Settings):
-        from indexes.service import ServiceStore
+        from indexes.store.keys import ServiceStore
+        from scanner.acquire.http import parse_networks
         from scanner.pipeline import open_store
         from scanner.registry import open_registry
-
-        from scanner.acquire.http import parse_networks
 
         self.settings = settings
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
@@ -148,8 +147,12 @@ class Service:
         # keyless work has its own budget: enrollment photos are analysed by these threads only, at a
         # lower priority, outside the registry lock (six anonymous enrollments of 100-megapixel PNGs
         # held a platform's screen up for 19 s when they were analysed under it: benchmarks/load_enroll.py)
-        self.keyless = ThreadPoolExecutor(max_workers=settings.keyless_workers, thread_name_prefix="keyless",
-                                          initializer=_lower_priority, initargs=(settings.keyless_nice,))
+        self.keyless = ThreadPoolExecutor(
+            max_workers=settings.keyless_workers,
+            thread_name_prefix="keyless",
+            initializer=_lower_priority,
+            initargs=(settings.keyless_nice,),
+        )
         give_back_freed_memory()
         self.uploads = Path(self.root) / "uploads"
         self.uploads.mkdir(mode=0o700, exist_ok=True)
@@ -187,10 +190,16 @@ class Service:
     def send_digests(self) -> list[str]:
         """Deliver the delayed counts of every unverified subject with a webhook (scanner.disclosure)."""
         s = self.settings
-        return disclosure.send_digests(self.registry.store, self.keys, actor="facetrace-service",
-                                       delay_s=s.disclosure_delay_s, granule_s=s.disclosure_granule_s,
-                                       lab_networks=self.lab_networks, retries=s.webhook_retries,
-                                       backoff_s=s.webhook_backoff_s)
+        return disclosure.send_digests(
+            self.registry.store,
+            self.keys,
+            actor="facetrace-service",
+            delay_s=s.disclosure_delay_s,
+            granule_s=s.disclosure_granule_s,
+            lab_networks=self.lab_networks,
+            retries=s.webhook_retries,
+            backoff_s=s.webhook_backoff_s,
+        )
 
     def digest_loop(self, stop: threading.Event) -> None:
         """Send digests every `digest_interval_s` until `stop` is set (the service's lifespan runs it)."""
@@ -212,11 +221,18 @@ class Service:
         s = self.settings
 
         def run():
-            deliver(hook["url"], payload, hook["secret"],
-                    lambda action, details: self.audit(action, "facetrace-service", owner_id
-                                                       if owner_kind == "subject" else None, details),
-                    f"{owner_kind}:{owner_id}", retries=s.webhook_retries, backoff_s=s.webhook_backoff_s,
-                    lab_networks=self.lab_networks)
+            deliver(
+                hook["url"],
+                payload,
+                hook["secret"],
+                lambda action, details: self.audit(
+                    action, "facetrace-service", owner_id if owner_kind == "subject" else None, details
+                ),
+                f"{owner_kind}:{owner_id}",
+                retries=s.webhook_retries,
+                backoff_s=s.webhook_backoff_s,
+                lab_networks=self.lab_networks,
+            )
 
         t = threading.Thread(target=run, name="webhook", daemon=True)
         t.start()
@@ -283,8 +299,11 @@ def access(kind: str, *roles: str):
             if caller is None:
                 raise ApiError(401, "missing_key", "this endpoint needs an API key (Authorization: Bearer KEY)")
             if caller["role"] not in roles:
-                raise ApiError(403, "forbidden_role", f"role {caller['role']} may not call this endpoint "
-                                                      f"(needs {' or '.join(roles)})")
+                raise ApiError(
+                    403,
+                    "forbidden_role",
+                    f"role {caller['role']} may not call this endpoint (needs {' or '.join(roles)})",
+                )
         request.state.caller = caller
         return caller
 
@@ -336,10 +355,15 @@ def create_app(workspace: str | None = None, db_url: str | None = None, settings
         finally:
             stop.set()
 
-    app = FastAPI(title="facetrace", version=_version(), lifespan=lifespan,
-                  description="Screen uploads for enrolled people's faces; enroll, check exposure, erase. "
-                              "Errors: {\"error\": {\"code\", \"message\"}}.",
-                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
+    app = FastAPI(
+        title="facetrace",
+        version=_version(),
+        lifespan=lifespan,
+        description="Screen uploads for enrolled people's faces; enroll, check exposure, erase. "
+        'Errors: {"error": {"code", "message"}}.',
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
     app.state.service = Service(workspace, db_url, settings)
     app.add_middleware(BodyLimits, settings=settings)
     app.add_middleware(SecurityHeaders)  # added last, so outermost: refusals of BodyLimits carry the headers
@@ -414,9 +438,13 @@ class SecurityHeaders:
     that allows nothing; a page sets its own. Pure ASGI, so request bodies stay streamed.
     """
 
-    HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-               (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store"),
-               (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"))
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cache-control", b"no-store"),
+        (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    )
     EXEMPT_CSP = ("/docs", "/redoc")  # when enabled, their pages run scripts from a CDN
 
     def __init__(self, app):
@@ -431,8 +459,9 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
-                headers += [(k, v) for k, v in self.HEADERS
-                            if k not in present and (csp or k != b"content-security-policy")]
+                headers += [
+                    (k, v) for k, v in self.HEADERS if k not in present and (csp or k != b"content-security-policy")
+                ]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -474,13 +503,24 @@ class BodyLimits:
         what = "the form (photos and fields)" if form else "the request body"
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            return await _refuse(scope, receive, send, ApiError(
-                413, "too_large", f"{what} is {declared} bytes; the limit is {limit} bytes"))
+            return await _refuse(
+                scope,
+                receive,
+                send,
+                ApiError(413, "too_large", f"{what} is {declared} bytes; the limit is {limit} bytes"),
+            )
         if form and self.in_flight >= s.enrollments_in_flight:
-            return await _refuse(scope, receive, send, ApiError(
-                503, "busy", "too many enrollments are in progress; try again in a few seconds"))
-        meter = _PartMeter.of(scope, s.max_photo_bytes + self.HEAD_LIMIT, s.max_photos, self.MAX_FIELDS,
-                              self.HEAD_LIMIT) if form else None
+            return await _refuse(
+                scope,
+                receive,
+                send,
+                ApiError(503, "busy", "too many enrollments are in progress; try again in a few seconds"),
+            )
+        meter = (
+            _PartMeter.of(scope, s.max_photo_bytes + self.HEAD_LIMIT, s.max_photos, self.MAX_FIELDS, self.HEAD_LIMIT)
+            if form
+            else None
+        )
         deadline = time.monotonic() + s.form_timeout_s
         received, done = 0, False
 
@@ -491,9 +531,12 @@ class BodyLimits:
             if form:
                 try:
                     message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
-                except asyncio.TimeoutError:
-                    raise BodyRefused(408, "too_slow", f"the form did not arrive within {s.form_timeout_s:g} s; "
-                                                       "send it again on a faster connection") from None
+                except TimeoutError:
+                    raise BodyRefused(
+                        408,
+                        "too_slow",
+                        f"the form did not arrive within {s.form_timeout_s:g} s; send it again on a faster connection",
+                    ) from None
             else:
                 message = await receive()
             if message["type"] != "http.request":
@@ -560,7 +603,7 @@ class _PartMeter:
             return f"a photo passes the limit of {self.max_part - self.head_limit} bytes"
         if self.head is None:
             return None
-        self.head += part[:self.head_limit + 4 - len(self.head)]
+        self.head += part[: self.head_limit + 4 - len(self.head)]
         if self.head.startswith(b"--"):  # the closing delimiter: what follows it is no part
             self.head = None
             return None

@@ -58,8 +58,10 @@ class Enrolled(BaseModel):
     subject_id: str
     deletion_token: str = Field(description="shown once; needed to check exposure and to erase")
     consent_receipt: dict
-    earlier_findings: int | None = Field(description="findings in earlier scans; null for an unverified subject, "
-                                                      "who sees them as delayed counts on the exposure route")
+    earlier_findings: int | None = Field(
+        description="findings in earlier scans; null for an unverified subject, "
+        "who sees them as delayed counts on the exposure route"
+    )
     verified: bool = Field(False, description="false until an intake officer checks your identity")
     disclosure: str = Field(description="what an unverified subject is told, and how to be verified")
 
@@ -112,8 +114,10 @@ class WebhookIn(BaseModel):
 
 class WebhookOut(BaseModel):
     url: str
-    secret: str = Field(description="HMAC-SHA256 key: each delivery's X-Facetrace-Signature is "
-                                    "t=<unix time>,v1=HMAC(\"<t>.\" + body); see docs/api.md")
+    secret: str = Field(
+        description="HMAC-SHA256 key: each delivery's X-Facetrace-Signature is "
+        't=<unix time>,v1=HMAC("<t>." + body); see docs/api.md'
+    )
 
 
 class KeyIn(BaseModel):
@@ -146,20 +150,44 @@ def register(app, access, table: dict) -> None:
 
         return {"status": "ok", "version": __version__}
 
-    @route("GET", "/v1/consent-text", public, response_model=ConsentText, tags=["individuals"],
-           responses=error_responses(401, 429))
+    @route(
+        "GET",
+        "/v1/consent-text",
+        public,
+        response_model=ConsentText,
+        tags=["individuals"],
+        responses=error_responses(401, 429),
+    )
     def consent_text():
         """The consent text a person agrees to when enrolling."""
         from scanner.consent import ConsentInput
 
         c = ConsentInput()
-        return {"version": c.text_version, "sha256": c.text_sha256, "text": c.text, "purpose": c.purpose,
-                "scope": c.scope}
+        return {
+            "version": c.text_version,
+            "sha256": c.text_sha256,
+            "text": c.text,
+            "purpose": c.purpose,
+            "scope": c.scope,
+        }
 
-    @route("POST", "/v1/screen", screeners, response_model=ScreenResult, tags=["platforms"],
-           responses=error_responses(400, 401, 403, 413, 422, 429),
-           openapi_extra={"requestBody": {"required": True, "description": "the file's bytes", "content": {
-               "application/octet-stream": {"schema": {"type": "string", "format": "binary", "minLength": 1}}}}})
+    @route(
+        "POST",
+        "/v1/screen",
+        screeners,
+        response_model=ScreenResult,
+        tags=["platforms"],
+        responses=error_responses(400, 401, 403, 413, 422, 429),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "the file's bytes",
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary", "minLength": 1}}
+                },
+            }
+        },
+    )
     async def screen(request: Request, filename: Annotated[str, Query(max_length=255)] = "upload"):
         """Screen an upload (image, video or archive, sent as the raw request body) against the registry.
 
@@ -178,38 +206,65 @@ def register(app, access, table: dict) -> None:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    @route("POST", "/v1/subjects", public, response_model=Enrolled, tags=["individuals"],
-           responses=error_responses(400, 401, 408, 409, 413, 422, 429, 503))
-    def enroll(request: Request,
-               photos: Annotated[list[UploadFile], File(description="3 to 10 photos of you, each at most 20 MiB")],
-               consent: Annotated[bool, Form(description="true: I agree to the consent text")],
-               consent_version: Annotated[str, Form(max_length=64, description="the version of the consent text "
-                                                                               "you read (GET /v1/consent-text)")]):
+    @route(
+        "POST",
+        "/v1/subjects",
+        public,
+        response_model=Enrolled,
+        tags=["individuals"],
+        responses=error_responses(400, 401, 408, 409, 413, 422, 429, 503),
+    )
+    def enroll(
+        request: Request,
+        photos: Annotated[list[UploadFile], File(description="3 to 10 photos of you, each at most 20 MiB")],
+        consent: Annotated[bool, Form(description="true: I agree to the consent text")],
+        consent_version: Annotated[
+            str, Form(max_length=64, description="the version of the consent text you read (GET /v1/consent-text)")
+        ],
+    ):
         """Enroll yourself with 3 or more photos and explicit consent; receive a deletion token and a receipt."""
         svc = svc_of(request)
         return _enroll(svc, photos, consent, consent_version)
 
-    @route("GET", "/v1/subjects/{subject_id}/exposure", token, response_model=Exposure, tags=["individuals"],
-           responses=error_responses(401, 403, 422, 429))
-    def exposure(request: Request, subject_id: str,
-                 x_deletion_token: Annotated[str | None, Header()] = None):
+    @route(
+        "GET",
+        "/v1/subjects/{subject_id}/exposure",
+        token,
+        response_model=Exposure,
+        tags=["individuals"],
+        responses=error_responses(401, 403, 422, 429),
+    )
+    def exposure(request: Request, subject_id: str, x_deletion_token: Annotated[str | None, Header()] = None):
         """The findings that concern you (ids, bands, kinds and when; never pictures)."""
         svc = svc_of(request)
         subj = _own_subject(svc, subject_id, x_deletion_token, request.state.client_address)
         return _exposure(svc, subj)
 
-    @route("DELETE", "/v1/subjects/{subject_id}", token, response_model=Erased, tags=["individuals"],
-           responses=error_responses(400, 401, 403, 422, 429))
+    @route(
+        "DELETE",
+        "/v1/subjects/{subject_id}",
+        token,
+        response_model=Erased,
+        tags=["individuals"],
+        responses=error_responses(400, 401, 403, 422, 429),
+    )
     def erase(request: Request, subject_id: str, x_deletion_token: Annotated[str | None, Header()] = None):
         """Erase yourself: templates, hashes, findings, consent details, webhooks; receive an erasure receipt."""
         svc = svc_of(request)
         _own_subject(svc, subject_id, x_deletion_token, request.state.client_address)
         return _erase(svc, subject_id, x_deletion_token)
 
-    @route("PUT", "/v1/subjects/{subject_id}/webhook", token, response_model=WebhookOut, tags=["individuals"],
-           responses=error_responses(401, 403, 413, 422, 429))
-    def subject_webhook(request: Request, subject_id: str, body: WebhookIn,
-                        x_deletion_token: Annotated[str | None, Header()] = None):
+    @route(
+        "PUT",
+        "/v1/subjects/{subject_id}/webhook",
+        token,
+        response_model=WebhookOut,
+        tags=["individuals"],
+        responses=error_responses(401, 403, 413, 422, 429),
+    )
+    def subject_webhook(
+        request: Request, subject_id: str, body: WebhookIn, x_deletion_token: Annotated[str | None, Header()] = None
+    ):
         """Be notified (signed POST) when a scan or a screen finds you; only public addresses are accepted."""
         svc = svc_of(request)
         _own_subject(svc, subject_id, x_deletion_token, request.state.client_address)
@@ -218,8 +273,14 @@ def register(app, access, table: dict) -> None:
         svc.audit("webhook_registered", "subject", subject_id, {"url_host": _host(body.url)})
         return {"url": body.url, "secret": secret}
 
-    @route("PUT", "/v1/webhook", screeners, response_model=WebhookOut, tags=["platforms"],
-           responses=error_responses(401, 403, 413, 422, 429))
+    @route(
+        "PUT",
+        "/v1/webhook",
+        screeners,
+        response_model=WebhookOut,
+        tags=["platforms"],
+        responses=error_responses(401, 403, 413, 422, 429),
+    )
     def key_webhook(request: Request, body: WebhookIn):
         """Register the calling key's webhook (a public address): each screen that finds someone is reported to it."""
         svc = svc_of(request)
@@ -229,19 +290,35 @@ def register(app, access, table: dict) -> None:
         svc.audit("webhook_registered", f"key:{key_id}", None, {"url_host": _host(body.url)})
         return {"url": body.url, "secret": secret}
 
-    @route("POST", "/v1/verifications", intake, response_model=VerifyOut, tags=["intake"],
-           responses=error_responses(400, 401, 403, 404, 408, 413, 422, 429, 503))
-    def verify(request: Request, subject_id: Annotated[str, Form(max_length=16)],
-               method: Annotated[str, Form(max_length=32, description="in_person, video_call or case_file")],
-               photos: Annotated[list[UploadFile], File(description=f"1 to {MAX_LIVE_PHOTOS} photos of the "
-                                                                     "person, taken by you now")]):
+    @route(
+        "POST",
+        "/v1/verifications",
+        intake,
+        response_model=VerifyOut,
+        tags=["intake"],
+        responses=error_responses(400, 401, 403, 404, 408, 413, 422, 429, 503),
+    )
+    def verify(
+        request: Request,
+        subject_id: Annotated[str, Form(max_length=16)],
+        method: Annotated[str, Form(max_length=32, description="in_person, video_call or case_file")],
+        photos: Annotated[
+            list[UploadFile], File(description=f"1 to {MAX_LIVE_PHOTOS} photos of the person, taken by you now")
+        ],
+    ):
         """Verify a subject (intake only): you checked the person's identity and took new photos of them,
         which must match their enrolled photos. Only then are they told of each finding as it is made."""
         svc = svc_of(request)
         return _verify(svc, subject_id, method, photos, request.state.caller["key_id"])
 
-    @route("DELETE", "/v1/subjects/{subject_id}/verification", intake, response_model=VerifyOut, tags=["intake"],
-           responses=error_responses(400, 401, 403, 404, 422, 429))
+    @route(
+        "DELETE",
+        "/v1/subjects/{subject_id}/verification",
+        intake,
+        response_model=VerifyOut,
+        tags=["intake"],
+        responses=error_responses(400, 401, 403, 404, 422, 429),
+    )
     def unverify(request: Request, subject_id: str):
         """Take a subject's verification back (intake only): they get delayed counts again."""
         from scanner.registry import unverify_subject
@@ -249,14 +326,21 @@ def register(app, access, table: dict) -> None:
         svc = svc_of(request)
         return unverify_subject(svc.registry, subject_id, actor=f"key:{request.state.caller['key_id']}")
 
-    @route("POST", "/v1/keys", admin, response_model=KeyOut, tags=["service"],
-           responses=error_responses(401, 403, 413, 422, 429))
+    @route(
+        "POST",
+        "/v1/keys",
+        admin,
+        response_model=KeyOut,
+        tags=["service"],
+        responses=error_responses(401, 403, 413, 422, 429),
+    )
     def create_key(request: Request, body: KeyIn):
         """Create an API key (admin only); the key is returned once."""
         svc = svc_of(request)
         key_id, key = svc.keys.create_key(body.role, body.label)
-        svc.audit("api_key_created", f"key:{request.state.caller['key_id']}", None, {"key_id": key_id,
-                                                                                    "role": body.role})
+        svc.audit(
+            "api_key_created", f"key:{request.state.caller['key_id']}", None, {"key_id": key_id, "role": body.role}
+        )
         return {"key_id": key_id, "role": body.role, "key": key}
 
 
@@ -323,10 +407,21 @@ def _screen_file(svc, path, caller) -> dict:
     by_seq: dict[int, list] = {}
     for f in findings:
         by_seq.setdefault(f["member_seq"], []).append(
-            {"subject_id": f["subject_id"], "kind": f["kind"], "band": f["band"], "evidence": f["evidence"]})
-    items = [{"path": r["relpath"], "kind": r["kind"], "type": r["type"], "status": r["status"],
-              "reason": r["reason"], "sha256": r["sha256"], "faces": len(r["faces"]),
-              "findings": by_seq.get(r["seq"], [])} for r in stored_records(svc.store, summary.scan_id)]
+            {"subject_id": f["subject_id"], "kind": f["kind"], "band": f["band"], "evidence": f["evidence"]}
+        )
+    items = [
+        {
+            "path": r["relpath"],
+            "kind": r["kind"],
+            "type": r["type"],
+            "status": r["status"],
+            "reason": r["reason"],
+            "sha256": r["sha256"],
+            "faces": len(r["faces"]),
+            "findings": by_seq.get(r["seq"], []),
+        }
+        for r in stored_records(svc.store, summary.scan_id)
+    ]
     bundle = None
     if len(items) > 1:
         bundle = build_profile(svc.store, summary.scan_id)["bundle"]
@@ -335,8 +430,13 @@ def _screen_file(svc, path, caller) -> dict:
         svc.notify("subject", sid, payload)
     if caller and findings:
         svc.notify("key", caller["key_id"], finding_payload("screen_findings", findings, summary.scan_id))
-    return {"scan_id": summary.scan_id, "items": items, "findings": len(findings), "subjects_found": subjects,
-            "bundle": bundle}
+    return {
+        "scan_id": summary.scan_id,
+        "items": items,
+        "findings": len(findings),
+        "subjects_found": subjects,
+        "bundle": bundle,
+    }
 
 
 def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
@@ -348,11 +448,18 @@ def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
     if not consent:
         raise ApiError(400, "consent_required", "enrollment needs your explicit consent (consent=true)")
     if not consent_version:
-        raise ApiError(409, "consent_text_changed", f"send the version of the consent text you read (consent_version; "
-                                                    f"it is now {c.text_version}, GET /v1/consent-text)")
+        raise ApiError(
+            409,
+            "consent_text_changed",
+            f"send the version of the consent text you read (consent_version; "
+            f"it is now {c.text_version}, GET /v1/consent-text)",
+        )
     if consent_version != c.text_version:
-        raise ApiError(409, "consent_text_changed", f"the consent text is now version {c.text_version}; read it "
-                                                    "again (GET /v1/consent-text) and resubmit")
+        raise ApiError(
+            409,
+            "consent_text_changed",
+            f"the consent text is now version {c.text_version}; read it again (GET /v1/consent-text) and resubmit",
+        )
     if len(photos) < SELF_ENROLLMENT_MIN_PHOTOS:
         raise ApiError(400, "too_few_photos", f"give at least {SELF_ENROLLMENT_MIN_PHOTOS} photos of yourself")
     s = svc.settings
@@ -376,12 +483,16 @@ def _enroll(svc, photos, consent: bool, consent_version: str) -> dict:
     del data
     with svc.lock:
         result = enroll(svc.registry, analysed, c, actor="web-enrollment")
-    return {"subject_id": result.subject_id, "deletion_token": result.deletion_token,
-            "consent_receipt": result.receipt,
-            # a self-enrolled subject is unverified: told nothing now, the counts follow a day or more late
-            # (an erasure and a new enrollment would otherwise count the latest screens at once)
-            "earlier_findings": None, "verified": False,
-            "disclosure": LIMITED}
+    return {
+        "subject_id": result.subject_id,
+        "deletion_token": result.deletion_token,
+        "consent_receipt": result.receipt,
+        # a self-enrolled subject is unverified: told nothing now, the counts follow a day or more late
+        # (an erasure and a new enrollment would otherwise count the latest screens at once)
+        "earlier_findings": None,
+        "verified": False,
+        "disclosure": LIMITED,
+    }
 
 
 def _verify(svc, subject_id: str, method: str, photos, key_id: str) -> dict:
@@ -390,8 +501,11 @@ def _verify(svc, subject_id: str, method: str, photos, key_id: str) -> dict:
     if not SUBJECT_ID.match(subject_id):
         raise ApiError(422, "invalid_request", "subject_id: a subject id is 16 hexadecimal characters")
     if not 1 <= len(photos) <= MAX_LIVE_PHOTOS:
-        raise ApiError(400, "too_few_photos" if not photos else "too_large",
-                       f"send 1 to {MAX_LIVE_PHOTOS} photos of the person, taken now")
+        raise ApiError(
+            400,
+            "too_few_photos" if not photos else "too_large",
+            f"send 1 to {MAX_LIVE_PHOTOS} photos of the person, taken now",
+        )
     data = []
     for p in photos:
         blob = p.file.read()
@@ -433,8 +547,9 @@ def _exposure(svc, subj: dict) -> dict:
     from scanner import disclosure
 
     rows = svc.registry.store.findings(subject_id=subj["id"])
-    out = disclosure.exposure(subj, rows, delay_s=svc.settings.disclosure_delay_s,
-                              granule_s=svc.settings.disclosure_granule_s)
+    out = disclosure.exposure(
+        subj, rows, delay_s=svc.settings.disclosure_delay_s, granule_s=svc.settings.disclosure_granule_s
+    )
     svc.audit("exposure_check", "subject", subj["id"], {"findings": len(rows), "verified": out["verified"]})
     return out
 

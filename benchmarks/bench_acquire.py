@@ -37,9 +37,23 @@ def run_acquire(url: str, workspace: Path) -> tuple[dict, float, float]:
     out_file = workspace.with_name(workspace.name + ".jsonl")
     started = time.monotonic()
     # the file is served on loopback, an internal address the acquisition refuses unless it is named
-    _rc, peak, _err = run_measured([facetrace(), "acquire", "--json", "-q", "--retries", "0", "--lab-network",
-                                    "127.0.0.1/32", "--workspace", str(workspace), url], out_file,
-                                   env={**os.environ, "NO_PROXY": "127.0.0.1,localhost"})
+    _rc, peak, _err = run_measured(
+        [
+            facetrace(),
+            "acquire",
+            "--json",
+            "-q",
+            "--retries",
+            "0",
+            "--lab-network",
+            "127.0.0.1/32",
+            "--workspace",
+            str(workspace),
+            url,
+        ],
+        out_file,
+        env={**os.environ, "NO_PROXY": "127.0.0.1,localhost"},
+    )
     seconds = time.monotonic() - started
     record = json.loads(out_file.read_text().splitlines()[0])
     return record, seconds, peak
@@ -64,16 +78,22 @@ def main() -> None:
             url = server.route("/big.bin", File(size=size, block=block))
             record, seconds, peak = run_acquire(url, tmp / "ws-full")
             assert record["status"] == "complete" and record["sha256"] == want, record["reason"]
-            print(f"full download of {size / 2**20:.0f} MiB: {seconds:.1f} s ({size / 2**20 / seconds:.0f} MiB/s), "
-                  f"peak RSS of the acquiring process {peak:.1f} MiB; SHA-256 {record['sha256'][:16]}... as served")
+            print(
+                f"full download of {size / 2**20:.0f} MiB: {seconds:.1f} s ({size / 2**20 / seconds:.0f} MiB/s), "
+                f"peak RSS of the acquiring process {peak:.1f} MiB; SHA-256 {record['sha256'][:16]}... as served"
+            )
             # cut off half-way once, then resumed by running the same command again
             cut = server.route("/cut.bin", File(size=size, block=block, cut_after=size // 2, cut_times=1))
             first, s1, _ = run_acquire(cut, tmp / "ws-resume")
             second, s2, peak2 = run_acquire(cut, tmp / "ws-resume")
-            print(f"cut off at {size // 2:,} bytes: {first['status']} ({first['reason']}) in {s1:.1f} s; "
-                  f"run again: {second['status']}, resumed from byte {second['resumed_from']['offset']:,} in {s2:.1f} s")
+            print(
+                f"cut off at {size // 2:,} bytes: {first['status']} ({first['reason']}) in {s1:.1f} s; "
+                f"run again: {second['status']}, resumed from byte {second['resumed_from']['offset']:,} in {s2:.1f} s"
+            )
             same = second["sha256"] == record["sha256"] == want
-            print(f"resumed SHA-256 equals the full download's: {same}; peak RSS of the resuming process {peak2:.1f} MiB")
+            print(
+                f"resumed SHA-256 equals the full download's: {same}; peak RSS of the resuming process {peak2:.1f} MiB"
+            )
             assert same
     finally:
         for p in tmp.rglob("*"):

@@ -48,7 +48,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     from distributed import LocalCluster
 
-    files = sorted(p for p in args.folder.rglob("*") if p.is_file())[:args.limit] if args.limit else None
+    files = sorted(p for p in args.folder.rglob("*") if p.is_file())[: args.limit] if args.limit else None
     inputs = [str(f) for f in files] if files else [str(args.folder)]
     n = len(files) if files else sum(1 for p in args.folder.rglob("*") if p.is_file())
     print(f"# {n} photos from {args.folder}; {os.cpu_count()} CPUs")

@@ -39,7 +39,9 @@ def main() -> None:
     from scanner.media.images import ImageDecodeError, decode_image, reduced_copy
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--facedata", type=Path, default=Path(os.environ.get("FACETRACE_FACEDATA", REPO.parent / "shared" / "facedata")))
+    ap.add_argument(
+        "--facedata", type=Path, default=Path(os.environ.get("FACETRACE_FACEDATA", REPO.parent / "shared" / "facedata"))
+    )
     ap.add_argument("--upsample", type=int, default=1)
     ap.add_argument("--adjust", type=float, default=0.0, help="adjust_threshold (negative: more, weaker detections)")
     ap.add_argument("--max-side", type=int, default=1024)
@@ -51,7 +53,7 @@ def main() -> None:
     detector = dlib.get_frontal_face_detector()
     hog.run(np.zeros((100, 100, 3), np.uint8), args.upsample)  # parse the model outside the timings
     files = sorted(p for p in args.facedata.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    files = files[:args.limit] if args.limit else files
+    files = files[: args.limit] if args.limit else files
     images = rects = 0
     differing = []
     max_score_diff = 0.0
@@ -83,18 +85,21 @@ def main() -> None:
             times[g][0].append(t1 - t0)
             times[g][1].append(t2 - t1)
         if ref != got_rects or [int(i) for i in ref_idx] != got_idx:
-            differing.append((label, pixels.shape, ref, list(ref_scores), [int(i) for i in ref_idx],
-                              got_rects, got_scores, got_idx))
+            differing.append(
+                (label, pixels.shape, ref, list(ref_scores), [int(i) for i in ref_idx], got_rects, got_scores, got_idx)
+            )
         else:
-            for a, b in zip(ref_scores, got_scores):
+            for a, b in zip(ref_scores, got_scores, strict=False):
                 max_score_diff = max(max_score_diff, abs(a - b))
-        for s, r in zip(ref_scores, ref):
+        for s, r in zip(ref_scores, ref, strict=False):
             if abs(s - args.adjust) < closest[0]:
                 closest = (abs(s - args.adjust), (label, r, s))
 
     print(f"upsample {args.upsample}, adjust_threshold {args.adjust}, detection copy longer side <= {args.max_side}")
     print(f"images compared: {images}; dlib rectangles: {rects}")
-    print(f"images with identical rectangles (same order, same detector): {images - len(differing)}; differing: {len(differing)}")
+    print(
+        f"images with identical rectangles (same order, same detector): {images - len(differing)}; differing: {len(differing)}"
+    )
     for label, shape, ref, rs, ri, got, gs, gi in differing:
         print(f"  DIFF {label} {shape}: dlib {ref} scores {rs} idx {ri}\n       hog.py {got} scores {gs} idx {gi}")
     print(f"largest score difference on identical images: {max_score_diff:.3g}")

@@ -72,7 +72,7 @@ def run_measured(cmd: list[str], db: Path, n: int) -> tuple[float, int, int, int
     while proc.poll() is None:
         now = time.perf_counter()
         if now - last_memory >= 0.2:
-            peaks = [max(p, m) for p, m in zip(peaks, _tree_memory(proc.pid))]
+            peaks = [max(p, m) for p, m in zip(peaks, _tree_memory(proc.pid), strict=False)]
             last_memory = now
         count = stored_members(db)  # 0 until the database exists
         if not seen or count != seen[-1][1]:
@@ -126,23 +126,39 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    print(f"{'photos':>7} {'seconds':>8} {'photos/s':>9} {'steady photos/s':>16} {'faces':>7} {'peak RSS MiB':>13} "
-          f"{'peak PSS MiB':>13} {'largest RSS':>12}")
+    print(
+        f"{'photos':>7} {'seconds':>8} {'photos/s':>9} {'steady photos/s':>16} {'faces':>7} {'peak RSS MiB':>13} "
+        f"{'peak PSS MiB':>13} {'largest RSS':>12}"
+    )
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             build_dump(data, tmp / "dump", n)
             elapsed, peak_rss, peak_pss, peak_one, steady = run_measured(
-                [*facetrace(), "scan", "--quiet", "--workers", str(args.workers), "--workspace", str(tmp / "ws"),
-                 str(tmp / "dump")], tmp / "ws" / "facetrace.db", n)
+                [
+                    *facetrace(),
+                    "scan",
+                    "--quiet",
+                    "--workers",
+                    str(args.workers),
+                    "--workspace",
+                    str(tmp / "ws"),
+                    str(tmp / "dump"),
+                ],
+                tmp / "ws" / "facetrace.db",
+                n,
+            )
             import sqlite3
 
             con = sqlite3.connect(tmp / "ws" / "facetrace.db")
             faces = con.execute("SELECT count(*) FROM faces").fetchone()[0]
             con.close()
             rate = f"{steady:.2f}" if steady else "-"
-            print(f"{n:>7} {elapsed:>8.1f} {n / elapsed:>9.2f} {rate:>16} {faces:>7} {peak_rss / 2**20:>13.0f} "
-                  f"{peak_pss / 2**20:>13.0f} {peak_one / 2**20:>12.0f}", flush=True)
+            print(
+                f"{n:>7} {elapsed:>8.1f} {n / elapsed:>9.2f} {rate:>16} {faces:>7} {peak_rss / 2**20:>13.0f} "
+                f"{peak_pss / 2**20:>13.0f} {peak_one / 2**20:>12.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

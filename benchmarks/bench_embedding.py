@@ -45,8 +45,9 @@ def images(root: Path, limit: int | None):
         except ImageDecodeError as exc:
             print(f"  not decodable, left out: {f}: {exc}")
     for video in sorted((root / "video").glob("*.mp4")) if not limit else ():
-        for frame in sample_video(str(video), Sampling(), every_ms=1000, scene_change=255.0, max_frames=3600,
-                                  max_pixels=100_000_000):
+        for frame in sample_video(
+            str(video), Sampling(), every_ms=1000, scene_change=255.0, max_frames=3600, max_pixels=100_000_000
+        ):
             yield f"{video.relative_to(root)}@{frame.ms}ms", frame.image
 
 
@@ -66,8 +67,10 @@ def main() -> None:
     from scanner.models import ScanOptions
 
     reference, engine = DlibFaceEngine(ScanOptions(engine="dlib")), OnnxFaceEngine(ScanOptions())
-    print(f"# {args.facedata}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}; {reference.runtime} vs {engine.runtime}")
+    print(
+        f"# {args.facedata}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}; {reference.runtime} vs {engine.runtime}"
+    )
     n_images = n_faces = 0
     t_ref = t_new = 0.0
     worst, worst_at = 0.0, None
@@ -109,16 +112,23 @@ def main() -> None:
             import dlib
             from face_recognition import api
 
-            chips += [np.asarray(dlib.get_face_chip(pixels, s, size=150, padding=0.25))
-                      for s in api._raw_face_landmarks(pixels, boxes, model="small")]
+            chips += [
+                np.asarray(dlib.get_face_chip(pixels, s, size=150, padding=0.25))
+                for s in api._raw_face_landmarks(pixels, boxes, model="small")
+            ]
     if held:
         describe_held()
     print(f"{n_images} images and frames, {n_faces} faces")
-    print(f"largest absolute difference of any encoding value: {worst:.3g} ({worst_at}); contract 1e-4: "
-          f"{'met' if worst <= 1e-4 else 'NOT MET'}")
+    print(
+        f"largest absolute difference of any encoding value: {worst:.3g} ({worst_at}); contract 1e-4: "
+        f"{'met' if worst <= 1e-4 else 'NOT MET'}"
+    )
     print(f"{'engine':44} {'ms per face':>12} {'vs dlib':>8}")
-    for name, t in (("dlib compute_face_descriptor (face_recognition)", t_ref), ("onnx, one image per call", t_new),
-                    ("onnx, 8 images per call (a scan's worker)", t_batched)):
+    for name, t in (
+        ("dlib compute_face_descriptor (face_recognition)", t_ref),
+        ("onnx, one image per call", t_new),
+        ("onnx, 8 images per call (a scan's worker)", t_batched),
+    ):
         print(f"{name:44} {1000 * t / n_faces:12.2f} {t_ref / t:7.1f}x")
     print(f"batches of 8 images whose encodings differ from one image at a time: {batched_differ}")
     batch = np.stack(chips)

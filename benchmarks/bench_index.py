@@ -6,7 +6,7 @@ single-query latency p50/p99 (one query at a time, as `match` does), batch throu
 recall@1 against the exact flat index on the same data, for two kinds of query: a noisy copy of an
 enrolled template (a new photo of an enrolled person: the case that decides a finding) and a
 fresh random vector (a stranger: its nearest template is barely nearer than the rest, and no
-threshold accepts it). Then the IVF index's files (segmented: indexes/segments.py): their size,
+threshold accepts it). Then the IVF index's files (segmented: indexes/search/segments.py): their size,
 the time to write and hash them all and to read them back, and the time to remove one subject
 (3 templates) and save the change, which rewrites only the touched segments; afterwards no file
 of the index holds the removed ids (as `registry verify-erasure` checks). Last, the registry's
@@ -28,9 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexes.hashes import ShardedHashIndex, load_hash_index, save_hash_index, stored_hash_ids  # noqa: E402
-from indexes.segments import files as index_files  # noqa: E402
-from indexes.vectors import FlatIndex, IVFIndex, load_index, save_index, stored_ids  # noqa: E402
+from indexes.search.hashes import ShardedHashIndex, load_hash_index, save_hash_index, stored_hash_ids
+from indexes.search.segments import files as index_files
+from indexes.search.vectors import FlatIndex, IVFIndex, load_index, save_index, stored_ids
 
 
 def bench(index, x, ids, queries):
@@ -55,8 +55,10 @@ def main():
     ap.add_argument("--hashes", type=int, default=18_000_000, help="hash index size (0: skip)")
     args = ap.parse_args()
     rng = np.random.default_rng(1)
-    print(f"{'size':>9} {'index':16} {'build s':>8} {'p50 ms':>7} {'p99 ms':>7} {'batch q/s':>10} "
-          f"{'recall@1':>8} {'strangers':>9}")
+    print(
+        f"{'size':>9} {'index':16} {'build s':>8} {'p50 ms':>7} {'p99 ms':>7} {'batch q/s':>10} "
+        f"{'recall@1':>8} {'strangers':>9}"
+    )
     for n in [int(s) for s in args.sizes.split(",")]:
         x = rng.normal(0, 0.09, (n, 128)).astype(np.float32)
         ids = np.arange(n, dtype=np.int64)
@@ -66,13 +68,17 @@ def main():
         strangers = rng.normal(0, 0.09, (args.queries, 128)).astype(np.float32)
         flat_index, ivf_index = FlatIndex(), IVFIndex()
         flat = bench(flat_index, x, ids, q)
-        print(f"{n:>9} {'faiss-flat':16} {flat[0]:8.2f} {flat[1]:7.3f} {flat[2]:7.3f} {flat[3]:10.0f} {'1.000':>8} "
-              f"{'1.000':>9}")
+        print(
+            f"{n:>9} {'faiss-flat':16} {flat[0]:8.2f} {flat[1]:7.3f} {flat[2]:7.3f} {flat[3]:10.0f} {'1.000':>8} "
+            f"{'1.000':>9}"
+        )
         ivf = bench(ivf_index, x, ids, q)
         recall = float((ivf[4] == flat[4]).mean())
         far = float((ivf_index.search(strangers, 1)[1][:, 0] == flat_index.search(strangers, 1)[1][:, 0]).mean())
-        print(f"{n:>9} {'faiss-ivf-flat':16} {ivf[0]:8.2f} {ivf[1]:7.3f} {ivf[2]:7.3f} {ivf[3]:10.0f} {recall:8.3f} "
-              f"{far:9.3f}")
+        print(
+            f"{n:>9} {'faiss-ivf-flat':16} {ivf[0]:8.2f} {ivf[1]:7.3f} {ivf[2]:7.3f} {ivf[3]:10.0f} {recall:8.3f} "
+            f"{far:9.3f}"
+        )
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "t.faiss"
             t = time.perf_counter()
@@ -82,8 +88,10 @@ def main():
             loaded_index = load_index(path, "bench", "1")  # every SHA-256 checked, lists filled
             loaded = time.perf_counter() - t
             size = sum(p.stat().st_size for p in index_files(path))
-            print(f"{'':>9} {'ivf files':16} {size / 2**20:.0f} MiB: saved (written and hashed) in "
-                  f"{saved:.2f} s, loaded (hashes checked, read) in {loaded:.2f} s")
+            print(
+                f"{'':>9} {'ivf files':16} {size / 2**20:.0f} MiB: saved (written and hashed) in "
+                f"{saved:.2f} s, loaded (hashes checked, read) in {loaded:.2f} s"
+            )
             del loaded_index
             for label in ("the index just saved", "an index just loaded"):
                 index = ivf_index if label == "the index just saved" else load_index(path, "bench", "1")
@@ -96,10 +104,13 @@ def main():
                 done = time.perf_counter()
                 left = [name for name, got in stored_ids(path).items() if got is None or np.isin(subject, got).any()]
                 changed = len(index.saved_manifest["segments"]) and sum(
-                    1 for f in index_files(path) if f.name.endswith(f".{manifest['generation']}.seg"))
-                print(f"{'':>9} {'remove subject':16} from {label}: {removed} templates removed in "
-                      f"{(mid - t) * 1000:.1f} ms, change saved in {(done - mid) * 1000:.0f} ms ({changed} of "
-                      f"{len(manifest['segments'])} segments rewritten); files still holding them: {left or 'none'}")
+                    1 for f in index_files(path) if f.name.endswith(f".{manifest['generation']}.seg")
+                )
+                print(
+                    f"{'':>9} {'remove subject':16} from {label}: {removed} templates removed in "
+                    f"{(mid - t) * 1000:.1f} ms, change saved in {(done - mid) * 1000:.0f} ms ({changed} of "
+                    f"{len(manifest['segments'])} segments rewritten); files still holding them: {left or 'none'}"
+                )
                 del index
         sys.stdout.flush()
     if args.hashes:
@@ -123,8 +134,10 @@ def bench_hashes(n: int) -> None:
         load_hash_index(path, "bench")
         loaded = time.perf_counter() - t
         size = sum(p.stat().st_size for p in index_files(path))
-        print(f"hash index {n:,} hashes: built {built:.1f} s, {size / 2**20:.0f} MiB in {index.segment_count()} "
-              f"segments, saved in {saved:.2f} s, loaded in {loaded:.2f} s")
+        print(
+            f"hash index {n:,} hashes: built {built:.1f} s, {size / 2**20:.0f} MiB in {index.segment_count()} "
+            f"segments, saved in {saved:.2f} s, loaded in {loaded:.2f} s"
+        )
         start = int(rng.integers(0, n - 54))
         enrollment = np.arange(start, start + 54, dtype=np.int64)  # 3 photos x 18 variants, consecutive ids
         t = time.perf_counter()
@@ -133,9 +146,11 @@ def bench_hashes(n: int) -> None:
         manifest = save_hash_index(index, path, "bench")
         done = time.perf_counter()
         left = [k for k, held in stored_hash_ids(path).items() if held is None or np.isin(enrollment, held).any()]
-        print(f"hash index remove one enrollment: {removed} hashes removed in {(mid - t) * 1000:.1f} ms, saved in "
-              f"{(done - mid) * 1000:.0f} ms ({len(manifest['segments'])} segments); files still holding them: "
-              f"{left or 'none'}")
+        print(
+            f"hash index remove one enrollment: {removed} hashes removed in {(mid - t) * 1000:.1f} ms, saved in "
+            f"{(done - mid) * 1000:.0f} ms ({len(manifest['segments'])} segments); files still holding them: "
+            f"{left or 'none'}"
+        )
         q = [codes[i].tobytes().hex() for i in rng.choice(n, 40)]
         t = time.perf_counter()
         for h in q:
@@ -144,8 +159,10 @@ def bench_hashes(n: int) -> None:
         t = time.perf_counter()
         index.range_search(q, 3)  # as a scan's batch of members is matched
         batch = (time.perf_counter() - t) / len(q) * 1000
-        print(f"hash index range query (radius 3, the near-copy policy's): {one:.1f} ms one at a time, "
-              f"{batch:.1f} ms per hash in a batch of {len(q)}")
+        print(
+            f"hash index range query (radius 3, the near-copy policy's): {one:.1f} ms one at a time, "
+            f"{batch:.1f} ms per hash in a batch of {len(q)}"
+        )
 
 
 if __name__ == "__main__":

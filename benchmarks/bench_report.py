@@ -61,8 +61,10 @@ def main() -> None:
         print(f"write_report without pictures (build, sign, JSON, HTML, manifest): {time.perf_counter() - t:.2f} s")
         t = time.perf_counter()
         out = write_report(store, root, str(Path(tmp) / "report"), actor="bench")
-        print(f"write_report with {out['pictures']['count']} pixelated pictures cut from the dump, "
-              f"{out['findings']} findings: {time.perf_counter() - t:.2f} s")
+        print(
+            f"write_report with {out['pictures']['count']} pixelated pictures cut from the dump, "
+            f"{out['findings']} findings: {time.perf_counter() - t:.2f} s"
+        )
         t = time.perf_counter()
         write_report(store, root, str(Path(tmp) / "report-case"), actor="bench", case_uco=True)
         print(f"write_report with pictures and the CASE/UCO export: {time.perf_counter() - t:.2f} s")
@@ -71,13 +73,29 @@ def main() -> None:
         chromium = shutil.which("chromium")
         if chromium:
             t = time.perf_counter()
-            subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                            "--proxy-server=127.0.0.1:9", f"--user-data-dir={Path(tmp) / 'chromium'}",
-                            "--window-size=1200,900", f"--screenshot={Path(tmp) / 'shot.png'}",
-                            f"file://{out['html']}"], capture_output=True, timeout=120)
-            print(f"headless Chromium: load, lay out and screenshot report.html: {time.perf_counter() - t:.2f} s "
-                  "(browser start included)")
+            subprocess.run(
+                [
+                    chromium,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--proxy-server=127.0.0.1:9",
+                    f"--user-data-dir={Path(tmp) / 'chromium'}",
+                    "--window-size=1200,900",
+                    f"--screenshot={Path(tmp) / 'shot.png'}",
+                    f"file://{out['html']}",
+                ],
+                capture_output=True,
+                timeout=120,
+            )
+            print(
+                f"headless Chromium: load, lay out and screenshot report.html: {time.perf_counter() - t:.2f} s "
+                "(browser start included)"
+            )
         t = time.perf_counter()
         assert verify_report(out["json"]) == []
         print(f"verify (signature): {time.perf_counter() - t:.2f} s")

@@ -85,8 +85,9 @@ def cli(files: list[Path], cpus: int) -> tuple[float, int, dict[str, int]]:
             (unknown / f"{i:06d}_{f.name}").symlink_to(f.resolve())
         (known / "someone.jpg").symlink_to(files[0].resolve())
         t = time.perf_counter()
-        out = subprocess.run([str(tool), "--cpus", str(cpus), str(known), str(unknown)], capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            [str(tool), "--cpus", str(cpus), str(known), str(unknown)], capture_output=True, text=True, check=True
+        ).stdout
         elapsed = time.perf_counter() - t
     per_photo: dict[str, int] = {}
     for line in out.splitlines():
@@ -98,8 +99,9 @@ def cli(files: list[Path], cpus: int) -> tuple[float, int, dict[str, int]]:
     return elapsed, sum(per_photo.values()), per_photo
 
 
-def facetrace_scan(folder_or_files: list[str], workers: int, engine: str,
-                   upsample: int) -> tuple[float, int, dict[str, int]]:
+def facetrace_scan(
+    folder_or_files: list[str], workers: int, engine: str, upsample: int
+) -> tuple[float, int, dict[str, int]]:
     """Run `facetrace scan` in a fresh process; return (seconds, faces, faces per photo name)."""
     import sqlite3
     import subprocess
@@ -108,12 +110,30 @@ def facetrace_scan(folder_or_files: list[str], workers: int, engine: str,
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "cli.main"]
     with tempfile.TemporaryDirectory() as ws:
         t = time.perf_counter()
-        subprocess.run([*command, "scan", "--quiet", "--workspace", ws, "--workers", str(workers), "--engine", engine,
-                        "--upsample", str(upsample), *folder_or_files], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                *command,
+                "scan",
+                "--quiet",
+                "--workspace",
+                ws,
+                "--workers",
+                str(workers),
+                "--engine",
+                engine,
+                "--upsample",
+                str(upsample),
+                *folder_or_files,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         elapsed = time.perf_counter() - t
         con = sqlite3.connect(Path(ws) / "facetrace.db")
-        rows = con.execute("SELECT m.relpath, count(f.id) FROM members m LEFT JOIN faces f ON f.member_id = m.id "
-                           "WHERE m.kind = 'image' GROUP BY m.id").fetchall()
+        rows = con.execute(
+            "SELECT m.relpath, count(f.id) FROM members m LEFT JOIN faces f ON f.member_id = m.id "
+            "WHERE m.kind = 'image' GROUP BY m.id"
+        ).fetchall()
         con.close()
     per_photo = {Path(relpath).name: faces for relpath, faces in rows}
     return elapsed, sum(per_photo.values()), per_photo
@@ -141,10 +161,15 @@ def main() -> None:
     ap.add_argument("--skip-loop", action="store_true", help="leave out the in-process loop (the slowest run)")
     ap.add_argument("--upsample", type=int, default=1, help="the scans' --upsample (the tool always uses 1)")
     ap.add_argument("--large", type=int, default=0, metavar="N", help="use N phone-sized photos (see above)")
-    ap.add_argument("--pairs", type=int, default=0, metavar="N",
-                    help="only the goal's comparison, N times in alternation: the tool with --cpus 2, then "
-                         "`facetrace scan` with 2 workers; prints each pair's ratio and their median (on a shared "
-                         "machine whose speed drifts, each pair sees about the same machine)")
+    ap.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the goal's comparison, N times in alternation: the tool with --cpus 2, then "
+        "`facetrace scan` with 2 workers; prints each pair's ratio and their median (on a shared "
+        "machine whose speed drifts, each pair sees about the same machine)",
+    )
     args = ap.parse_args()
     if args.large:
         tmp = tempfile.TemporaryDirectory()
@@ -158,8 +183,10 @@ def main() -> None:
         sys.exit("photo file names must be unique across the folder (faces are compared per name)")
     inputs = [str(f) for f in files] if args.limit else [str(args.folder)]
     n = len(files)
-    print(f"# {n} photos from {args.folder}; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, Python {platform.python_version()}; scans with --upsample {args.upsample}")
+    print(
+        f"# {n} photos from {args.folder}; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}; scans with --upsample {args.upsample}"
+    )
     if args.pairs:
         pairs(files, inputs, args.pairs, args.upsample)
         return
@@ -186,8 +213,10 @@ def main() -> None:
     fewer = {k: (v, found.get(k, 0)) for k, v in reference.items() if found.get(k, 0) < v}
     more = sum(max(found.get(k, 0) - v, 0) for k, v in reference.items())
     got = sum(min(found.get(k, 0), v) for k, v in reference.items())
-    print(f"faces the CLI (--cpus 1) finds that the last scan finds too (per photo): {got} of {sum(reference.values())} "
-          f"({100 * got / max(sum(reference.values()), 1):.2f}%); the scan finds {more} more")
+    print(
+        f"faces the CLI (--cpus 1) finds that the last scan finds too (per photo): {got} of {sum(reference.values())} "
+        f"({100 * got / max(sum(reference.values()), 1):.2f}%); the scan finds {more} more"
+    )
     for k, (want, have) in sorted(fewer.items())[:40]:
         print(f"  fewer: {k}: CLI {want}, scan {have}")
 

@@ -46,11 +46,21 @@ def main() -> None:
     from scanner.models import ScanOptions
 
     engine, reference = OnnxFaceEngine(ScanOptions()), DlibFaceEngine(ScanOptions(engine="dlib"))
-    photos = sorted(p for p in args.folder.rglob("*") if p.is_file())[:args.limit]
+    photos = sorted(p for p in args.folder.rglob("*") if p.is_file())[: args.limit]
     data = [p.read_bytes() for p in photos]
     dlib_detector = dlib.get_frontal_face_detector()
-    stages = ["decode", "hashes", "detect, upsample 1 (hog.py)", "detect, upsample 1 (dlib)", "detect, upsample 0 (hog.py)",
-              "landmarks", "chip", "network, 8 photos a call", "network, 1 photo a call", "network (dlib)"]
+    stages = [
+        "decode",
+        "hashes",
+        "detect, upsample 1 (hog.py)",
+        "detect, upsample 1 (dlib)",
+        "detect, upsample 0 (hog.py)",
+        "landmarks",
+        "chip",
+        "network, 8 photos a call",
+        "network, 1 photo a call",
+        "network (dlib)",
+    ]
     compared = ("detect, upsample 1 (dlib)", "detect, upsample 0 (hog.py)", "network, 1 photo a call", "network (dlib)")
     held = []
     total = dict.fromkeys(stages, 0.0)
@@ -74,15 +84,19 @@ def main() -> None:
             if not rects:
                 continue
             shapes = timed("landmarks", lambda: [engine._landmarks(pixels, r) for r in rects])
-            chips = timed("chip", lambda: np.stack([np.asarray(dlib.get_face_chip(pixels, s, size=150, padding=0.25))
-                                                    for s in shapes]))
+            chips = timed(
+                "chip",
+                lambda: np.stack([np.asarray(dlib.get_face_chip(pixels, s, size=150, padding=0.25)) for s in shapes]),
+            )
             timed("network, 1 photo a call", engine._net, chips)
             held.append(chips)
             if len(held) == 8:
                 timed("network, 8 photos a call", engine.describe, np.concatenate(held))
                 held.clear()
-            timed("network (dlib)", lambda: [reference._fr.api.face_encoder.compute_face_descriptor(pixels, s, 1)
-                                             for s in shapes])
+            timed(
+                "network (dlib)",
+                lambda: [reference._fr.api.face_encoder.compute_face_descriptor(pixels, s, 1) for s in shapes],
+            )
             faces += 0 if warm else len(rects)
         if held:
             timed("network, 8 photos a call", engine.describe, np.concatenate(held))

@@ -28,8 +28,11 @@ def scan_of(folder: Path, cache: Path):
     from scanner.pipeline import open_store, scan
 
     store, _root = open_store(str(cache))
-    done = [s for s in store.list_scans() if s["status"] == "finished"
-            and [i["abspath"] for i in s["inputs"]] == [str(folder.resolve())]]
+    done = [
+        s
+        for s in store.list_scans()
+        if s["status"] == "finished" and [i["abspath"] for i in s["inputs"]] == [str(folder.resolve())]
+    ]
     return store, (done[-1]["id"] if done else scan([str(folder.resolve())], store, ScanOptions()).scan_id)
 
 
@@ -48,7 +51,7 @@ def link_graph(encodings: np.ndarray, threshold: float) -> list[tuple[int, int, 
     lims, dist, ids = index.range_search(x, threshold * threshold)
     edges = []
     for i in range(len(x)):
-        for d, j in zip(dist[lims[i]:lims[i + 1]], ids[lims[i]:lims[i + 1]]):
+        for d, j in zip(dist[lims[i] : lims[i + 1]], ids[lims[i] : lims[i + 1]], strict=False):
             if j > i:
                 edges.append((i, int(j), float(1.0 - np.sqrt(max(d, 0.0)))))
     return edges
@@ -82,15 +85,20 @@ def main() -> None:
     encs = np.asarray(encs)
     primary = np.asarray(primary)
     people = len(set(truth))
-    print(f"{len(members)} photos with faces, {len(encs)} faces, {int(primary.sum())} primary, "
-          f"{len(encs) - int(primary.sum())} background; {people} people")
+    print(
+        f"{len(members)} photos with faces, {len(encs)} faces, {int(primary.sum())} primary, "
+        f"{len(encs) - int(primary.sum())} background; {people} people"
+    )
     print(f"{'method':<38} thr   people  error   precision recall  F1      time")
     from scipy.cluster.hierarchy import fcluster, linkage
 
     runs = [("gated ward (profile.people.cluster)", None)]  # benchmarks/cluster_people.py: other populations
     runs += [("ward", t) for t in (0.8, 0.9, 1.0, 1.2)]
-    runs += [(m, t) for m in ("average-linkage", "complete-linkage", "chinese-whispers", "connected")
-             for t in (0.45, 0.5, 0.55, 0.6, 0.65)]
+    runs += [
+        (m, t)
+        for m in ("average-linkage", "complete-linkage", "chinese-whispers", "connected")
+        for t in (0.45, 0.5, 0.55, 0.6, 0.65)
+    ]
     for method, thr in runs:
         if True:
             t = time.perf_counter()
@@ -112,9 +120,11 @@ def main() -> None:
             elapsed = time.perf_counter() - t
             labels = np.asarray(labels)
             counted = set(labels[primary])
-            s = pairwise_scores(list(labels[primary]), [t for t, p in zip(truth, primary) if p])
-            print(f"{method:<38} {'gate' if thr is None else f'{thr:.2f}'}  {len(counted):>6}  {(len(counted) - people) / people:+6.1%}  "
-                  f"{s['precision']:.4f}    {s['recall']:.4f}  {s['f1']:.4f}  {elapsed:.2f} s")
+            s = pairwise_scores(list(labels[primary]), [t for t, p in zip(truth, primary, strict=False) if p])
+            print(
+                f"{method:<38} {'gate' if thr is None else f'{thr:.2f}'}  {len(counted):>6}  {(len(counted) - people) / people:+6.1%}  "
+                f"{s['precision']:.4f}    {s['recall']:.4f}  {s['f1']:.4f}  {elapsed:.2f} s"
+            )
     from scanner.profile.dump import build_profile
     from scanner.profile.people import assign_people
 

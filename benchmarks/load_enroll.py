@@ -66,22 +66,31 @@ def percentiles(latencies: list[float]) -> str:
         return "no screen completed"
     s = sorted(latencies)
     p95 = s[min(len(s) - 1, int(len(s) * 0.95))]
-    return (f"{len(s)} screens, p50 {statistics.median(s) * 1000:,.0f} ms, p95 {p95 * 1000:,.0f} ms, "
-            f"max {s[-1] * 1000:,.0f} ms")
+    return (
+        f"{len(s)} screens, p50 {statistics.median(s) * 1000:,.0f} ms, p95 {p95 * 1000:,.0f} ms, "
+        f"max {s[-1] * 1000:,.0f} ms"
+    )
 
 
 def oversized_enrollment(port: int, declared: bool, photos: int = 20, photo_mb: int = 60) -> str:
     """Send an enrollment of `photos` x `photo_mb` MB until the service answers; say what it answered."""
     boundary = "load-enroll-boundary"
     block = b"\xff" * (1 << 20)
-    part_head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"big.jpg\"\r\n"
-                 "Content-Type: image/jpeg\r\n\r\n").encode()
+    part_head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="big.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
     total = photos * (len(part_head) + photo_mb * len(block) + 2) + len(f"--{boundary}--\r\n")
     headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
     headers.update({"Content-Length": str(total)} if declared else {"Transfer-Encoding": "chunked"})
     sock = socket.create_connection(("127.0.0.1", port), timeout=120)
-    sock.sendall((f"POST /v1/subjects HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                  + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode())
+    sock.sendall(
+        (
+            f"POST /v1/subjects HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n"
+        ).encode()
+    )
     sent, t = 0, time.perf_counter()
     answered = threading.Event()
     result: dict = {}
@@ -119,8 +128,10 @@ def oversized_enrollment(port: int, declared: bool, photos: int = 20, photo_mb: 
         pass  # the service closed the connection after answering
     answered.wait(120)
     sock.close()
-    return (f"answered {result.get('status')} after {result.get('at', float('nan')) * 1000:,.0f} ms, "
-            f"{sent / 2**20:,.0f} MB of {total / 2**20:,.0f} MB sent; {result.get('body', b'')[:120]!r}")
+    return (
+        f"answered {result.get('status')} after {result.get('at', float('nan')) * 1000:,.0f} ms, "
+        f"{sent / 2**20:,.0f} MB of {total / 2**20:,.0f} MB sent; {result.get('body', b'')[:120]!r}"
+    )
 
 
 def main() -> None:
@@ -141,15 +152,28 @@ def main() -> None:
     png = big_png()
     with tempfile.TemporaryDirectory() as tmp:
         ws = str(Path(tmp) / "ws")
-        subprocess.run([*facetrace(), "enroll", "--workspace", ws, "--consent", "default", *map(str, enrolled[:3])],
-                       check=True, capture_output=True, env=env)
-        key = subprocess.run([*facetrace(), "keys", "create", "--role", "platform", "--workspace", ws], check=True,
-                             capture_output=True, text=True, env=env).stdout.split()[-1]
+        subprocess.run(
+            [*facetrace(), "enroll", "--workspace", ws, "--consent", "default", *map(str, enrolled[:3])],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
+        key = subprocess.run(
+            [*facetrace(), "keys", "create", "--role", "platform", "--workspace", ws],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout.split()[-1]
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        server = subprocess.Popen([*facetrace(), "serve", "--workspace", ws, "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        server = subprocess.Popen(
+            [*facetrace(), "serve", "--workspace", ws, "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         url = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {key}"}
         try:
@@ -160,8 +184,9 @@ def main() -> None:
                 except requests.ConnectionError:
                     time.sleep(0.1)
             version = requests.get(f"{url}/v1/consent-text", timeout=10).json()["version"]
-            requests.post(f"{url}/v1/screen", params={"filename": "warm.jpg"}, data=photos[0], headers=auth,
-                          timeout=120)
+            requests.post(
+                f"{url}/v1/screen", params={"filename": "warm.jpg"}, data=photos[0], headers=auth, timeout=120
+            )
             print(f"service started and warm: {memory(server.pid)}")
 
             def phase(anonymous: int) -> tuple[list[float], Counter, list[float]]:
@@ -175,8 +200,9 @@ def main() -> None:
                         body = photos[n % len(photos)]
                         n += args.clients
                         t = time.perf_counter()
-                        r = session.post(f"{url}/v1/screen", params={"filename": "photo.jpg"}, data=body,
-                                         headers=auth, timeout=120)
+                        r = session.post(
+                            f"{url}/v1/screen", params={"filename": "photo.jpg"}, data=body, headers=auth, timeout=120
+                        )
                         with lock:
                             if r.status_code == 200:
                                 latencies.append(time.perf_counter() - t)
@@ -188,8 +214,12 @@ def main() -> None:
                     while time.monotonic() < stop:
                         t = time.perf_counter()
                         try:
-                            r = requests.post(f"{url}/v1/subjects", files=files, timeout=120,
-                                              data={"consent": "true", "consent_version": version})
+                            r = requests.post(
+                                f"{url}/v1/subjects",
+                                files=files,
+                                timeout=120,
+                                data={"consent": "true", "consent_version": version},
+                            )
                             what = f"{r.status_code} {r.json()['error']['code'] if r.status_code >= 400 else 'ok'}"
                         except requests.RequestException as exc:
                             what = type(exc).__name__
@@ -209,21 +239,31 @@ def main() -> None:
             alone, _, _ = phase(0)
             print(f"{args.clients} platform clients, {args.seconds:.0f} s, alone: {percentiles(alone)}")
             loaded, answers, enroll_latencies = phase(args.anonymous)
-            print(f"{args.clients} platform clients, {args.seconds:.0f} s, with {args.anonymous} anonymous clients "
-                  f"enrolling three 100-megapixel PNGs ({len(png) / 1000:,.0f} KB each): {percentiles(loaded)}")
+            print(
+                f"{args.clients} platform clients, {args.seconds:.0f} s, with {args.anonymous} anonymous clients "
+                f"enrolling three 100-megapixel PNGs ({len(png) / 1000:,.0f} KB each): {percentiles(loaded)}"
+            )
             el = sorted(enroll_latencies)
-            print(f"  enrollments answered: {dict(answers)}; answer time p50 {statistics.median(el) * 1000:,.0f} ms, "
-                  f"max {el[-1] * 1000:,.0f} ms" if el else "  no enrollment answered")
+            print(
+                f"  enrollments answered: {dict(answers)}; answer time p50 {statistics.median(el) * 1000:,.0f} ms, "
+                f"max {el[-1] * 1000:,.0f} ms"
+                if el
+                else "  no enrollment answered"
+            )
             time.sleep(5)  # anything still running ends
             print(f"after the load: {memory(server.pid)}")
             t = time.perf_counter()
             r = requests.post(f"{url}/v1/screen", params={"filename": "big.png"}, data=png, headers=auth, timeout=300)
-            print(f"screen of one 10,000 x 10,000 PNG: HTTP {r.status_code} in {time.perf_counter() - t:.1f} s; "
-                  f"then {memory(server.pid)}")
+            print(
+                f"screen of one 10,000 x 10,000 PNG: HTTP {r.status_code} in {time.perf_counter() - t:.1f} s; "
+                f"then {memory(server.pid)}"
+            )
             for declared in (True, False):
                 how = "declared (Content-Length)" if declared else "undeclared (chunked)"
-                print(f"enrollment of 20 photos of 60 MB, {how}: {oversized_enrollment(port, declared)}; "
-                      f"then {memory(server.pid)}")
+                print(
+                    f"enrollment of 20 photos of 60 MB, {how}: {oversized_enrollment(port, declared)}; "
+                    f"then {memory(server.pid)}"
+                )
         finally:
             server.terminate()
             server.wait(timeout=60)

@@ -42,15 +42,25 @@ def main() -> None:
     photos = [p.read_bytes() for person in people[:40] for p in sorted(person.iterdir())[:2]]
     with tempfile.TemporaryDirectory() as tmp:
         ws = str(Path(tmp) / "ws")
-        subprocess.run([*facetrace(), "enroll", "--workspace", ws, "--consent", "default",
-                        *map(str, enrolled[:3])], check=True, capture_output=True)
-        key = subprocess.run([*facetrace(), "keys", "create", "--role", "platform", "--workspace", ws],
-                             check=True, capture_output=True, text=True).stdout.split()[-1]
+        subprocess.run(
+            [*facetrace(), "enroll", "--workspace", ws, "--consent", "default", *map(str, enrolled[:3])],
+            check=True,
+            capture_output=True,
+        )
+        key = subprocess.run(
+            [*facetrace(), "keys", "create", "--role", "platform", "--workspace", ws],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()[-1]
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        server = subprocess.Popen([*facetrace(), "serve", "--workspace", ws, "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [*facetrace(), "serve", "--workspace", ws, "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):
@@ -72,8 +82,13 @@ def main() -> None:
                     n += args.clients
                     t = time.perf_counter()
                     try:
-                        r = session.post(f"{url}/v1/screen", params={"filename": "photo.jpg"}, data=body,
-                                         headers={"Authorization": f"Bearer {key}"}, timeout=120)
+                        r = session.post(
+                            f"{url}/v1/screen",
+                            params={"filename": "photo.jpg"},
+                            data=body,
+                            headers={"Authorization": f"Bearer {key}"},
+                            timeout=120,
+                        )
                         ok = r.status_code == 200
                         why = f"HTTP {r.status_code}: {r.text[:200]}"
                     except requests.RequestException as exc:
@@ -93,11 +108,15 @@ def main() -> None:
             server.wait(timeout=30)
     latencies.sort()
     n = len(latencies)
-    print(f"{args.clients} clients for {args.seconds:.0f} s: {n} screens, {len(errors)} errors, "
-          f"{n / elapsed:.1f} screens/s")
+    print(
+        f"{args.clients} clients for {args.seconds:.0f} s: {n} screens, {len(errors)} errors, "
+        f"{n / elapsed:.1f} screens/s"
+    )
     if n:
-        print(f"latency p50 {statistics.median(latencies) * 1000:.0f} ms, "
-              f"p99 {latencies[min(n - 1, int(n * 0.99))] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+        print(
+            f"latency p50 {statistics.median(latencies) * 1000:.0f} ms, "
+            f"p99 {latencies[min(n - 1, int(n * 0.99))] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+        )
     for e in errors[:5]:
         print(f"  error: {e}")
 

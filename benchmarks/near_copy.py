@@ -49,15 +49,32 @@ def main() -> None:
 
     edits = {
         **{f"jpeg q{q}": (lambda im, q=q: jpeg(im, q)) for q in (30, 50, 70, 95)},
-        **{f"resize {s}x": (lambda im, s=s: jpeg(im.resize((round(im.width * s), round(im.height * s)),
-                                                             Image.LANCZOS), 90)) for s in (0.25, 0.5, 1.5, 2.0)},
-        **{f"crop {c:.0%} centred": (lambda im, c=c: jpeg(im.crop((round(im.width * c), round(im.height * c),
-                                                                   im.width - round(im.width * c),
-                                                                   im.height - round(im.height * c))), 90))
-           for c in (0.02, 0.05, 0.10)},
+        **{
+            f"resize {s}x": (
+                lambda im, s=s: jpeg(im.resize((round(im.width * s), round(im.height * s)), Image.LANCZOS), 90)
+            )
+            for s in (0.25, 0.5, 1.5, 2.0)
+        },
+        **{
+            f"crop {c:.0%} centred": (
+                lambda im, c=c: jpeg(
+                    im.crop(
+                        (
+                            round(im.width * c),
+                            round(im.height * c),
+                            im.width - round(im.width * c),
+                            im.height - round(im.height * c),
+                        )
+                    ),
+                    90,
+                )
+            )
+            for c in (0.02, 0.05, 0.10)
+        },
         "crop 10% off-centre": lambda im: jpeg(im.crop((0, 0, round(im.width * 0.9), round(im.height * 0.9))), 90),
-        "crop 7% off-centre": lambda im: jpeg(im.crop((round(im.width * 0.07), 0, im.width,
-                                                        round(im.height * 0.93))), 90),
+        "crop 7% off-centre": lambda im: jpeg(
+            im.crop((round(im.width * 0.07), 0, im.width, round(im.height * 0.93))), 90
+        ),
         "crop 3% top only": lambda im: jpeg(im.crop((0, round(im.height * 0.03), im.width, im.height)), 90),
         "grayscale": lambda im: jpeg(ImageOps.grayscale(im), 90),
         "mirror": lambda im: jpeg(ImageOps.mirror(im), 90),
@@ -78,15 +95,20 @@ def main() -> None:
             data = edit(img)
             hit_hash = min(bin(phash_of(data) ^ e).count("1") for e in enrolled[f]) <= NEAR_COPY_MAX_BITS
             faces = workers.analyse(data).faces
-            hit_face = any(np.linalg.norm(np.subtract(a.encoding, b.encoding)) <= NEAR_COPY_FACE_MAX
-                           for a in faces for b in original)
+            hit_face = any(
+                np.linalg.norm(np.subtract(a.encoding, b.encoding)) <= NEAR_COPY_FACE_MAX
+                for a in faces
+                for b in original
+            )
             by_hash[name] += hit_hash
             by_face[name] += hit_face
             found[name] += hit_hash or hit_face
     total = 0
     n = len(sample)
-    print(f"near copies of {n} LFW photos: pHash within {NEAR_COPY_MAX_BITS} bits of an enrolled variant, "
-          f"or a face within {NEAR_COPY_FACE_MAX} of the enrolled face")
+    print(
+        f"near copies of {n} LFW photos: pHash within {NEAR_COPY_MAX_BITS} bits of an enrolled variant, "
+        f"or a face within {NEAR_COPY_FACE_MAX} of the enrolled face"
+    )
     print(f"  {'edit':24} {'pHash':>6} {'face':>6} {'either':>7}")
     for name in edits:
         total += found[name]
@@ -103,8 +125,10 @@ def main() -> None:
         false += int((x <= NEAR_COPY_MAX_BITS).sum())
         closest = min(closest, int(x.min()))
     pairs = len(files) * (len(files) - 1)
-    print(f"distinct LFW photos called near copies by pHash: {false} of {pairs} ordered pairs "
-          f"(closest distinct pair: {closest} bits)")
+    print(
+        f"distinct LFW photos called near copies by pHash: {false} of {pairs} ordered pairs "
+        f"(closest distinct pair: {closest} bits)"
+    )
 
     # the face route on distinct photos: every face of every photo against every other photo's faces
     import tempfile
@@ -121,8 +145,10 @@ def main() -> None:
     d = np.linalg.norm(enc[:, None, :] - enc[None, :, :], axis=2)
     d[photo[:, None] == photo[None, :]] = np.inf
     face_pairs = int((d <= NEAR_COPY_FACE_MAX).sum()) // 2
-    print(f"distinct LFW photos called near copies by face: {face_pairs} of {len(enc) * (len(enc) - 1) // 2} "
-          f"face pairs (closest faces of distinct photos: {d.min():.3f})")
+    print(
+        f"distinct LFW photos called near copies by face: {face_pairs} of {len(enc) * (len(enc) - 1) // 2} "
+        f"face pairs (closest faces of distinct photos: {d.min():.3f})"
+    )
 
 
 if __name__ == "__main__":

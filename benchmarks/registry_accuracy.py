@@ -52,6 +52,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from cluster_people import EAST_ASIAN, same_people  # noqa: E402 - the collections, identities.csv's links
+
 FACEDATA = Path(os.environ.get("FACETRACE_FACEDATA", REPO.parent / "shared" / "facedata"))
 HELD_OUT_SEED = 2026
 MIN_PHOTOS = 5  # 3 to enroll, 2 or more in the dump
@@ -89,9 +90,15 @@ def pin_model(root: str, tmp: Path, population: str, args) -> None:
     from scanner.pipeline import open_store
     from scanner.registry import open_registry
 
-    modelfile.pin(root, args.model, alignment=args.model_alignment, channels=args.model_channels,
-                  mean=tuple(float(v) for v in args.model_mean.split(",")),
-                  std=tuple(float(v) for v in args.model_std.split(",")), l2=not args.model_no_l2)
+    modelfile.pin(
+        root,
+        args.model,
+        alignment=args.model_alignment,
+        channels=args.model_channels,
+        mean=tuple(float(v) for v in args.model_mean.split(",")),
+        std=tuple(float(v) for v in args.model_std.split(",")),
+        l2=not args.model_no_l2,
+    )
     folder = Path(args.calibrate_on) if args.calibrate_on else tmp / f"calibrate-{population}"
     if not args.calibrate_on:
         for (coll, name), photos in identities(population).items():
@@ -103,8 +110,10 @@ def pin_model(root: str, tmp: Path, population: str, args) -> None:
     reg = open_registry(store, root)
     manifest, _where, _skipped = calibration.calibrate(reg, folder, actor="benchmark")
     calibration.remove(reg, actor="benchmark")
-    print(f"\n{population}: model {reg.embedder} pinned; distance scale {manifest['policy']} calibrated on "
-          f"{manifest['faces']} faces of {manifest['people']} people ({folder})")
+    print(
+        f"\n{population}: model {reg.embedder} pinned; distance scale {manifest['policy']} calibrated on "
+        f"{manifest['faces']} faces of {manifest['people']} people ({folder})"
+    )
 
 
 def run(population: str, tmp: Path, args=None) -> dict:
@@ -139,8 +148,13 @@ def run(population: str, tmp: Path, args=None) -> dict:
             try:
                 # allow_similar: the protocol measures matching, so every person enrolls; the ones that the
                 # enrollment check (a person enrolls once) would have held for review are counted below
-                res = enroll(reg, [(p.name, p.read_bytes()) for p in chosen], ConsentInput(), label="/".join(key),
-                             allow_similar=True)
+                res = enroll(
+                    reg,
+                    [(p.name, p.read_bytes()) for p in chosen],
+                    ConsentInput(),
+                    label="/".join(key),
+                    allow_similar=True,
+                )
                 subject_of[res.subject_id] = key
                 enrolled_photos[key] = set(chosen)
                 break
@@ -205,12 +219,20 @@ def run(population: str, tmp: Path, args=None) -> dict:
     for coll in sorted(stats):
         people = {k for k in enrolled if k[0] == coll and n_photos[k] > 0}
         strangers_multi = {k for k in n_photos if k[0] == coll and k not in enrolled and n_photos[k] >= 2}
-        out[coll] = {"enrolled": len(people), "found": len(found[coll]),
-                     "genuine_photos": stats[coll]["genuine photos"], "genuine_wrong": len(wrong_genuine[coll]),
-                     "stranger_photos": stats[coll]["stranger photos"], "stranger_flagged": len(flagged_strangers[coll]),
-                     "stranger_ids_multi": len(strangers_multi), "stranger_groups": len(stranger_groups[coll])}
-    print(f"\n== {population}: {len(subject_of)} people enrolled ({replaced} photos replaced, {len(refused)} refused); "
-          f"one dump of {len(members)} photos ({sum(faces_of_path.values())} faces)")
+        out[coll] = {
+            "enrolled": len(people),
+            "found": len(found[coll]),
+            "genuine_photos": stats[coll]["genuine photos"],
+            "genuine_wrong": len(wrong_genuine[coll]),
+            "stranger_photos": stats[coll]["stranger photos"],
+            "stranger_flagged": len(flagged_strangers[coll]),
+            "stranger_ids_multi": len(strangers_multi),
+            "stranger_groups": len(stranger_groups[coll]),
+        }
+    print(
+        f"\n== {population}: {len(subject_of)} people enrolled ({replaced} photos replaced, {len(refused)} refused); "
+        f"one dump of {len(members)} photos ({sum(faces_of_path.values())} faces)"
+    )
     for name, why in refused:
         print(f"  refused: {name}: {why}")
     label_of = {sid: "/".join(key) for sid, key in subject_of.items()}
@@ -219,22 +241,30 @@ def run(population: str, tmp: Path, args=None) -> dict:
         if e["action"] == "enroll_similar_allowed":
             similar = e["details"]["similar_subjects"]
         elif e["action"] == "enroll" and similar is not None:
-            print(f"  would be held for review (a person enrolls once): {label_of.get(e['subject_id'])} "
-                  f"is confident for {', '.join(label_of.get(s, s) for s in similar)}")
+            print(
+                f"  would be held for review (a person enrolls once): {label_of.get(e['subject_id'])} "
+                f"is confident for {', '.join(label_of.get(s, s) for s in similar)}"
+            )
             similar = None
     print(f"{'collection':<18} {'found':>13} {'genuine->other':>15} {'stranger photos':>16} {'stranger groups':>16}")
     tot = collections.Counter()
     for coll, r in out.items():
         tot.update(r)
-        print(f"{coll:<18} {_frac(r['found'], r['enrolled']):>13} {_frac(r['genuine_wrong'], r['genuine_photos']):>15} "
-              f"{_frac(r['stranger_flagged'], r['stranger_photos']):>16} {_frac(r['stranger_groups'], r['stranger_ids_multi']):>16}")
-    print(f"{'all':<18} {_frac(tot['found'], tot['enrolled']):>13} {_frac(tot['genuine_wrong'], tot['genuine_photos']):>15} "
-          f"{_frac(tot['stranger_flagged'], tot['stranger_photos']):>16} {_frac(tot['stranger_groups'], tot['stranger_ids_multi']):>16}")
+        print(
+            f"{coll:<18} {_frac(r['found'], r['enrolled']):>13} {_frac(r['genuine_wrong'], r['genuine_photos']):>15} "
+            f"{_frac(r['stranger_flagged'], r['stranger_photos']):>16} {_frac(r['stranger_groups'], r['stranger_ids_multi']):>16}"
+        )
+    print(
+        f"{'all':<18} {_frac(tot['found'], tot['enrolled']):>13} {_frac(tot['genuine_wrong'], tot['genuine_photos']):>15} "
+        f"{_frac(tot['stranger_flagged'], tot['stranger_photos']):>16} {_frac(tot['stranger_groups'], tot['stranger_ids_multi']):>16}"
+    )
     for f, key in wrong:
         ev = f["evidence"]
         norm = ev.get("normalised") or {}
-        print(f"  wrong: {'/'.join(key)} ({faces_of_path[f['logical_path']]} faces) -> {'/'.join(subject_of[f['subject_id']])} "
-              f"{f['kind']} {f['band']} d={ev.get('distance')} margin={norm.get('margin')} group={ev.get('group')}")
+        print(
+            f"  wrong: {'/'.join(key)} ({faces_of_path[f['logical_path']]} faces) -> {'/'.join(subject_of[f['subject_id']])} "
+            f"{f['kind']} {f['band']} d={ev.get('distance')} margin={norm.get('margin')} group={ev.get('group')}"
+        )
     missed = sorted("/".join(k) for k in enrolled if n_photos[k] > 0 and k not in found[k[0]])
     print(f"  not found ({len(missed)}): {', '.join(missed[:30])}{' ...' if len(missed) > 30 else ''}")
     out["_fmr"] = false_match_rates(reg, members, key_of_path, subject_of, person)
@@ -251,7 +281,6 @@ def false_match_rates(reg, members, key_of_path, subject_of, person) -> dict:
     matcher does (cohort: the registry's other subjects, K nearest)."""
     from scanner.matching import policy
     from scanner.matching.calibration import MARGINS, upper_bound
-
     from scanner.matching.matcher import decision_context
 
     ids, vectors, subjects = reg.store.template_vectors(reg.embedder, reg.embedder_version, dim=reg.index.dim)
@@ -282,9 +311,11 @@ def false_match_rates(reg, members, key_of_path, subject_of, person) -> dict:
     owner = np.asarray(owner)
     margins, dists = [], []
     for start in range(0, len(faces), 500):
-        d = to_scale(np.linalg.norm(faces[start:start + 500, None] - templates[None], axis=2))
+        d = to_scale(np.linalg.norm(faces[start : start + 500, None] - templates[None], axis=2))
         ds = per_subject_min(d)
-        nearest_t = np.stack([np.flatnonzero(t_col == j)[np.argmin(d[:, t_col == j], axis=1)] for j in range(len(subs))], 1)
+        nearest_t = np.stack(
+            [np.flatnonzero(t_col == j)[np.argmin(d[:, t_col == j], axis=1)] for j in range(len(subs))], 1
+        )
         for r in range(len(ds)):
             row = ds[r].copy()
             own = subject_person == owner[start + r]
@@ -302,10 +333,14 @@ def false_match_rates(reg, members, key_of_path, subject_of, person) -> dict:
     for m in MARGINS:
         events = int(((margins >= m) & (dists <= policy.GROUP_MEMBER_MAX)).sum())
         rows.append((m, events, upper_bound(events, n)))
-    print(f"  per-subject false-match rate of the normalised margin ({n:,} pairs of different people, distance <= "
-          f"{policy.GROUP_MEMBER_MAX}): margin events upper95 | expected false matches per stranger face at 10k / 100k / 1M")
+    print(
+        f"  per-subject false-match rate of the normalised margin ({n:,} pairs of different people, distance <= "
+        f"{policy.GROUP_MEMBER_MAX}): margin events upper95 | expected false matches per stranger face at 10k / 100k / 1M"
+    )
     for m, events, up in rows:
-        print(f"    {m:.2f} {events:>6} {up:9.2e} | {min(1, 1e4 * up):.3g} / {min(1, 1e5 * up):.3g} / {min(1, 1e6 * up):.3g}")
+        print(
+            f"    {m:.2f} {events:>6} {up:9.2e} | {min(1, 1e4 * up):.3g} / {min(1, 1e5 * up):.3g} / {min(1, 1e6 * up):.3g}"
+        )
     raw = []
     for t in (policy.CROWDED_ABS_MAX, 0.4, policy.FACE_PROBABLE_MAX, 0.5, policy.FACE_POSSIBLE_MAX):
         events = int((dists <= t).sum())
@@ -318,9 +353,12 @@ def false_match_rates(reg, members, key_of_path, subject_of, person) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--population", choices=("lfw", "east_asian", "both", "mixed"), default="both",
-                    help="both: each population in its own registry and dump; mixed: one registry and one dump "
-                         "holding both")
+    ap.add_argument(
+        "--population",
+        choices=("lfw", "east_asian", "both", "mixed"),
+        default="both",
+        help="both: each population in its own registry and dump; mixed: one registry and one dump holding both",
+    )
     ap.add_argument("--policy", choices=("v1", "v2"), default="v2")
     ap.add_argument("--model", help="an operator's ONNX face model to pin (facetrace engine set)")
     ap.add_argument("--model-alignment", choices=("arcface", "dlib-150"), default="arcface")
@@ -328,11 +366,17 @@ def main() -> None:
     ap.add_argument("--model-mean", default="127.5")
     ap.add_argument("--model-std", default="128")
     ap.add_argument("--model-no-l2", action="store_true")
-    ap.add_argument("--calibrate-on", metavar="FOLDER", help="labelled folder the model's distance scale is "
-                                                             "calibrated on (default: the population's own people)")
-    ap.add_argument("--two-dumps", action="store_true",
-                    help="the earlier protocol: enrolled people's other photos and strangers' photos scanned as two "
-                         "dumps (the one-dump default is what a kit is)")
+    ap.add_argument(
+        "--calibrate-on",
+        metavar="FOLDER",
+        help="labelled folder the model's distance scale is calibrated on (default: the population's own people)",
+    )
+    ap.add_argument(
+        "--two-dumps",
+        action="store_true",
+        help="the earlier protocol: enrolled people's other photos and strangers' photos scanned as two "
+        "dumps (the one-dump default is what a kit is)",
+    )
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     if not FACEDATA.is_dir():
@@ -342,11 +386,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="facetrace-acc-"))
     try:
         results = {}
-        for population in (("lfw", "east_asian") if args.population == "both" else (args.population,)):
+        for population in ("lfw", "east_asian") if args.population == "both" else (args.population,):
             results[population] = run(population, tmp, args)
         if len(results) == 2:
             print("\nworst-population table (the higher upper bound at each margin):")
-            for rows in zip(*(r["_fmr"]["margin"] for r in results.values())):
+            for rows in zip(*(r["_fmr"]["margin"] for r in results.values()), strict=False):
                 print(f"    {rows[0][0]:.2f} {max(upper for _m, _events, upper in rows):9.2e}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

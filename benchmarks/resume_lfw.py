@@ -31,10 +31,14 @@ def facetrace() -> list[str]:
 def members(db: Path):
     con = sqlite3.connect(db)
     try:
-        rows = con.execute("SELECT m.seq, m.logical_path, m.sha256, m.status, i.phash, i.dhash FROM members m "
-                           "LEFT JOIN images i ON i.member_id = m.id ORDER BY m.seq").fetchall()
-        faces = con.execute("SELECT m.seq, f.face_index, f.top, f.right, f.bottom, f.left, f.encoding FROM faces f "
-                            "JOIN members m ON m.id = f.member_id ORDER BY m.seq, f.face_index").fetchall()
+        rows = con.execute(
+            "SELECT m.seq, m.logical_path, m.sha256, m.status, i.phash, i.dhash FROM members m "
+            "LEFT JOIN images i ON i.member_id = m.id ORDER BY m.seq"
+        ).fetchall()
+        faces = con.execute(
+            "SELECT m.seq, f.face_index, f.top, f.right, f.bottom, f.left, f.encoding FROM faces f "
+            "JOIN members m ON m.id = f.member_id ORDER BY m.seq, f.face_index"
+        ).fetchall()
         return rows, faces
     finally:
         con.close()
@@ -67,8 +71,9 @@ def main() -> None:
         whole_s = time.perf_counter() - t
         ws = tmp / "killed"
         t = time.perf_counter()
-        proc = subprocess.Popen([*cmd, "--workspace", str(ws)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [*cmd, "--workspace", str(ws)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         while count(ws / "facetrace.db") < total * args.kill_at and proc.poll() is None:
             time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGKILL)

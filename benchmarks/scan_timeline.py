@@ -33,18 +33,30 @@ def timeline(folder: Path, workers: int) -> dict:
     with tempfile.TemporaryDirectory() as ws:
         store, root = open_store(ws)
         t0, c0 = time.perf_counter(), time.process_time()
-        summary = scan([str(folder)], store, ScanOptions(workers=workers), workspace=root,
-                       on_result=lambda r: stamps.append(time.perf_counter()))
+        summary = scan(
+            [str(folder)],
+            store,
+            ScanOptions(workers=workers),
+            workspace=root,
+            on_result=lambda r: stamps.append(time.perf_counter()),
+        )
         t1, c1 = time.perf_counter(), time.process_time()
         store.close()
     time.sleep(0.5)  # the workers exit on their own after the last member: let them be reaped
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     n = len(stamps)
     lo, hi = stamps[n // 10], stamps[(9 * n) // 10]
-    return {"total": t1 - t0, "first": stamps[0] - t0, "last": stamps[-1] - t0, "tail": t1 - stamps[-1],
-            "steady_ms": 1000 * (hi - lo) / max((9 * n) // 10 - n // 10, 1), "main_cpu": c1 - c0,
-            "workers_cpu": (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime),
-            "faces": summary.counts["faces"], "members": n}
+    return {
+        "total": t1 - t0,
+        "first": stamps[0] - t0,
+        "last": stamps[-1] - t0,
+        "tail": t1 - stamps[-1],
+        "steady_ms": 1000 * (hi - lo) / max((9 * n) // 10 - n // 10, 1),
+        "main_cpu": c1 - c0,
+        "workers_cpu": (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime),
+        "faces": summary.counts["faces"],
+        "members": n,
+    }
 
 
 def main() -> None:
@@ -56,12 +68,17 @@ def main() -> None:
     args = ap.parse_args()
     if not args.folder.is_dir():
         sys.exit(f"photo folder not found: {args.folder} (give --folder or set FACETRACE_FACEDATA)")
-    print(f"{'total s':>8} {'first s':>8} {'last s':>8} {'tail s':>7} {'steady ms/photo':>16} {'main CPU s':>11} "
-          f"{'workers CPU s':>14} {'faces':>6}")
+    print(
+        f"{'total s':>8} {'first s':>8} {'last s':>8} {'tail s':>7} {'steady ms/photo':>16} {'main CPU s':>11} "
+        f"{'workers CPU s':>14} {'faces':>6}"
+    )
     for _ in range(args.repeat):
         r = timeline(args.folder, args.workers)
-        print(f"{r['total']:8.2f} {r['first']:8.2f} {r['last']:8.2f} {r['tail']:7.2f} {r['steady_ms']:16.2f} "
-              f"{r['main_cpu']:11.2f} {r['workers_cpu']:14.1f} {r['faces']:6d}", flush=True)
+        print(
+            f"{r['total']:8.2f} {r['first']:8.2f} {r['last']:8.2f} {r['tail']:7.2f} {r['steady_ms']:16.2f} "
+            f"{r['main_cpu']:11.2f} {r['workers_cpu']:14.1f} {r['faces']:6d}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

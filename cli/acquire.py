@@ -29,8 +29,21 @@ class ByteSize(click.ParamType):
         return int(float(m.group(1)) * self._UNITS[m.group(2).upper()])
 
 
-ACQUIRE_KEYS = ("max_bytes", "connect_timeout", "read_timeout", "retries", "backoff", "max_redirects", "ca_bundle",
-                "insecure", "proxy", "user_agent", "follow_depth", "allow_hosts", "lab_networks")
+ACQUIRE_KEYS = (
+    "max_bytes",
+    "connect_timeout",
+    "read_timeout",
+    "retries",
+    "backoff",
+    "max_redirects",
+    "ca_bundle",
+    "insecure",
+    "proxy",
+    "user_agent",
+    "follow_depth",
+    "allow_hosts",
+    "lab_networks",
+)
 LAB_ENV = "FACETRACE_LAB_NETWORK"
 
 
@@ -44,16 +57,23 @@ def lab_network_option(what: str):
             try:
                 ipaddress.ip_network(v, strict=False)
             except ValueError:
-                raise click.BadParameter(f"{v!r} is not a network (an address or a CIDR block such as 10.1.0.0/16)",
-                                         param=param) from None
+                raise click.BadParameter(
+                    f"{v!r} is not a network (an address or a CIDR block such as 10.1.0.0/16)", param=param
+                ) from None
         return tuple(values)
 
-    return click.option("--lab-network", "lab_networks", multiple=True, metavar="CIDR", envvar=LAB_ENV,
-                        callback=check,
-                        help=f"Allow {what} to this internal network (repeatable; e.g. 127.0.0.1/32 for a loopback "
-                             "test server, 10.1.0.0/16 for a lab). Without it, loopback, private, link-local, "
-                             "multicast and reserved addresses are refused, after DNS resolution and on every "
-                             f"redirect. Also read from ${LAB_ENV} (space-separated).")
+    return click.option(
+        "--lab-network",
+        "lab_networks",
+        multiple=True,
+        metavar="CIDR",
+        envvar=LAB_ENV,
+        callback=check,
+        help=f"Allow {what} to this internal network (repeatable; e.g. 127.0.0.1/32 for a loopback "
+        "test server, 10.1.0.0/16 for a lab). Without it, loopback, private, link-local, "
+        "multicast and reserved addresses are refused, after DNS resolution and on every "
+        f"redirect. Also read from ${LAB_ENV} (space-separated).",
+    )
 
 
 def acquire_options(fn):
@@ -65,40 +85,99 @@ def acquire_options(fn):
         return fn(*args, **kwargs)
 
     options = [
-        click.option("--max-bytes", type=ByteSize(), default="64G", show_default=True,
-                     help="Refuse a download larger than this: from the announced length before it starts, and "
-                          "while streaming when the server announced none."),
-        click.option("--connect-timeout", type=click.FloatRange(0.1), default=15.0, show_default=True,
-                     metavar="SECONDS", help="Give up connecting (TCP and TLS) after this long."),
-        click.option("--read-timeout", type=click.FloatRange(0.1), default=60.0, show_default=True, metavar="SECONDS",
-                     help="A transfer with no byte for this long counts as stalled (retried, then resumed)."),
-        click.option("--retries", type=click.IntRange(0, 20), default=3, show_default=True, metavar="N",
-                     help="Further attempts after a connection error, a stall, a cut-off transfer (resumed where "
-                          "the server supports ranges), HTTP 429 or 5xx."),
-        click.option("--backoff", type=click.FloatRange(0), default=1.0, show_default=True, metavar="SECONDS",
-                     help="Wait before the first retry, doubled at each next one; a server's Retry-After is "
-                          "honoured instead (up to 300 s)."),
-        click.option("--max-redirects", type=click.IntRange(0, 50), default=10, show_default=True, metavar="N",
-                     help="Follow at most this many redirects (each hop is recorded)."),
-        click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
-                     help="Trust only the certificates in this PEM file (a server with a self-signed certificate "
-                          "you checked); by default the system's CAs verify every TLS server."),
-        click.option("--insecure", is_flag=True,
-                     help="Do not verify TLS certificates at all. Recorded in the acquisition record and shown in "
-                          "every report: the server's identity is then unproven."),
-        click.option("--proxy", metavar="URL",
-                     help="Send requests through this proxy (http://host:port); by default HTTP_PROXY, "
-                          "HTTPS_PROXY and NO_PROXY apply. The proxy used is recorded."),
-        click.option("--user-agent", metavar="TEXT",
-                     help="User-Agent header to send (default: facetrace/VERSION python-requests/VERSION)."),
-        click.option("--follow", "follow_depth", type=click.IntRange(0, 5), default=0, show_default=True,
-                     metavar="DEPTH",
-                     help="A link to an HTML page: also fetch the files it links to, this many links deep "
-                          "(0: keep the page and list its links only)."),
-        click.option("--allow-host", "allow_hosts", multiple=True, metavar="HOST",
-                     help="With --follow: hosts whose links may be fetched, on ports 80 and 443 (repeatable; "
-                          "*.example.org for its subdomains; HOST:PORT for another port). Default: the page's own "
-                          "host, on the page's port and ports 80 and 443."),
+        click.option(
+            "--max-bytes",
+            type=ByteSize(),
+            default="64G",
+            show_default=True,
+            help="Refuse a download larger than this: from the announced length before it starts, and "
+            "while streaming when the server announced none.",
+        ),
+        click.option(
+            "--connect-timeout",
+            type=click.FloatRange(0.1),
+            default=15.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="Give up connecting (TCP and TLS) after this long.",
+        ),
+        click.option(
+            "--read-timeout",
+            type=click.FloatRange(0.1),
+            default=60.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="A transfer with no byte for this long counts as stalled (retried, then resumed).",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(0, 20),
+            default=3,
+            show_default=True,
+            metavar="N",
+            help="Further attempts after a connection error, a stall, a cut-off transfer (resumed where "
+            "the server supports ranges), HTTP 429 or 5xx.",
+        ),
+        click.option(
+            "--backoff",
+            type=click.FloatRange(0),
+            default=1.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="Wait before the first retry, doubled at each next one; a server's Retry-After is "
+            "honoured instead (up to 300 s).",
+        ),
+        click.option(
+            "--max-redirects",
+            type=click.IntRange(0, 50),
+            default=10,
+            show_default=True,
+            metavar="N",
+            help="Follow at most this many redirects (each hop is recorded).",
+        ),
+        click.option(
+            "--ca-bundle",
+            type=click.Path(exists=True, dir_okay=False),
+            metavar="FILE",
+            help="Trust only the certificates in this PEM file (a server with a self-signed certificate "
+            "you checked); by default the system's CAs verify every TLS server.",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            help="Do not verify TLS certificates at all. Recorded in the acquisition record and shown in "
+            "every report: the server's identity is then unproven.",
+        ),
+        click.option(
+            "--proxy",
+            metavar="URL",
+            help="Send requests through this proxy (http://host:port); by default HTTP_PROXY, "
+            "HTTPS_PROXY and NO_PROXY apply. The proxy used is recorded.",
+        ),
+        click.option(
+            "--user-agent",
+            metavar="TEXT",
+            help="User-Agent header to send (default: facetrace/VERSION python-requests/VERSION).",
+        ),
+        click.option(
+            "--follow",
+            "follow_depth",
+            type=click.IntRange(0, 5),
+            default=0,
+            show_default=True,
+            metavar="DEPTH",
+            help="A link to an HTML page: also fetch the files it links to, this many links deep "
+            "(0: keep the page and list its links only).",
+        ),
+        click.option(
+            "--allow-host",
+            "allow_hosts",
+            multiple=True,
+            metavar="HOST",
+            help="With --follow: hosts whose links may be fetched, on ports 80 and 443 (repeatable; "
+            "*.example.org for its subdomains; HOST:PORT for another port). Default: the page's own "
+            "host, on the page's port and ports 80 and 443.",
+        ),
         lab_network_option("downloads"),
     ]
     for option in reversed(options):
@@ -145,8 +224,12 @@ def acquire_group():
 
 @acquire_group.command("fetch")
 @click.argument("urls", nargs=-1, required=True, metavar="URL...")
-@click.option("--out", "out_dir", metavar="DIR",
-              help="Folder for the acquired files and their records (default: WORKSPACE/acquired).")
+@click.option(
+    "--out",
+    "out_dir",
+    metavar="DIR",
+    help="Folder for the acquired files and their records (default: WORKSPACE/acquired).",
+)
 @acquire_options
 @workspace_options
 @click.option("--json", "as_json", is_flag=True, help="Print each acquisition record as one JSON line on stdout.")
@@ -170,8 +253,15 @@ def fetch_command(urls, out_dir, acquire_settings, workspace, db_url, as_json, q
     out = sys.stderr if as_json else sys.stdout
     for url in urls:
         with _download_progress(quiet) as progress:
-            result = acquire(url, store, root, options, lab_networks=acquire_settings["lab_networks"], out_dir=out_dir,
-                             on_progress=progress)
+            result = acquire(
+                url,
+                store,
+                root,
+                options,
+                lab_networks=acquire_settings["lab_networks"],
+                out_dir=out_dir,
+                on_progress=progress,
+            )
         for record in result.records:
             if as_json:
                 sys.stdout.write(json.dumps(record.as_record(), ensure_ascii=False) + "\n")
@@ -179,8 +269,9 @@ def fetch_command(urls, out_dir, acquire_settings, workspace, db_url, as_json, q
         failed += result.failed()
     sys.stdout.flush()
     if failed:
-        raise AcquisitionError(f"{len(failed)} acquisition(s) failed: "
-                               + "; ".join(f"{r.requested_url}: {r.reason}" for r in failed))
+        raise AcquisitionError(
+            f"{len(failed)} acquisition(s) failed: " + "; ".join(f"{r.requested_url}: {r.reason}" for r in failed)
+        )
 
 
 @acquire_group.command("list")
@@ -199,8 +290,10 @@ def list_command(workspace, db_url, as_json):
             echo_lines(json.dumps(row["record"], ensure_ascii=False).split("\n"))
         else:
             what = row["sha256"] or row["reason"]
-            echo(f"{row['id']}  {row['record']['started_at']}  {row['status']:<8}  {row['size']:>14,}  "
-                       f"{row['kind'] or '-':<4}  {row['requested_url']}  {what}")
+            echo(
+                f"{row['id']}  {row['record']['started_at']}  {row['status']:<8}  {row['size']:>14,}  "
+                f"{row['kind'] or '-':<4}  {row['requested_url']}  {what}"
+            )
     if not rows and not as_json:
         echo("No acquisition in this workspace yet (`facetrace acquire URL`).")
 
@@ -220,8 +313,10 @@ def verify_command(workspace, db_url):
         for p in problems:
             echo(f"FAILED: {p}")
         raise VerificationFailed(f"{len(problems)} problem(s) with the acquisitions (above)")
-    echo(f"Verified: {checked} acquisition record(s) match their audit entries, the audit chain is intact, "
-               "and every stored file matches its SHA-256 and is read-only.")
+    echo(
+        f"Verified: {checked} acquisition record(s) match their audit entries, the audit chain is intact, "
+        "and every stored file matches its SHA-256 and is read-only."
+    )
 
 
 def _check_url(url: str, usage_error) -> None:
@@ -244,8 +339,13 @@ def acquire_inputs(paths, store, root, settings: dict, quiet: bool, stream) -> t
     for path in paths:
         if not is_url(path):
             if incomplete_download(path, root):
-                stream.write(terminal_text(f"Not scanned: {path} is an incomplete download (a .part file of the "
-                                           "workspace); run `facetrace acquire` on its URL again to resume it") + "\n")
+                stream.write(
+                    terminal_text(
+                        f"Not scanned: {path} is an incomplete download (a .part file of the "
+                        "workspace); run `facetrace acquire` on its URL again to resume it"
+                    )
+                    + "\n"
+                )
                 failed.append(path)
                 continue
             inputs.append(path)
@@ -256,9 +356,14 @@ def acquire_inputs(paths, store, root, settings: dict, quiet: bool, stream) -> t
         failed += result.failed()
         files = result.files()
         if result.record.complete and result.record.kind == "page" and not files:
-            stream.write(terminal_text(f"Nothing to scan from {path}: it is an HTML page (kept as evidence, "
-                                       f"{len(result.record.links)} links listed); pass --follow 1 to fetch the "
-                                       "files it links to") + "\n")
+            stream.write(
+                terminal_text(
+                    f"Nothing to scan from {path}: it is an HTML page (kept as evidence, "
+                    f"{len(result.record.links)} links listed); pass --follow 1 to fetch the "
+                    "files it links to"
+                )
+                + "\n"
+            )
         inputs += [r.path for r in files]
     stream.flush()
     return inputs, failed
@@ -288,19 +393,27 @@ def _describe(r) -> list[str]:
         lines.append(f"  requests    {len(r.exchanges)} ({attempts} attempts; every one is in the record)")
     if r.complete:
         expected = f" (announced {r.expected_bytes:,})" if r.expected_bytes is not None else " (no length announced)"
-        lines += [f"  bytes       {r.bytes:,}{expected}",
-                  f"  SHA-256     {r.sha256}",
-                  f"  MD5         {r.md5}",
-                  f"  stored      {r.path}  (read-only)"]
+        lines += [
+            f"  bytes       {r.bytes:,}{expected}",
+            f"  SHA-256     {r.sha256}",
+            f"  MD5         {r.md5}",
+            f"  stored      {r.path}  (read-only)",
+        ]
         if r.resumed_from:
-            lines.append(f"  resumed     from byte {r.resumed_from['offset']:,}, kept by acquisition(s) "
-                         f"{', '.join(r.resumed_from['acquisition_ids'])}")
+            lines.append(
+                f"  resumed     from byte {r.resumed_from['offset']:,}, kept by acquisition(s) "
+                f"{', '.join(r.resumed_from['acquisition_ids'])}"
+            )
     elif r.path:
-        lines.append(f"  kept        {r.bytes:,} bytes in {r.path}: run the same command again to resume (never scanned)")
+        lines.append(
+            f"  kept        {r.bytes:,} bytes in {r.path}: run the same command again to resume (never scanned)"
+        )
     if r.kind == "page":
         lines.append(f"  page        an HTML page, kept as evidence; it offers {len(r.links)} link(s):")
-        lines += [f"    {link['url']}  ({link['tag']}{': ' + link['text'] if link['text'] else ''})"
-                  for link in r.links[:LINKS_SHOWN]]
+        lines += [
+            f"    {link['url']}  ({link['tag']}{': ' + link['text'] if link['text'] else ''})"
+            for link in r.links[:LINKS_SHOWN]
+        ]
         if len(r.links) > LINKS_SHOWN:
             lines.append(f"    ... and {len(r.links) - LINKS_SHOWN} more (`facetrace acquire list --json`)")
     for note in r.notes:
@@ -323,8 +436,14 @@ class _download_progress:
             return None
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-        self.bar = Progress(TextColumn("downloading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                            console=console, transient=True)
+        self.bar = Progress(
+            TextColumn("downloading"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console,
+            transient=True,
+        )
         self.bar.start()
         self.task = self.bar.add_task("acquire", total=None)
         return self.update

@@ -44,13 +44,18 @@ def calibrate_command(folder, remove, as_json, workspace, db_url):
     if remove:
         previous = calibration.remove(reg, actor=default_actor())
         if as_json:
-            echo_lines(json.dumps({"removed": previous is not None,
-                                   "source_sha256": (previous or {}).get("source_sha256")}).split("\n"))
+            echo_lines(
+                json.dumps(
+                    {"removed": previous is not None, "source_sha256": (previous or {}).get("source_sha256")}
+                ).split("\n")
+            )
         elif previous is None:
             echo("This workspace has no reference cohort: nothing removed.")
         else:
-            echo(f"Reference cohort removed ({previous.get('people', '?')} people, {previous.get('faces', '?')} "
-                       f"faces; source SHA-256 {previous.get('source_sha256', '?')}).")
+            echo(
+                f"Reference cohort removed ({previous.get('people', '?')} people, {previous.get('faces', '?')} "
+                f"faces; source SHA-256 {previous.get('source_sha256', '?')})."
+            )
         return
 
     with _progress() as progress:
@@ -75,14 +80,25 @@ def format_summary(manifest: dict, where) -> str:
     lines = [
         f"Reference cohort: {manifest['people']} people, {manifest['faces']} faces from {manifest['files']} file(s)",
         f"  skipped     {sum(skipped.values())} file(s): {skipped_text}"
-        + (f"; {manifest['people_without_usable_photo']} person folder(s) without a usable photo"
-           if manifest["people_without_usable_photo"] else ""),
+        + (
+            f"; {manifest['people_without_usable_photo']} person folder(s) without a usable photo"
+            if manifest["people_without_usable_photo"]
+            else ""
+        ),
         f"  saved       {where} (encodings only; photos' SHA-256 {manifest['source_sha256']})",
-        *([f"  policy      {manifest['policy']}: the model's distances on dlib's scale, from "
-           f"{manifest['distance_scale']['pairs']:,} pairs of {manifest['distance_scale']['faces']} faces "
-           "(facetrace engine show)"] if manifest.get("policy") else []),
-        (f"Measured with the registry's protocol on the cohort itself (K={m['k']}): {m['subjects']} people enrolled "
-         f"(first photo), {m['probes']} probe faces, {m['impostor_pairs']:,} pairs of different people"),
+        *(
+            [
+                f"  policy      {manifest['policy']}: the model's distances on dlib's scale, from "
+                f"{manifest['distance_scale']['pairs']:,} pairs of {manifest['distance_scale']['faces']} faces "
+                "(facetrace engine show)"
+            ]
+            if manifest.get("policy")
+            else []
+        ),
+        (
+            f"Measured with the registry's protocol on the cohort itself (K={m['k']}): {m['subjects']} people enrolled "
+            f"(first photo), {m['probes']} probe faces, {m['impostor_pairs']:,} pairs of different people"
+        ),
         f"  {'margin':>6}  {'false matches':>15}  {'95% upper':>10}  {'registry at 1%':>14}  {'genuine found':>13}",
     ]
     genuine = dict(m["genuine_rate"])
@@ -92,8 +108,10 @@ def format_summary(manifest: dict, where) -> str:
         found = "-" if rate is None else f"{rate:.1%}"
         size = supported_registry_size(upper)
         lines.append(f"  {margin:>6.2f}  {ratio:>15}  {upper:>10.2e}  {size:>14,}  {found:>13}")
-    lines.append(f"  (a pair counts when its margin reaches the row's and its distance is at most {m['max_distance']}; "
-                 "registry at 1%: the most enrolled people for which size x upper bound <= 0.01)")
+    lines.append(
+        f"  (a pair counts when its margin reaches the row's and its distance is at most {m['max_distance']}; "
+        "registry at 1%: the most enrolled people for which size x upper bound <= 0.01)"
+    )
     return "\n".join(lines)
 
 
@@ -109,8 +127,14 @@ class _progress:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.bar = Progress(TextColumn("analysing photos"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            console=console, transient=True)
+        self.bar = Progress(
+            TextColumn("analysing photos"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
         self.bar.start()
         self.task = self.bar.add_task("calibrate", total=None)
         return self.update

@@ -15,11 +15,20 @@ EXIT_CODES = exit_codes_help()
 
 def workspace_options(fn):
     """Add --workspace and --db to a command."""
-    fn = click.option("--db", "db_url", metavar="URL", envvar="FACETRACE_DB",
-                      help="SQLAlchemy database URL (default: SQLite inside the workspace; "
-                           "e.g. postgresql://user@host/facetrace).")(fn)
-    fn = click.option("--workspace", "-w", metavar="DIR", envvar="FACETRACE_HOME",
-                      help="Workspace folder (default: $FACETRACE_HOME, else ./facetrace-workspace).")(fn)
+    fn = click.option(
+        "--db",
+        "db_url",
+        metavar="URL",
+        envvar="FACETRACE_DB",
+        help="SQLAlchemy database URL (default: SQLite inside the workspace; e.g. postgresql://user@host/facetrace).",
+    )(fn)
+    fn = click.option(
+        "--workspace",
+        "-w",
+        metavar="DIR",
+        envvar="FACETRACE_HOME",
+        help="Workspace folder (default: $FACETRACE_HOME, else ./facetrace-workspace).",
+    )(fn)
     return fn
 
 
@@ -68,8 +77,11 @@ def translate_errors(fn):
             full = disk_full(exc)
             if full is None:
                 raise
-            echo(f"Error: the disk is full ({full}). What was stored before is kept: free some space, then run "
-                 "the same command again (an interrupted scan resumes).", err=True)
+            echo(
+                f"Error: the disk is full ({full}). What was stored before is kept: free some space, then run "
+                "the same command again (an interrupted scan resumes).",
+                err=True,
+            )
             sys.exit(WorkspaceError.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted: the results found so far are saved in the workspace.", err=True)

@@ -28,17 +28,33 @@ def engine_group():
 
 @engine_group.command("set")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.option("--label", help="A short name for the model (letters, digits, - _ .), stored with every encoding "
-                              "(default: the file's name).")
-@click.option("--alignment", type=click.Choice(["arcface", "dlib-150"]), default="arcface", show_default=True,
-              help="The crop the model was trained on: the ArcFace 5-point template at the model's input size, "
-                   "or dlib's 150x150 chip.")
+@click.option(
+    "--label",
+    help="A short name for the model (letters, digits, - _ .), stored with every encoding (default: the file's name).",
+)
+@click.option(
+    "--alignment",
+    type=click.Choice(["arcface", "dlib-150"]),
+    default="arcface",
+    show_default=True,
+    help="The crop the model was trained on: the ArcFace 5-point template at the model's input size, "
+    "or dlib's 150x150 chip.",
+)
 @click.option("--channels", type=click.Choice(["rgb", "bgr"]), default="rgb", show_default=True)
-@click.option("--mean", default="127.5", show_default=True, metavar="M or R,G,B",
-              help="Subtracted from the 0-255 pixels, per channel (in --channels order).")
+@click.option(
+    "--mean",
+    default="127.5",
+    show_default=True,
+    metavar="M or R,G,B",
+    help="Subtracted from the 0-255 pixels, per channel (in --channels order).",
+)
 @click.option("--std", default="128", show_default=True, metavar="S or R,G,B", help="Then divided by, per channel.")
-@click.option("--l2/--no-l2", default=True, show_default=True,
-              help="L2-normalise the embedding (cosine models); --no-l2 for models compared by Euclidean distance.")
+@click.option(
+    "--l2/--no-l2",
+    default=True,
+    show_default=True,
+    help="L2-normalise the embedding (cosine models); --no-l2 for models compared by Euclidean distance.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was pinned as JSON.")
 @workspace_options
 @translate_errors
@@ -60,18 +76,32 @@ def set_command(model, label, alignment, channels, mean, std, l2, as_json, works
         stds = tuple(float(v) for v in std.split(","))
     except ValueError:
         raise UsageError("--mean and --std take a number or three comma-separated numbers") from None
-    spec = pin_model(store, root, model, default_actor(), label=label, alignment=alignment, channels=channels,
-                     mean=means, std=stds, l2=l2)
+    spec = pin_model(
+        store,
+        root,
+        model,
+        default_actor(),
+        label=label,
+        alignment=alignment,
+        channels=channels,
+        mean=means,
+        std=stds,
+        l2=l2,
+    )
     if as_json:
         echo_lines(json.dumps(spec.as_record(), indent=2).split("\n"))
         return
     echo(f"Pinned {spec.path} as {spec.embedder}")
     echo(f"  SHA-256     {spec.sha256}")
-    echo(f"  input       {spec.alignment} crop, {spec.size}x{spec.size} {spec.channels.upper()} "
-               f"({spec.layout.upper()}), minus {_triple(spec.mean)}, divided by {_triple(spec.std)}")
+    echo(
+        f"  input       {spec.alignment} crop, {spec.size}x{spec.size} {spec.channels.upper()} "
+        f"({spec.layout.upper()}), minus {_triple(spec.mean)}, divided by {_triple(spec.std)}"
+    )
     echo(f"  output      {spec.dim} values{', L2-normalised' if spec.l2 else ''}")
-    echo("Next: `facetrace calibrate FOLDER` on labelled photos of the people this workspace serves; until then "
-               "faces earn no same-person finding (only copies are found).")
+    echo(
+        "Next: `facetrace calibrate FOLDER` on labelled photos of the people this workspace serves; until then "
+        "faces earn no same-person finding (only copies are found)."
+    )
 
 
 @engine_group.command("show")
@@ -88,17 +118,25 @@ def show_command(as_json, workspace, db_url):
     spec = modelfile.pinned(root)
     scale = calibration.model_policy(root, spec) if spec is not None else None
     if as_json:
-        echo_lines(json.dumps({"model": None if spec is None else spec.as_record(),
-                               "policy": policy.POLICY_VERSION if spec is None else (scale.version if scale else None)},
-                              indent=2).split("\n"))
+        echo_lines(
+            json.dumps(
+                {
+                    "model": None if spec is None else spec.as_record(),
+                    "policy": policy.POLICY_VERSION if spec is None else (scale.version if scale else None),
+                },
+                indent=2,
+            ).split("\n")
+        )
         return
     if spec is None:
         echo(f"Built-in engine: dlib's ResNet (face_recognition), policy {policy.POLICY_VERSION}.")
         return
     echo(f"{spec.embedder}: {spec.path}")
     echo(f"  SHA-256     {spec.sha256}")
-    echo(f"  input       {spec.alignment} crop {spec.size}x{spec.size} {spec.channels.upper()}, "
-               f"output {spec.dim} values{', L2-normalised' if spec.l2 else ''}")
+    echo(
+        f"  input       {spec.alignment} crop {spec.size}x{spec.size} {spec.channels.upper()}, "
+        f"output {spec.dim} values{', L2-normalised' if spec.l2 else ''}"
+    )
     if scale is None:
         echo("  policy      none calibrated: faces earn no same-person finding (run facetrace calibrate FOLDER)")
     else:
@@ -149,6 +187,11 @@ def _thresholds(scale) -> list[tuple[float, float]]:
 
     from scanner.matching import policy
 
-    limits = (policy.NEAR_COPY_FACE_MAX, policy.CROWDED_ABS_MAX, policy.FACE_PROBABLE_MAX, policy.GROUP_MEMBER_MAX,
-              policy.FACE_POSSIBLE_MAX)
+    limits = (
+        policy.NEAR_COPY_FACE_MAX,
+        policy.CROWDED_ABS_MAX,
+        policy.FACE_PROBABLE_MAX,
+        policy.GROUP_MEMBER_MAX,
+        policy.FACE_POSSIBLE_MAX,
+    )
     return [(t, float(np.interp(t, scale.reference, scale.model))) for t in limits]

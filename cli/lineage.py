@@ -34,10 +34,14 @@ def lineage_command(as_json, workspace, db_url):
     for r in graph["relations"]:
         out_edges.setdefault(r["scan_id"], []).append(r)
     for i, s in enumerate(graph["scans"], 1):
-        echo(f"[{i}] scan {s['scan_id']}  first seen {s['first_seen']}  "
-                   f"{s['files'] or 0} files, {s['people'] or 0} people  ({', '.join(s['inputs'])})")
+        echo(
+            f"[{i}] scan {s['scan_id']}  first seen {s['first_seen']}  "
+            f"{s['files'] or 0} files, {s['people'] or 0} people  ({', '.join(s['inputs'])})"
+        )
         for r in out_edges.get(s["scan_id"], []):
             ev = r["evidence"]
-            echo(f"      -> {ev['description']}: {ev['share_of_a']:.0%} of its items here, "
-                       f"{ev['share_of_b']:.0%} of these from it ({ev['exact']} identical, "
-                       f"{ev['near_copies']} near copies), {ev['people_shared']} people shared")
+            echo(
+                f"      -> {ev['description']}: {ev['share_of_a']:.0%} of its items here, "
+                f"{ev['share_of_b']:.0%} of these from it ({ev['exact']} identical, "
+                f"{ev['near_copies']} near copies), {ev['people_shared']} people shared"
+            )

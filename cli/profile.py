@@ -46,25 +46,33 @@ def _range(people: dict) -> str:
 
 def format_profile(p: dict) -> list[str]:
     people, pack, cap, bundle = p["people"], p["packaging"], p["capture"], p["bundle"]
-    lines = [f"Profile of scan {p['scan_id']} ({p['members']} members)",
-             f"  people      {people['count']}  ({_range(people)}{people['background_faces']} background faces not counted)",
-             *([f"              {people['caveat']}"] if people.get("caveat") else []),
-             f"  packaging   {pack['signature']}"]
+    lines = [
+        f"Profile of scan {p['scan_id']} ({p['members']} members)",
+        f"  people      {people['count']}  ({_range(people)}{people['background_faces']} background faces not counted)",
+        *([f"              {people['caveat']}"] if people.get("caveat") else []),
+        f"  packaging   {pack['signature']}",
+    ]
     if pack["naming_patterns"]:
-        lines.append("  names       " + ", ".join(f"{x['pattern']} ({x['count']})" for x in pack["naming_patterns"][:3]))
+        lines.append(
+            "  names       " + ", ".join(f"{x['pattern']} ({x['count']})" for x in pack["naming_patterns"][:3])
+        )
     for kind, s in p["sidecars"].items():
         lines.append(f"  sidecars    {s['count']} {kind.replace('_', ' ')}, e.g. {s['examples'][0]}")
     if cap["with_exif"]:
         cams = ", ".join(f"{c['camera']} ({c['photos']})" for c in cap["cameras"][:2]) or "no camera named"
-        lines.append(f"  capture     {cap['with_exif']} of {cap['images']} photos with EXIF; {cams}; "
-                     f"{cap['days']} day(s); GPS in {cap['with_gps']}")
+        lines.append(
+            f"  capture     {cap['with_exif']} of {cap['images']} photos with EXIF; {cams}; "
+            f"{cap['days']} day(s); GPS in {cap['with_gps']}"
+        )
     else:
         lines.append(f"  capture     no EXIF capture data in {cap['images']} photos")
     for e in cap["evidence"]:
         lines.append(f"              {e}")
     for k in p.get("known_datasets", []):
-        lines.append(f"  known       {k['members']} members are {k['match'].replace('_', ' ')}s of items of the known "
-                     f"dataset {k['dataset']}")
+        lines.append(
+            f"  known       {k['members']} members are {k['match'].replace('_', ' ')}s of items of the known "
+            f"dataset {k['dataset']}"
+        )
     verdict = "LIKELY a face-data bundle" if bundle["likely_bundle"] else "not assessed as a bundle"
     lines.append(f"  bundle      score {bundle['score']:.2f} (threshold {bundle['threshold']}): {verdict}")
     for r in bundle["reasons"]:

@@ -41,8 +41,10 @@ def list_command(as_json, workspace, db_url):
         echo("The registry is empty: `facetrace enroll --help` shows how to enroll a consenting person.")
     for s in subjects:
         consent = s["consents"][0] if s["consents"] else {}
-        echo(f"{s['id']}  {s['status']:<9}  {s['templates']} template(s)  enrolled {s['created_at'][:19]}"
-                   f"  consent {consent.get('text_version', '-')}")
+        echo(
+            f"{s['id']}  {s['status']:<9}  {s['templates']} template(s)  enrolled {s['created_at'][:19]}"
+            f"  consent {consent.get('text_version', '-')}"
+        )
 
 
 @registry_group.command("show")
@@ -83,8 +85,10 @@ def erase_command(subject_id, token, workspace, db_url):
 
     out = erase(open_registry(workspace, db_url), subject_id, token=token)
     d = out["deleted"]
-    echo(f"Erased {subject_id}: {d['templates']} template(s), {d['photo_hashes']} photo hash(es), "
-               f"{d['findings']} finding(s), {d['consent_records']} consent record(s).")
+    echo(
+        f"Erased {subject_id}: {d['templates']} template(s), {d['photo_hashes']} photo hash(es), "
+        f"{d['findings']} finding(s), {d['consent_records']} consent record(s)."
+    )
     echo(f"Erasure receipt: {out['receipt_path']}")
     if out.get("pending"):
         echo(f"Pending: {out['pending']}.", err=True)
@@ -103,15 +107,20 @@ def verify_erasure_command(subject_id, workspace, db_url):
         for p in problems:
             echo(f"NOT ERASED: {p}")
         raise VerificationFailed(f"the erasure of {subject_id} is not complete: {len(problems)} problem(s) above")
-    echo(f"Erasure of {subject_id} verified: no template, hash, finding, consent detail, receipt or "
-               "index entry remains.")
+    echo(
+        f"Erasure of {subject_id} verified: no template, hash, finding, consent detail, receipt or index entry remains."
+    )
 
 
 @registry_group.command("verify")
 @click.argument("subject_id")
 @click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--method", type=click.Choice(VERIFICATION_METHODS), required=True,
-              help="How you met the person whose identity you checked.")
+@click.option(
+    "--method",
+    type=click.Choice(VERIFICATION_METHODS),
+    required=True,
+    help="How you met the person whose identity you checked.",
+)
 @workspace_options
 @translate_errors
 def verify_command(subject_id, photos, method, workspace, db_url):
@@ -156,11 +165,19 @@ def digest_command(workspace, db_url):
 
 
 @registry_group.command("audit")
-@click.option("--verify", is_flag=True,
-              help="Check the hash chain and the signed heads; exit 1 if an entry was edited, added or removed.")
-@click.option("--head", "heads", multiple=True, metavar="SEQ:HASH",
-              help="With --verify: a head published earlier (a signed report's audit_head) that the log must "
-                   "still hold (repeatable).")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check the hash chain and the signed heads; exit 1 if an entry was edited, added or removed.",
+)
+@click.option(
+    "--head",
+    "heads",
+    multiple=True,
+    metavar="SEQ:HASH",
+    help="With --verify: a head published earlier (a signed report's audit_head) that the log must "
+    "still hold (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @workspace_options
 @translate_errors
@@ -189,8 +206,11 @@ def audit_command(verify, heads, as_json, workspace, db_url):
         if check["problems"]:
             raise VerificationFailed(f"the audit log was tampered with: {len(check['problems'])} problem(s) above")
         signed = check["signed_head"]
-        covered = ("no signed head" if signed is None else
-                   f"signed head: entry {signed['seq']} ({signed['at'][:19]}, {check['head_log']})")
+        covered = (
+            "no signed head"
+            if signed is None
+            else f"signed head: entry {signed['seq']} ({signed['at'][:19]}, {check['head_log']})"
+        )
         if signed is not None and check["uncovered"]:
             covered += f"; the {check['uncovered']} newest entries are not covered by a signed head yet"
         published = f"; {len(anchors)} published head(s) found" if anchors else ""

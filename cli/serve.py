@@ -22,15 +22,30 @@ def _networks(_ctx, param, values):
 @click.command("serve", epilog=EXIT_CODES)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--max-upload-mb", default=2048, show_default=True, type=click.IntRange(1),
-              help="Refuse screened uploads larger than this (413).")
-@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="CIDR", callback=_networks,
-              help="A reverse proxy in front of the service (repeatable; an address or a network): its "
-                   "X-Forwarded-For is believed for rate limits. Default: none, the socket's peer counts.")
+@click.option(
+    "--max-upload-mb",
+    default=2048,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Refuse screened uploads larger than this (413).",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="CIDR",
+    callback=_networks,
+    help="A reverse proxy in front of the service (repeatable; an address or a network): its "
+    "X-Forwarded-For is believed for rate limits. Default: none, the socket's peer counts.",
+)
 @lab_network_option("webhooks")
-@click.option("--docs", "interactive_docs", is_flag=True,
-              help="Serve the interactive API docs at /docs and /redoc. Their pages load scripts from a CDN "
-                   "(jsdelivr): off by default. /openapi.json is always served.")
+@click.option(
+    "--docs",
+    "interactive_docs",
+    is_flag=True,
+    help="Serve the interactive API docs at /docs and /redoc. Their pages load scripts from a CDN "
+    "(jsdelivr): off by default. /openapi.json is always served.",
+)
 @workspace_options
 @translate_errors
 def serve_command(host, port, max_upload_mb, trusted_proxies, lab_networks, interactive_docs, workspace, db_url):
@@ -48,8 +63,16 @@ def serve_command(host, port, max_upload_mb, trusted_proxies, lab_networks, inte
 
     from api.app import Settings, create_app, server_config
 
-    app = create_app(workspace, db_url, Settings(max_upload_bytes=max_upload_mb << 20, trusted_proxies=trusted_proxies,
-                                                 lab_networks=lab_networks, interactive_docs=interactive_docs))
+    app = create_app(
+        workspace,
+        db_url,
+        Settings(
+            max_upload_bytes=max_upload_mb << 20,
+            trusted_proxies=trusted_proxies,
+            lab_networks=lab_networks,
+            interactive_docs=interactive_docs,
+        ),
+    )
 
     echo(f"facetrace serving {app.state.service.root} on http://{host}:{port}/ (Ctrl-C stops)", err=True)
     uvicorn.Server(server_config(app, host, port)).run()
@@ -61,8 +84,12 @@ def keys_group():
 
 
 @keys_group.command("create")
-@click.option("--role", type=click.Choice(["admin", "investigator", "platform", "intake"]), required=True,
-              help="intake: a hotline, NGO or police officer who verifies subjects (docs/security.md).")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "investigator", "platform", "intake"]),
+    required=True,
+    help="intake: a hotline, NGO or police officer who verifies subjects (docs/security.md).",
+)
 @click.option("--label", help="Who the key is for.")
 @workspace_options
 @translate_errors
@@ -83,8 +110,10 @@ def keys_list(workspace, db_url):
     from scanner.service import list_keys
 
     for k in list_keys(workspace, db_url):
-        echo(f"{k['key_id']}  {k['role']:<12} {'revoked' if k['revoked'] else 'active':<8} "
-                   f"{k['created_at']}  {k['label'] or ''}")
+        echo(
+            f"{k['key_id']}  {k['role']:<12} {'revoked' if k['revoked'] else 'active':<8} "
+            f"{k['created_at']}  {k['label'] or ''}"
+        )
 
 
 @keys_group.command("revoke")

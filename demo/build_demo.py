@@ -57,8 +57,9 @@ def liveness_clip(photo: Image.Image, seconds: int = 4, fps: int = 10) -> list:
         zoom = 1.0 + 0.06 * math.sin(i / (seconds * fps) * math.pi)
         crop = side / (1.1 * zoom)
         cx, cy = side / 2 + 6 * math.sin(i / 7), side / 2 + 4 * math.cos(i / 9)
-        frames.append(photo.resize((256, 256), Image.BILINEAR,
-                                   box=(cx - crop / 2, cy - crop / 2, cx + crop / 2, cy + crop / 2)))
+        frames.append(
+            photo.resize((256, 256), Image.BILINEAR, box=(cx - crop / 2, cy - crop / 2, cx + crop / 2, cy + crop / 2))
+        )
     return frames
 
 
@@ -97,8 +98,12 @@ def build(out: Path) -> None:
     write_video(person / "astronaut_liveness.mp4", clip, 10, "libx264", 256)
     write_video(extras / "clip_reencoded.avi", clip, 10, "mpeg4", 192, 300_000)
 
-    for name, arr in [("coffee.jpg", data.coffee()), ("chelsea_cat.png", data.chelsea()),
-                      ("rocket.jpg", data.rocket()), ("coins.png", data.coins())]:
+    for name, arr in [
+        ("coffee.jpg", data.coffee()),
+        ("chelsea_cat.png", data.chelsea()),
+        ("rocket.jpg", data.rocket()),
+        ("coins.png", data.coins()),
+    ]:
         img = Image.fromarray(np.asarray(arr))
         (extras / name).write_bytes(jpeg(img.convert("RGB")) if name.endswith(".jpg") else png(img))
     whole = jpeg(astronaut, 90)
@@ -120,7 +125,9 @@ def build(out: Path) -> None:
     head = astronaut.crop((90, 0, 370, 300))
     (enroll_dir / "me_portrait.jpg").write_bytes(jpeg(head, 93))
     (enroll_dir / "me_small.jpg").write_bytes(jpeg(astronaut.resize((w // 2, h // 2), Image.LANCZOS), 88))
-    (enroll_dir / "me_closeup.jpg").write_bytes(jpeg(head.resize((560, 600), Image.LANCZOS).crop((40, 20, 520, 560)), 90))
+    (enroll_dir / "me_closeup.jpg").write_bytes(
+        jpeg(head.resize((560, 600), Image.LANCZOS).crop((40, 20, 520, 560)), 90)
+    )
     print(f"demo dump written to {dump} and {out / 'bundle.zip'}; enrollment photos in {enroll_dir}")
 
 

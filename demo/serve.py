@@ -29,7 +29,7 @@ class _ShareLinks(SimpleHTTPRequestHandler):
         for prefix, status, to in (("/share/", 302, "/dl/"), ("/dl/", 307, "/")):
             if self.path.startswith(prefix):
                 self.send_response(status)
-                self.send_header("Location", to + self.path[len(prefix):])
+                self.send_header("Location", to + self.path[len(prefix) :])
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
@@ -48,8 +48,10 @@ def main(argv: list[str]) -> int:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     exe = Path(sys.executable).parent / command[0]
-    command = [str(exe) if exe.exists() else shutil.which(command[0]) or command[0],
-               *(a.replace("{url}", base) for a in command[1:])]
+    command = [
+        str(exe) if exe.exists() else shutil.which(command[0]) or command[0],
+        *(a.replace("{url}", base) for a in command[1:]),
+    ]
     env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     try:
         return subprocess.run(command, env=env).returncode

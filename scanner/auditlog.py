@@ -18,7 +18,7 @@ _HEAD = re.compile(r"^([0-9]+):([0-9a-f]{64})$")
 
 def open_audit_log(case_store, root: str | os.PathLike):
     """Return the registry store of `case_store`, signing each new audit head into `root`'s head log."""
-    from indexes.registry import RegistryStore
+    from indexes.store.subjects import RegistryStore
 
     return RegistryStore(case_store.engine, root)
 
@@ -27,6 +27,7 @@ def parse_head(text: str) -> tuple[int, str]:
     """Parse a published head, `SEQ:HASH` (a signed report's `audit_head`: its seq, a colon, its hash)."""
     m = _HEAD.match(text.strip().lower())
     if m is None:
-        raise UsageError(f"{text!r} is not an audit head: give SEQ:HASH, the seq and 64-digit hash of a report's "
-                         "audit_head")
+        raise UsageError(
+            f"{text!r} is not an audit head: give SEQ:HASH, the seq and 64-digit hash of a report's audit_head"
+        )
     return int(m.group(1)), m.group(2)

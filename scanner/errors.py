@@ -95,8 +95,15 @@ def tree() -> list[type[FacetraceError]]:
 def exit_codes_help() -> str:
     """The exit codes of the CLI, from the classes of this module (for click's epilogs)."""
     meanings: dict[int, list[str]] = {}
-    for cls in (UsageError, WorkspaceError, DependencyError, NothingReadableError, VerificationFailed,
-                AcquisitionError, FacetraceError):
+    for cls in (
+        UsageError,
+        WorkspaceError,
+        DependencyError,
+        NothingReadableError,
+        VerificationFailed,
+        AcquisitionError,
+        FacetraceError,
+    ):
         meanings.setdefault(cls.exit_code, []).append(cls.summary)
     import textwrap
 

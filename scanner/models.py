@@ -87,19 +87,37 @@ class VideoFingerprint:
     note: str | None = None  # why decoding ended early, if it did
 
     def as_record(self) -> dict:
-        return {"container": self.container, "codec": self.codec, "width": self.width, "height": self.height,
-                "fps": self.fps, "duration_ms": self.duration_ms, "frames_decoded": self.frames_decoded,
-                "samples": [[ms, h] for ms, h in self.samples],
-                "tracks": [{"track": t.track, "ranges": [list(r) for r in t.ranges], "faces": t.faces}
-                           for t in self.tracks],
-                "animation": self.animation, "note": self.note}
+        return {
+            "container": self.container,
+            "codec": self.codec,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "duration_ms": self.duration_ms,
+            "frames_decoded": self.frames_decoded,
+            "samples": [[ms, h] for ms, h in self.samples],
+            "tracks": [
+                {"track": t.track, "ranges": [list(r) for r in t.ranges], "faces": t.faces} for t in self.tracks
+            ],
+            "animation": self.animation,
+            "note": self.note,
+        }
 
     @classmethod
     def from_record(cls, r: dict) -> VideoFingerprint:
-        return cls(r["container"], r["codec"], r["width"], r["height"], r["fps"], r["duration_ms"],
-                   r["frames_decoded"], tuple((ms, h) for ms, h in r["samples"]),
-                   tuple(VideoTrack(t["track"], tuple(tuple(x) for x in t["ranges"]), t["faces"])
-                         for t in r["tracks"]), r.get("animation"), r.get("note"))
+        return cls(
+            r["container"],
+            r["codec"],
+            r["width"],
+            r["height"],
+            r["fps"],
+            r["duration_ms"],
+            r["frames_decoded"],
+            tuple((ms, h) for ms, h in r["samples"]),
+            tuple(VideoTrack(t["track"], tuple(tuple(x) for x in t["ranges"]), t["faces"]) for t in r["tracks"]),
+            r.get("animation"),
+            r.get("note"),
+        )
 
 
 @dataclass(frozen=True)
@@ -436,11 +454,22 @@ class HttpExchange:
     error: str | None = None  # why this request failed or was abandoned
 
     def as_record(self) -> dict:
-        return {"attempt": self.attempt, "url": self.url, "sent_at": self.sent_at,
-                "request_headers": dict(self.request_headers), "status": self.status, "reason": self.reason,
-                "headers": [list(h) for h in self.headers], "peer": self.peer, "tls": self.tls,
-                "proxy": self.proxy, "elapsed_ms": self.elapsed_ms, "redirect_to": self.redirect_to,
-                "body_bytes": self.body_bytes, "error": self.error}
+        return {
+            "attempt": self.attempt,
+            "url": self.url,
+            "sent_at": self.sent_at,
+            "request_headers": dict(self.request_headers),
+            "status": self.status,
+            "reason": self.reason,
+            "headers": [list(h) for h in self.headers],
+            "peer": self.peer,
+            "tls": self.tls,
+            "proxy": self.proxy,
+            "elapsed_ms": self.elapsed_ms,
+            "redirect_to": self.redirect_to,
+            "body_bytes": self.body_bytes,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,9 @@ def signature(body: bytes, secret: str, timestamp: int | None = None) -> str:
     return f"t={t},v1={mac}"
 
 
-def verify_signature(body: bytes, secret: str, header: str, *, tolerance_s: float = TOLERANCE_S,
-                     now: float | None = None) -> bool:
+def verify_signature(
+    body: bytes, secret: str, header: str, *, tolerance_s: float = TOLERANCE_S, now: float | None = None
+) -> bool:
     """True when `header` signs `body` under `secret` and its timestamp is within `tolerance_s` of `now`.
 
     Pass the raw body as received (before any JSON parsing). Several `v1=` values may be given
@@ -81,9 +82,15 @@ def check_url(url: str, lab_networks=()) -> str | None:
 
 def finding_payload(event: str, findings: list[dict], scan_id: str | None) -> dict:
     """The body of a notification: ids, bands and kinds only."""
-    return {"event": event, "scan_id": scan_id, "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "findings": [{"subject_id": f["subject_id"], "kind": f["kind"], "band": f["band"],
-                          "member_seq": f.get("member_seq")} for f in findings]}
+    return {
+        "event": event,
+        "scan_id": scan_id,
+        "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "findings": [
+            {"subject_id": f["subject_id"], "kind": f["kind"], "band": f["band"], "member_seq": f.get("member_seq")}
+            for f in findings
+        ],
+    }
 
 
 def subject_notifications(registry_store, findings: list[dict], scan_id: str | None) -> list[tuple[str, dict]]:
@@ -93,8 +100,9 @@ def subject_notifications(registry_store, findings: list[dict], scan_id: str | N
     from scanner.disclosure import realtime_recipients
 
     found = sorted(realtime_recipients(registry_store, {f["subject_id"] for f in findings}))
-    return [(sid, finding_payload("finding", [f for f in findings if f["subject_id"] == sid], scan_id))
-            for sid in found]
+    return [
+        (sid, finding_payload("finding", [f for f in findings if f["subject_id"] == sid], scan_id)) for sid in found
+    ]
 
 
 def target(url: str, secret: str) -> dict:
@@ -130,13 +138,25 @@ def failure(exc: BaseException) -> str:
         elif getattr(e, "reason", None) and isinstance(e.reason, str):
             reason = e.reason  # ssl.SSLError: CERTIFICATE_VERIFY_FAILED and the like
         nested = [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
-        e = getattr(e, "reason", None) if isinstance(getattr(e, "reason", None), BaseException) else \
-            (nested[0] if nested else (e.__cause__ or e.__context__))
+        e = (
+            getattr(e, "reason", None)
+            if isinstance(getattr(e, "reason", None), BaseException)
+            else (nested[0] if nested else (e.__cause__ or e.__context__))
+        )
     return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
 
 
-def deliver(url: str, payload: dict, secret: str, audit, owner: str, *, retries: int = RETRIES,
-            backoff_s: float = BACKOFF_S, lab_networks: tuple[str, ...] | None = None) -> bool:
+def deliver(
+    url: str,
+    payload: dict,
+    secret: str,
+    audit,
+    owner: str,
+    *,
+    retries: int = RETRIES,
+    backoff_s: float = BACKOFF_S,
+    lab_networks: tuple[str, ...] | None = None,
+) -> bool:
     """POST the payload to `url`, retrying with exponential backoff; audit every attempt's outcome.
 
     An address refused (not public, not in `lab_networks`) is audited once and not retried.
@@ -148,8 +168,9 @@ def deliver(url: str, payload: dict, secret: str, audit, owner: str, *, retries:
     from scanner.acquire.http import AddressRefused, guarded_session, refuse_literal
 
     if lab_networks is None:
-        lab_networks = tuple(re.split(r"[\s,]+", os.environ.get(LAB_ENV, "").strip())) if os.environ.get(LAB_ENV) \
-            else ()
+        lab_networks = (
+            tuple(re.split(r"[\s,]+", os.environ.get(LAB_ENV, "").strip())) if os.environ.get(LAB_ENV) else ()
+        )
     delivery = uuid.uuid4().hex
     body = json.dumps({**payload, "delivery_id": delivery}, sort_keys=True, separators=(",", ":")).encode()
     http = guarded_session(lab_networks)
@@ -157,8 +178,12 @@ def deliver(url: str, payload: dict, secret: str, audit, owner: str, *, retries:
     try:
         for attempt in range(1, retries + 2):
             # signed at each attempt: a retry after the backoff carries its own time
-            headers = {"Content-Type": "application/json", "X-Facetrace-Signature": signature(body, secret),
-                       "X-Facetrace-Delivery": delivery, "User-Agent": "facetrace-webhook/1"}
+            headers = {
+                "Content-Type": "application/json",
+                "X-Facetrace-Signature": signature(body, secret),
+                "X-Facetrace-Delivery": delivery,
+                "User-Agent": "facetrace-webhook/1",
+            }
             refused = False
             try:
                 refuse_literal(urlsplit(url).hostname or "", lab_networks)
@@ -168,9 +193,19 @@ def deliver(url: str, payload: dict, secret: str, audit, owner: str, *, retries:
                 ok, outcome, refused = False, f"refused: {exc}; {LAB_HINT}"[:300], True
             except requests.RequestException as exc:
                 ok, outcome = False, failure(exc)
-            audit("webhook_delivery", {"owner": owner, "delivery": delivery, "attempt": attempt, "outcome": outcome,
-                                       "delivered": ok, "event": payload.get("event"),
-                                       "scan_id": payload.get("scan_id"), "target": target(url, secret)})
+            audit(
+                "webhook_delivery",
+                {
+                    "owner": owner,
+                    "delivery": delivery,
+                    "attempt": attempt,
+                    "outcome": outcome,
+                    "delivered": ok,
+                    "event": payload.get("event"),
+                    "scan_id": payload.get("scan_id"),
+                    "target": target(url, secret),
+                },
+            )
             if ok:
                 return True
             if refused:  # waiting does not make an address public

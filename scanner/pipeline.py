@@ -20,10 +20,9 @@ import socket
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Iterator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from scanner import __version__
@@ -66,7 +65,8 @@ ProgressCallback = Callable[[ScanCounts, MemberResult], None]
 def engine_info(options: ScanOptions) -> EngineInfo:
     """Describe the engine a scan with these options uses (versions and model checksums)."""
     from scanner.fingerprints.faces import embedder_of, engine_runtime, engine_versions, model_file_checksums
-    from scanner.fingerprints.perceptual import NAME as HASHER, hasher_version
+    from scanner.fingerprints.perceptual import NAME as HASHER
+    from scanner.fingerprints.perceptual import hasher_version
 
     versions = engine_versions()
     embedder, embedder_version = embedder_of(options)
@@ -93,17 +93,22 @@ def new_scan_id() -> str:
 
 def open_store(workspace: str | None = None, db_url: str | None = None):
     """Open (creating if needed) a workspace's case store; return (store, workspace root)."""
-    from indexes.workspace import Workspace, WorkspaceUnavailable
+    from indexes.store.cases import CaseStore
+    from indexes.store.workspace import Workspace, WorkspaceUnavailable
 
     ws = Workspace(workspace, db_url)
     try:
-        return ws.open_store(), str(ws.root)
+        return CaseStore(ws.ensure().db_url), str(ws.root)
     except WorkspaceUnavailable as exc:
         free = _free_bytes(ws.root)
         if free is not None and free < LOW_DISK_BYTES:
-            raise WorkspaceError(f"{exc}. The disk holding {ws.root} is full ({free:,} bytes free): free some space "
-                                 "or use a workspace on another disk (--workspace).") from None
-        raise WorkspaceError(f"{exc}. Check --workspace / --db (or FACETRACE_HOME) and the folder's permissions.") from None
+            raise WorkspaceError(
+                f"{exc}. The disk holding {ws.root} is full ({free:,} bytes free): free some space "
+                "or use a workspace on another disk (--workspace)."
+            ) from None
+        raise WorkspaceError(
+            f"{exc}. Check --workspace / --db (or FACETRACE_HOME) and the folder's permissions."
+        ) from None
 
 
 LOW_DISK_BYTES = 1 << 20  # below this much free space, a database that cannot open is on a full disk
@@ -222,15 +227,31 @@ def scan(
             store.reopen_scan(scan_id, _host(options, cluster))
         else:
             scan_id = scan_id or new_scan_id()
-            started = datetime.now(timezone.utc)
+            started = datetime.now(UTC)
             try:
-                store.create_scan(scan_id, started, __version__, info.as_record(), options.as_record(),
-                                  _host(options, cluster), input_records)
-            except Exception as exc:  # noqa: BLE001 - any database failure becomes one clear error
+                store.create_scan(
+                    scan_id,
+                    started,
+                    __version__,
+                    info.as_record(),
+                    options.as_record(),
+                    _host(options, cluster),
+                    input_records,
+                )
+            except Exception as exc:
                 raise WorkspaceError(f"cannot record the scan in the workspace database: {exc}") from exc
-        run = _ScanRun(scan_id, store, options, info, on_result, progress, input_records,
-                       stored=_prefix(store, scan_id) if previous is not None else None, cluster=cluster,
-                       executor=executor)
+        run = _ScanRun(
+            scan_id,
+            store,
+            options,
+            info,
+            on_result,
+            progress,
+            input_records,
+            stored=_prefix(store, scan_id) if previous is not None else None,
+            cluster=cluster,
+            executor=executor,
+        )
     except BaseException:
         executor.shutdown(wait=False, cancel_futures=True)
         raise
@@ -246,17 +267,25 @@ def scan(
         status = "finished"
     finally:
         run.flush()
-        store.finish_scan(scan_id, datetime.now(timezone.utc), status, run.counts.as_record(),
-                          input_hashes=run.input_hashes)
-    finished = datetime.now(timezone.utc)
-    return ScanSummary(scan_id, started.isoformat(), finished.isoformat(), run.counts.as_record(), workspace,
-                       tuple(relations), run.resumed, run.analysed, tuple(lineage))
+        store.finish_scan(scan_id, datetime.now(UTC), status, run.counts.as_record(), input_hashes=run.input_hashes)
+    finished = datetime.now(UTC)
+    return ScanSummary(
+        scan_id,
+        started.isoformat(),
+        finished.isoformat(),
+        run.counts.as_record(),
+        workspace,
+        tuple(relations),
+        run.resumed,
+        run.analysed,
+        tuple(lineage),
+    )
 
 
 def workspace_root(explicit: str | None = None) -> str:
     """The workspace folder `open_store(explicit)` opens: the explicit one, else $FACETRACE_HOME,
     else ./facetrace-workspace (it need not exist yet)."""
-    from indexes.workspace import resolve_root
+    from indexes.store.workspace import resolve_root
 
     return str(resolve_root(explicit))
 
@@ -288,8 +317,9 @@ def _prefix(store, scan_id: str):
     return itertools.islice(store.iter_members(scan_id), store.count_members(scan_id))
 
 
-def _resumable(store, input_records: list[dict], options: ScanOptions, info: EngineInfo,
-               resume: str | bool) -> dict | None:
+def _resumable(
+    store, input_records: list[dict], options: ScanOptions, info: EngineInfo, resume: str | bool
+) -> dict | None:
     """Return the unfinished scan to resume, or None to start a new one."""
     same_inputs = [r["abspath"] for r in input_records]
     for scan in store.unfinished_scans():
@@ -326,8 +356,19 @@ def _still_running(scan: dict) -> bool:
 
 
 class _ScanRun:
-    def __init__(self, scan_id, store, options, info, on_result, progress, input_records, stored=None,
-                 cluster=None, executor=None):
+    def __init__(
+        self,
+        scan_id,
+        store,
+        options,
+        info,
+        on_result,
+        progress,
+        input_records,
+        stored=None,
+        cluster=None,
+        executor=None,
+    ):
         self.scan_id = scan_id
         self.store = store
         self.options = options
@@ -368,8 +409,9 @@ class _ScanRun:
                     self._replay(read, row)
                     continue
                 pending.append(self._slot(read))
-                while pending and (len(pending) > self.in_flight or self.held_bytes > MAX_HELD_BYTES
-                                   or _ready(pending[0])):
+                while pending and (
+                    len(pending) > self.in_flight or self.held_bytes > MAX_HELD_BYTES or _ready(pending[0])
+                ):
                     self._emit(pending.popleft(), pending, BrokenProcessPool)
             while pending:
                 self._emit(pending.popleft(), pending, BrokenProcessPool)
@@ -388,12 +430,16 @@ class _ScanRun:
         if row is None:
             self.stored = None
             return None
-        if row["seq"] != m.seq or row["logical_path"] != m.logical_path or (
-                row["sha256"] is not None and m.sha256 is not None and row["sha256"] != m.sha256):
+        if (
+            row["seq"] != m.seq
+            or row["logical_path"] != m.logical_path
+            or (row["sha256"] is not None and m.sha256 is not None and row["sha256"] != m.sha256)
+        ):
             raise FacetraceError(
                 f"cannot resume: member {m.seq} is now {m.logical_path} (SHA-256 {m.sha256}), but the interrupted "
                 f"scan stored {row['logical_path']} (SHA-256 {row['sha256']}); the inputs changed. "
-                "Start a new scan with --no-resume.")
+                "Start a new scan with --no-resume."
+            )
         return row
 
     def _replay(self, read: ReadMember, row: dict) -> None:
@@ -406,11 +452,19 @@ class _ScanRun:
             analysis = self._analysis_for(m.sha256, m.kind)
         else:
             analysis = _analysis_from_row(row)
-        result = MemberResult(m, Status(row["status"]), row["reason"], row["duplicate_of"],
-                              analysis.image if analysis else None, analysis.faces if analysis else (),
-                              analysis.video if analysis else None)
+        result = MemberResult(
+            m,
+            Status(row["status"]),
+            row["reason"],
+            row["duplicate_of"],
+            analysis.image if analysis else None,
+            analysis.faces if analysis else (),
+            analysis.video if analysis else None,
+        )
         if result.video is not None and result.status is Status.OK:
-            self.videos.append(((m.seq, m.logical_path), result.video.samples, result.video.width * result.video.height))
+            self.videos.append(
+                ((m.seq, m.logical_path), result.video.samples, result.video.width * result.video.height)
+            )
         self.resumed += 1
         self.counts.add(result)
         self._record_input_hash(result)
@@ -442,13 +496,17 @@ class _ScanRun:
             threading.Thread(target=_import_later_steps, name="facetrace-imports", daemon=True).start()
         self.emitted += 1
         if result.video is not None and result.status is Status.OK:
-            self.videos.append(((result.member.seq, result.member.logical_path), result.video.samples,
-                                result.video.width * result.video.height))
+            self.videos.append(
+                (
+                    (result.member.seq, result.member.logical_path),
+                    result.video.samples,
+                    result.video.width * result.video.height,
+                )
+            )
         self.counts.add(result)
         self._record_input_hash(result)
         self.pending_rows.append(_row(result, self.info, self.options))
-        if (len(self.pending_rows) >= FLUSH_EVERY_MEMBERS
-                or time.monotonic() - self.last_flush > FLUSH_EVERY_SECONDS):
+        if len(self.pending_rows) >= FLUSH_EVERY_MEMBERS or time.monotonic() - self.last_flush > FLUSH_EVERY_SECONDS:
             self.flush()
         if self.on_result is not None:
             self.on_result(result)
@@ -465,16 +523,26 @@ class _ScanRun:
             self.dedup.remember(m.sha256, analysis)
             if analysis.error is not None:
                 return MemberResult(m, Status.UNREADABLE, _join(read.note, analysis.error), image=analysis.image)
-            return MemberResult(m, Status.OK, _join(read.note, analysis.video.note if analysis.video else None),
-                                image=analysis.image, faces=analysis.faces, video=analysis.video)
+            return MemberResult(
+                m,
+                Status.OK,
+                _join(read.note, analysis.video.note if analysis.video else None),
+                image=analysis.image,
+                faces=analysis.faces,
+                video=analysis.video,
+            )
         first_path = slot.duplicate_of
         if first_path is not None:
             analysis = self._analysis_for(m.sha256, m.kind)
-            return MemberResult(m, Status.DUPLICATE, _join(read.note, f"same bytes as {first_path}"),
-                                duplicate_of=first_path,
-                                image=analysis.image if analysis else None,
-                                faces=analysis.faces if analysis else (),
-                                video=analysis.video if analysis else None)
+            return MemberResult(
+                m,
+                Status.DUPLICATE,
+                _join(read.note, f"same bytes as {first_path}"),
+                duplicate_of=first_path,
+                image=analysis.image if analysis else None,
+                faces=analysis.faces if analysis else (),
+                video=analysis.video if analysis else None,
+            )
         return MemberResult(m, read.status or Status.OK, read.reason)
 
     def _wait(self, slot: _Slot, pending: deque, broken_exc) -> Analysis:
@@ -491,8 +559,11 @@ class _ScanRun:
                 # a worker died under several images: none is charged, each goes again alone
                 self.pool_failures += 1
                 self._check_pool_failures()
-                log.warning("a worker process died while analysing %d images, %s among them; each is analysed "
-                            "again on its own", exc.size, slot.read.member.logical_path)
+                log.warning(
+                    "a worker process died while analysing %d images, %s among them; each is analysed again on its own",
+                    exc.size,
+                    slot.read.member.logical_path,
+                )
                 self._restart_pool(slot, pending)
             except broken_exc:
                 slot.crashes += 1
@@ -502,7 +573,7 @@ class _ScanRun:
                 self._restart_pool(slot, pending)
                 if slot.crashes >= MAX_CRASHES_PER_MEMBER:
                     return Analysis(error="the analysis process crashed on this file twice: not analysed")
-            except Exception as exc:  # noqa: BLE001 - a bug on one file must not end the scan
+            except Exception as exc:
                 if type(exc).__name__ == "KilledWorker":  # Dask: the task took down several workers
                     return Analysis(error="the analysis crashed the cluster's workers on this file: not analysed")
                 log.exception("analysis failed for %s", slot.read.member.logical_path)
@@ -513,7 +584,8 @@ class _ScanRun:
             raise FacetraceError(
                 f"worker processes died {self.pool_failures} times in a row without analysing a file; "
                 "run with --workers 1 and -v to see why (a script that starts scans needs an "
-                "`if __name__ == '__main__':` guard)") from None
+                "`if __name__ == '__main__':` guard)"
+            ) from None
 
     def _restart_pool(self, culprit: _Slot, pending: deque) -> None:
         from scanner.workers import BrokenBatch
@@ -523,8 +595,11 @@ class _ScanRun:
         # Every task of the dead pool is lost; resubmit them. Only `culprit` is charged the crash
         # (none is when it died under a batch: its members go again one per task).
         for s in [culprit, *pending]:
-            if s.future is not None and (s.data is not None or s.path is not None) and (
-                    s is culprit or not _done_ok(s.future)):
+            if (
+                s.future is not None
+                and (s.data is not None or s.path is not None)
+                and (s is culprit or not _done_ok(s.future))
+            ):
                 if s is culprit and s.crashes >= MAX_CRASHES_PER_MEMBER:
                     continue
                 if s.future.done() and not s.future.cancelled() and isinstance(s.future.exception(), BrokenBatch):
@@ -564,9 +639,19 @@ class _ScanRun:
 
         pairs = find_video_copies(self.videos)
         self.videos = []
-        rows = [{"kind": p["relation"], "seq_a": p["original"][0], "seq_b": p["copy"][0],
-                 "evidence": {"original": p["original"][1], "copy": p["copy"][1],
-                              **{k: v for k, v in p.items() if k not in ("original", "copy")}}} for p in pairs]
+        rows = [
+            {
+                "kind": p["relation"],
+                "seq_a": p["original"][0],
+                "seq_b": p["copy"][0],
+                "evidence": {
+                    "original": p["original"][1],
+                    "copy": p["copy"][1],
+                    **{k: v for k, v in p.items() if k not in ("original", "copy")},
+                },
+            }
+            for p in pairs
+        ]
         self.flush()
         self.store.add_relations(self.scan_id, rows)
         return rows
@@ -617,14 +702,29 @@ def stored_records(store, scan_id: str) -> Iterator[dict]:
             while len(firsts) > ANALYSIS_CACHE:
                 firsts.popitem(last=False)
         analysis = _analysis_from_row(src)
-        member = Member(row["seq"], row["logical_path"], row["relpath"], row["size"], row["sha256"], row["mime"],
-                        Kind(row["kind"]), row["raw_name"], row["hint"])
-        result = MemberResult(member, Status(row["status"]), row["reason"], row["duplicate_of"],
-                              analysis.image if analysis else None, analysis.faces if analysis else (),
-                              analysis.video if analysis else None)
+        member = Member(
+            row["seq"],
+            row["logical_path"],
+            row["relpath"],
+            row["size"],
+            row["sha256"],
+            row["mime"],
+            Kind(row["kind"]),
+            row["raw_name"],
+            row["hint"],
+        )
+        result = MemberResult(
+            member,
+            Status(row["status"]),
+            row["reason"],
+            row["duplicate_of"],
+            analysis.image if analysis else None,
+            analysis.faces if analysis else (),
+            analysis.video if analysis else None,
+        )
         record = result.to_json(scan_id)
         record["known_source"] = row["known_source"]
-        for face, stored in zip(record["faces"], src["faces"]):
+        for face, stored in zip(record["faces"], src["faces"], strict=False):
             face["person"] = stored["person"]
             face["background"] = bool(stored["background"])
         yield record
@@ -636,11 +736,21 @@ def _analysis_from_row(row: dict) -> Analysis | None:
         return None
     img = row["image"]
     return Analysis(
-        image=None if img is None else ImageFingerprint(img["width"], img["height"], img["format"],
-                                                        img["orientation"], img["phash"], img["dhash"],
-                                                        img.get("capture")),
-        faces=tuple(Face(FaceBox(f["top"], f["right"], f["bottom"], f["left"]), tuple(f["encoding"]),
-                         f["frame_ms"], f["track"]) for f in row["faces"]),
+        image=None
+        if img is None
+        else ImageFingerprint(
+            img["width"],
+            img["height"],
+            img["format"],
+            img["orientation"],
+            img["phash"],
+            img["dhash"],
+            img.get("capture"),
+        ),
+        faces=tuple(
+            Face(FaceBox(f["top"], f["right"], f["bottom"], f["left"]), tuple(f["encoding"]), f["frame_ms"], f["track"])
+            for f in row["faces"]
+        ),
         video=None if row["video"] is None else VideoFingerprint.from_record(row["video"]),
     )
 
@@ -657,11 +767,11 @@ def _import_later_steps() -> None:
     try:
         import scipy.cluster.hierarchy  # noqa: F401
 
-        import scanner.fingerprints.video  # noqa: F401
-        import scanner.profile.datasets  # noqa: F401
-        import scanner.profile.lineage  # noqa: F401
+        import scanner.fingerprints.video
+        import scanner.profile.datasets
+        import scanner.profile.lineage
         import scanner.profile.people  # noqa: F401
-    except Exception:  # noqa: BLE001 - the step that needs a module reports its failure itself
+    except Exception:
         log.debug("importing the later steps' modules failed", exc_info=True)
 
 
@@ -694,15 +804,32 @@ def _row(result: MemberResult, info: EngineInfo, options: ScanOptions) -> dict:
     if result.status is not Status.DUPLICATE and (result.image is not None or result.video is not None):
         img = result.image
         if img is not None:
-            row["image"] = {"width": img.width, "height": img.height, "format": img.format,
-                            "orientation": img.orientation, "phash": img.phash, "dhash": img.dhash,
-                            "hasher": info.hasher, "hasher_version": info.hasher_version, "capture": img.capture}
+            row["image"] = {
+                "width": img.width,
+                "height": img.height,
+                "format": img.format,
+                "orientation": img.orientation,
+                "phash": img.phash,
+                "dhash": img.dhash,
+                "hasher": info.hasher,
+                "hasher_version": info.hasher_version,
+                "capture": img.capture,
+            }
         if result.video is not None:
             row["video"] = result.video.as_record()
         row["faces"] = [
-            {"top": f.box.top, "right": f.box.right, "bottom": f.box.bottom, "left": f.box.left,
-             "encoding": f.encoding, "embedder": info.embedder, "embedder_version": info.embedder_version,
-             "detector": options.detector, "frame_ms": f.frame_ms, "track": f.track}
+            {
+                "top": f.box.top,
+                "right": f.box.right,
+                "bottom": f.box.bottom,
+                "left": f.box.left,
+                "encoding": f.encoding,
+                "embedder": info.embedder,
+                "embedder_version": info.embedder_version,
+                "detector": options.detector,
+                "frame_ms": f.frame_ms,
+                "track": f.track,
+            }
             for f in result.faces
         ]
     return row
@@ -736,10 +863,11 @@ def _host(options: ScanOptions, cluster: str | None = None) -> dict:
     return host
 
 
-def match_against_registry(store, workspace: str, scan_id: str, actor: str | None = None,
-                           lab_networks: tuple[str, ...] | None = None) -> list[dict] | None:
+def match_against_registry(
+    store, workspace: str, scan_id: str, actor: str | None = None, lab_networks: tuple[str, ...] | None = None
+) -> list[dict] | None:
     """Match a stored scan against the workspace's registry; None when the registry is empty."""
-    from indexes.registry import RegistryStore
+    from indexes.store.subjects import RegistryStore
     from scanner.matching.matcher import match_scan
     from scanner.registry import default_actor, open_registry
 
@@ -751,14 +879,15 @@ def match_against_registry(store, workspace: str, scan_id: str, actor: str | Non
     return findings
 
 
-def notify_subjects(registry, store, findings: list[dict], scan_id: str | None,
-                    lab_networks: tuple[str, ...] | None = None) -> int:
+def notify_subjects(
+    registry, store, findings: list[dict], scan_id: str | None, lab_networks: tuple[str, ...] | None = None
+) -> int:
     """Deliver a signed notification to each found subject that registered a webhook (docs/api.md).
 
     Only verified subjects are told as a scan finds them; an unverified one's webhook gets the
     delayed counts of scanner.disclosure instead.
     """
-    from indexes.service import ServiceStore
+    from indexes.store.keys import ServiceStore
     from scanner.notify import deliver, subject_notifications
 
     hooks = ServiceStore(store.engine)
@@ -767,9 +896,14 @@ def notify_subjects(registry, store, findings: list[dict], scan_id: str | None,
         hook = hooks.webhook("subject", sid)
         if hook is None:
             continue
-        sent += deliver(hook["url"], payload, hook["secret"],
-                        lambda action, details, sid=sid: registry.store.audit(action, "facetrace-scan", sid, details),
-                        f"subject:{sid}", lab_networks=lab_networks)
+        sent += deliver(
+            hook["url"],
+            payload,
+            hook["secret"],
+            lambda action, details, sid=sid: registry.store.audit(action, "facetrace-scan", sid, details),
+            f"subject:{sid}",
+            lab_networks=lab_networks,
+        )
     return sent
 
 
@@ -778,20 +912,30 @@ def notify_subjects(registry, store, findings: list[dict], scan_id: str | None,
 
 def pin_model(store, root: str, path: str, actor: str, **spec):
     """Pin an operator's ONNX model in an empty workspace (docs/engines.md); audited. Returns the ModelSpec."""
-    from indexes.registry import RegistryStore
+    from indexes.store.subjects import RegistryStore
     from scanner.fingerprints import modelfile
 
     _require_no_encodings(store, "pin a model")
     pinned = modelfile.pin(root, path, **spec)
-    RegistryStore(store.engine, root).audit("engine_set", actor, None, {
-        "embedder": pinned.embedder, "model_sha256": pinned.sha256, "model_path": pinned.path,
-        "alignment": pinned.alignment, "size": pinned.size, "dim": pinned.dim})
+    RegistryStore(store.engine, root).audit(
+        "engine_set",
+        actor,
+        None,
+        {
+            "embedder": pinned.embedder,
+            "model_sha256": pinned.sha256,
+            "model_path": pinned.path,
+            "alignment": pinned.alignment,
+            "size": pinned.size,
+            "dim": pinned.dim,
+        },
+    )
     return pinned
 
 
 def unpin_model(store, root: str, actor: str):
     """Go back to the built-in engine in an empty workspace; audited. Returns the model unpinned, or None."""
-    from indexes.registry import RegistryStore
+    from indexes.store.subjects import RegistryStore
     from scanner.fingerprints import modelfile
 
     if modelfile.pinned(root) is None:
@@ -799,17 +943,20 @@ def unpin_model(store, root: str, actor: str):
     _require_no_encodings(store, "change its engine")
     spec = modelfile.unpin(root)
     if spec is not None:
-        RegistryStore(store.engine, root).audit("engine_reset", actor, None, {"embedder": spec.embedder,
-                                                                         "model_sha256": spec.sha256})
+        RegistryStore(store.engine, root).audit(
+            "engine_reset", actor, None, {"embedder": spec.embedder, "model_sha256": spec.sha256}
+        )
     return spec
 
 
 def _require_no_encodings(store, what: str) -> None:
-    from indexes.registry import RegistryStore
+    from indexes.store.subjects import RegistryStore
 
     templates = RegistryStore(store.engine).count_templates()
     scans = len(store.list_scans())
     if templates or scans:
-        raise UsageError(f"this workspace holds {templates} enrolled template(s) and {scans} scan(s) made by its "
-                         f"current engine: it cannot {what} (encodings of two models are not comparable). Use a new "
-                         "workspace (--workspace)")
+        raise UsageError(
+            f"this workspace holds {templates} enrolled template(s) and {scans} scan(s) made by its "
+            f"current engine: it cannot {what} (encodings of two models are not comparable). Use a new "
+            "workspace (--workspace)"
+        )

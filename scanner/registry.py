@@ -12,13 +12,13 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from scanner.actor import default_actor  # noqa: F401 - re-exported: callers import it from here
+from scanner.actor import default_actor
 from scanner.consent import ConsentInput
 from scanner.errors import FacetraceError, UsageError
 from scanner.matching import policy
@@ -50,19 +50,17 @@ class SubjectNotFound(UsageError):
     code = "subject_not_found"
 
 
-
-
 @dataclass
 class Registry:
     """A workspace's registry: its tables, its indexes and the engine that made its templates."""
 
     root: Path
-    store: object  # indexes.registry.RegistryStore
-    index: object  # indexes.registry_index.RegistryIndex
+    store: object  # indexes.store.subjects.RegistryStore
+    index: object  # indexes.search.subject_index.RegistryIndex
     embedder: str
     embedder_version: str
     hasher: str
-    case_store: object = None  # the workspace's indexes.casestore.CaseStore: its scans are searched on enrollment
+    case_store: object = None  # the workspace's indexes.store.cases.CaseStore: its scans are searched on enrollment
     # how its photos are analysed: the built-in engine, or the workspace's pinned model (modelfile.py)
     options: ScanOptions = field(default_factory=ScanOptions)
 
@@ -70,8 +68,8 @@ class Registry:
 def open_registry(case_store, root: str | os.PathLike) -> Registry:
     """Open the registry of the workspace whose case store is `case_store`, with the workspace's
     engine (its pinned model, if it has one: `facetrace engine set`)."""
-    from indexes.registry import RegistryStore
-    from indexes.registry_index import RegistryIndex
+    from indexes.search.subject_index import RegistryIndex
+    from indexes.store.subjects import RegistryStore
     from scanner.fingerprints.faces import embedder_of
     from scanner.fingerprints.modelfile import workspace_options
     from scanner.fingerprints.perceptual import NAME as HASHER
@@ -126,8 +124,13 @@ def _analyse_photo(name: str, data: bytes, options: ScanOptions) -> EnrolledPhot
         image = decode_image(data, options.max_image_pixels).image
     except ImageDecodeError as exc:  # pragma: no cover - analyse() decoded it a moment ago
         raise EnrollmentRefused(f"{name}: {exc}") from None
-    return EnrolledPhoto(name, hashlib.sha256(data).hexdigest(), analysis.faces[0].encoding,
-                         _variant_hashes(image, perceptual_hashes), data)
+    return EnrolledPhoto(
+        name,
+        hashlib.sha256(data).hexdigest(),
+        analysis.faces[0].encoding,
+        _variant_hashes(image, perceptual_hashes),
+        data,
+    )
 
 
 def _variant_hashes(image, perceptual_hashes) -> dict[str, str]:
@@ -189,9 +192,18 @@ def analyse_photos(registry: Registry, photos: list[tuple[str, bytes]]) -> Analy
     return AnalysedPhotos(tuple(analysed), registry.embedder, registry.embedder_version, tuple(warnings))
 
 
-def enroll(registry: Registry, photos: list[tuple[str, bytes]] | AnalysedPhotos, consent: ConsentInput, *,
-           label: str | None = None, keep_photos: bool = False, actor: str | None = None,
-           search_earlier: bool = True, confirm: bool = True, allow_similar: bool = False) -> EnrollResult:
+def enroll(
+    registry: Registry,
+    photos: list[tuple[str, bytes]] | AnalysedPhotos,
+    consent: ConsentInput,
+    *,
+    label: str | None = None,
+    keep_photos: bool = False,
+    actor: str | None = None,
+    search_earlier: bool = True,
+    confirm: bool = True,
+    allow_similar: bool = False,
+) -> EnrollResult:
     """Enroll one person from photos that each show exactly one face, all of the same person.
 
     With `search_earlier`, every scan already in the workspace is then searched for them
@@ -217,44 +229,69 @@ def enroll(registry: Registry, photos: list[tuple[str, bytes]] | AnalysedPhotos,
     if not isinstance(photos, AnalysedPhotos):
         photos = analyse_photos(registry, photos)
     if (photos.embedder, photos.embedder_version) != (registry.embedder, registry.embedder_version):
-        raise FacetraceError(f"the photos were analysed by {photos.embedder} {photos.embedder_version}, not by this "
-                             f"registry's engine ({registry.embedder} {registry.embedder_version}): analyse them again")
+        raise FacetraceError(
+            f"the photos were analysed by {photos.embedder} {photos.embedder_version}, not by this "
+            f"registry's engine ({registry.embedder} {registry.embedder_version}): analyse them again"
+        )
     analysed, warnings = list(photos.photos), list(photos.warnings)
     similar = _similar_subjects(registry, analysed)
     if similar:
-        registry.store.audit("enroll_refused_similar" if not allow_similar else "enroll_similar_allowed",
-                             actor or default_actor(), None, {"similar_subjects": similar,
-                                                              "photos": [p.sha256 for p in analysed]})
+        registry.store.audit(
+            "enroll_refused_similar" if not allow_similar else "enroll_similar_allowed",
+            actor or default_actor(),
+            None,
+            {"similar_subjects": similar, "photos": [p.sha256 for p in analysed]},
+        )
         if not allow_similar:
-            raise SimilarSubject("these photos match a person who is already enrolled, and a person enrolls once. "
-                                 "If that is you, keep your enrollment (or erase it first with its deletion token); "
-                                 "if it is somebody else (a twin), a workspace operator can review it and enroll "
-                                 "with --allow-similar")
+            raise SimilarSubject(
+                "these photos match a person who is already enrolled, and a person enrolls once. "
+                "If that is you, keep your enrollment (or erase it first with its deletion token); "
+                "if it is somebody else (a twin), a workspace operator can review it and enroll "
+                "with --allow-similar"
+            )
     token = secrets.token_urlsafe(24)
     token_sha256 = hashlib.sha256(token.encode()).hexdigest()
     marker = _mark_pending(registry.root, token_sha256, None)
-    now = consent.granted_at or datetime.now(timezone.utc)
-    consent_row = {"purpose": consent.purpose, "scope": consent.scope, "text_version": consent.text_version,
-                   "text_sha256": consent.text_sha256, "granted_at": now, "expires_at": consent.expires_at,
-                   "jurisdiction": consent.jurisdiction}
-    templates = [{"photo_sha256": p.sha256, "encoding": p.encoding, "embedder": registry.embedder,
-                  "embedder_version": registry.embedder_version, "hashes": p.hashes, "hasher": registry.hasher,
-                  "photo": p.data if keep_photos else None} for p in analysed]
+    now = consent.granted_at or datetime.now(UTC)
+    consent_row = {
+        "purpose": consent.purpose,
+        "scope": consent.scope,
+        "text_version": consent.text_version,
+        "text_sha256": consent.text_sha256,
+        "granted_at": now,
+        "expires_at": consent.expires_at,
+        "jurisdiction": consent.jurisdiction,
+    }
+    templates = [
+        {
+            "photo_sha256": p.sha256,
+            "encoding": p.encoding,
+            "embedder": registry.embedder,
+            "embedder_version": registry.embedder_version,
+            "hashes": p.hashes,
+            "hasher": registry.hasher,
+            "photo": p.data if keep_photos else None,
+        }
+        for p in analysed
+    ]
     subject_id, template_ids = registry.store.create_subject(
-        label=label, token_sha256=token_sha256, consent=consent_row,
-        templates=templates, actor=actor or default_actor())
+        label=label, token_sha256=token_sha256, consent=consent_row, templates=templates, actor=actor or default_actor()
+    )
     _mark_pending(registry.root, token_sha256, subject_id)
     registry.index.add_subject(subject_id, template_ids)
-    receipt = _receipt("consent", {
-        "subject_id": subject_id,
-        "enrolled_at": now.isoformat(),
-        "consent": {**{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in consent_row.items()}},
-        "photos": [{"name": p.name, "sha256": p.sha256} for p in analysed],
-        "templates": len(template_ids),
-        "photos_kept": keep_photos,
-        "embedder": f"{registry.embedder} {registry.embedder_version}",
-        "how_to_erase": "facetrace registry erase SUBJECT_ID --token TOKEN (or the enrollment page)",
-    })
+    receipt = _receipt(
+        "consent",
+        {
+            "subject_id": subject_id,
+            "enrolled_at": now.isoformat(),
+            "consent": {**{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in consent_row.items()}},
+            "photos": [{"name": p.name, "sha256": p.sha256} for p in analysed],
+            "templates": len(template_ids),
+            "photos_kept": keep_photos,
+            "embedder": f"{registry.embedder} {registry.embedder_version}",
+            "how_to_erase": "facetrace registry erase SUBJECT_ID --token TOKEN (or the enrollment page)",
+        },
+    )
     path = _write_receipt(registry.root, f"consent-{subject_id}.json", receipt)
     earlier = None
     if search_earlier and registry.case_store is not None:
@@ -312,9 +349,15 @@ def expire_pending(registry: Registry, ttl_s: float | None = None) -> list[str]:
             continue
         subj = registry.store.get_subject(subject_id) if subject_id else None
         if subj is not None and subj["status"] != "erased":
-            registry.store.audit("enrollment_incomplete", default_actor(), subject_id, {
-                "why": "the enrolling process ended before the deletion token was shown; erased so that no "
-                       "subject is left that nobody can reach"})
+            registry.store.audit(
+                "enrollment_incomplete",
+                default_actor(),
+                subject_id,
+                {
+                    "why": "the enrolling process ended before the deletion token was shown; erased so that no "
+                    "subject is left that nobody can reach"
+                },
+            )
             erase(registry, subject_id, actor=default_actor())
             expired.append(subject_id)
         marker.unlink(missing_ok=True)
@@ -327,8 +370,10 @@ def _similar_subjects(registry: Registry, photos: list[EnrolledPhoto]) -> list[s
         return []
     from scanner.matching.matcher import match_items
 
-    members = [{"seq": i, "logical_path": p.name, "sha256": p.sha256, "phash": p.hashes.get("original"),
-                "faces": [p.encoding]} for i, p in enumerate(photos)]
+    members = [
+        {"seq": i, "logical_path": p.name, "sha256": p.sha256, "phash": p.hashes.get("original"), "faces": [p.encoding]}
+        for i, p in enumerate(photos)
+    ]
     return sorted({f["subject_id"] for f in match_items(registry, members, None) if f["band"] == "confident"})
 
 
@@ -346,14 +391,18 @@ def _check_same_person(photos: list[EnrolledPhoto]) -> None:
     limit = policy.FACE_POSSIBLE_MAX
     if len(photos) == 2:
         if d[0, 1] > limit:
-            raise EnrollmentRefused(f"{photos[0].name} and {photos[1].name} do not look like the same person "
-                                    f"(distance {d[0, 1]:.2f} > {limit})")
+            raise EnrollmentRefused(
+                f"{photos[0].name} and {photos[1].name} do not look like the same person "
+                f"(distance {d[0, 1]:.2f} > {limit})"
+            )
         return
     med = [float(np.median(np.delete(d[i], i))) for i in range(len(photos))]
     worst = int(np.argmax(med))
     if med[worst] > limit:
-        raise EnrollmentRefused(f"{photos[worst].name} does not look like the same person as the other photos "
-                                f"(median distance {med[worst]:.2f}; same person is at most {limit})")
+        raise EnrollmentRefused(
+            f"{photos[worst].name} does not look like the same person as the other photos "
+            f"(median distance {med[worst]:.2f}; same person is at most {limit})"
+        )
 
 
 # -- verification by intake --------------------------------------------------------------------
@@ -366,8 +415,9 @@ class VerificationRefused(UsageError):
     code = "verification_refused"
 
 
-def verify_subject(registry: Registry, subject_id: str, live: AnalysedPhotos, *, method: str, by: str,
-                   actor: str | None = None) -> dict:
+def verify_subject(
+    registry: Registry, subject_id: str, live: AnalysedPhotos, *, method: str, by: str, actor: str | None = None
+) -> dict:
     """Mark a subject verified: an intake officer checked the person's identity and took live photos
     of them (`live`, analysed by `analyse_photos`), and those match the enrolled ones.
 
@@ -385,21 +435,36 @@ def verify_subject(registry: Registry, subject_id: str, live: AnalysedPhotos, *,
     if subj["status"] != "active":
         raise UsageError(f"subject {subject_id} is {subj['status']}: only an active subject can be verified")
     actor = actor or default_actor()
-    members = [{"seq": i, "logical_path": p.name, "sha256": p.sha256, "phash": p.hashes.get("original"),
-                "faces": [p.encoding]} for i, p in enumerate(live.photos)]
+    members = [
+        {"seq": i, "logical_path": p.name, "sha256": p.sha256, "phash": p.hashes.get("original"), "faces": [p.encoding]}
+        for i, p in enumerate(live.photos)
+    ]
     mine = [f for f in match_items(registry, members, None) if f["subject_id"] == subject_id]
     copies = [f for f in mine if f["kind"] != "same_person"]
     same = [f["band"] for f in mine if f["kind"] == "same_person"]
     best = next((b for b in ("confident", "probable", "possible") if b in same), None)
     details = {"method": method, "live_photos": len(members), "band": best, "by": by}
     if copies or best not in ("confident", "probable"):
-        fallback = next((f["evidence"].get("normalised", {}).get("fallback") for f in mine
-                         if f["evidence"].get("normalised", {}).get("fallback")), None)
-        why = ("a live photo is a copy of an enrolled photo, not a new photo of the person" if copies else
-               f"the live photos do not match the enrolled ones (best: {best or 'no finding'}; probable or "
-               "better is needed): the person in front of you may not be the person enrolled" +
-               (f"; note: {fallback}, so a reference cohort (`facetrace calibrate`, docs/calibration.md) "
-                "is needed before most genuine photos can pass" if fallback else ""))
+        fallback = next(
+            (
+                f["evidence"].get("normalised", {}).get("fallback")
+                for f in mine
+                if f["evidence"].get("normalised", {}).get("fallback")
+            ),
+            None,
+        )
+        why = (
+            "a live photo is a copy of an enrolled photo, not a new photo of the person"
+            if copies
+            else f"the live photos do not match the enrolled ones (best: {best or 'no finding'}; probable or "
+            "better is needed): the person in front of you may not be the person enrolled"
+            + (
+                f"; note: {fallback}, so a reference cohort (`facetrace calibrate`, docs/calibration.md) "
+                "is needed before most genuine photos can pass"
+                if fallback
+                else ""
+            )
+        )
         registry.store.audit("verification_refused", actor, subject_id, {**details, "why": why})
         raise VerificationRefused(f"verification refused: {why}")
     if not registry.store.set_verified(subject_id, by=by, method=method, actor=actor, details=details):
@@ -448,7 +513,7 @@ def erase(registry: Registry, subject_id: str, *, token: str | None = None, acto
         raise ErasureRefused(f"subject {subject_id} was already erased at {subj['erased_at']}")
     if token is not None and not registry.store.check_token(subject_id, token):
         raise ErasureRefused("the deletion token does not match this subject")
-    from indexes.service import ServiceStore
+    from indexes.store.keys import ServiceStore
 
     deleted = registry.store.erase(subject_id, actor or default_actor())
     registry.index.remove_templates(deleted["templates"], deleted["hashes"])
@@ -457,15 +522,22 @@ def erase(registry: Registry, subject_id: str, *, token: str | None = None, acto
     pending = _compact_database(registry)
     if pending:
         registry.store.audit("erasure_pending", actor or default_actor(), subject_id, {"reason": pending})
-    receipt = _receipt("erasure", {
-        "subject_id": subject_id,
-        "erased_at": deleted["erased_at"],
-        "deleted": {"templates": len(deleted["templates"]), "photo_hashes": len(deleted["hashes"]),
-                    "findings": deleted["findings"], "consent_records": deleted["consents"]},
-        "kept": "a tombstone (the pseudonymous id, status 'erased', erasure time) and the audit log entries",
-        "pending": pending,
-        "verify": f"facetrace registry verify-erasure {subject_id}",
-    })
+    receipt = _receipt(
+        "erasure",
+        {
+            "subject_id": subject_id,
+            "erased_at": deleted["erased_at"],
+            "deleted": {
+                "templates": len(deleted["templates"]),
+                "photo_hashes": len(deleted["hashes"]),
+                "findings": deleted["findings"],
+                "consent_records": deleted["consents"],
+            },
+            "kept": "a tombstone (the pseudonymous id, status 'erased', erasure time) and the audit log entries",
+            "pending": pending,
+            "verify": f"facetrace registry verify-erasure {subject_id}",
+        },
+    )
     path = _write_receipt(registry.root, f"erasure-{subject_id}.json", receipt)
     return {**receipt, "receipt_path": str(path)}
 
@@ -507,9 +579,11 @@ def _compact_database(registry: Registry) -> str | None:
             conn.exec_driver_sql(f"PRAGMA busy_timeout={int(before)}")
         if not busy:
             return None
-        return ("another connection is reading the database, so its write-ahead log (which still holds the erased "
-                "rows) could not be emptied; `facetrace registry verify-erasure` completes the erasure once it is "
-                "closed")
+        return (
+            "another connection is reading the database, so its write-ahead log (which still holds the erased "
+            "rows) could not be emptied; `facetrace registry verify-erasure` completes the erasure once it is "
+            "closed"
+        )
 
 
 def _wal_problems(registry: Registry, subject_id: str) -> list[str]:
@@ -527,12 +601,15 @@ def _wal_problems(registry: Registry, subject_id: str) -> list[str]:
         f = db.with_name(db.name + suffix)
         size = f.stat().st_size if f.exists() else 0
         if size:
-            problems.append(f"the database's {what} {f.name} still holds {size:,} bytes written before the erasure"
-                            + (f": {pending}" if pending else ""))
+            problems.append(
+                f"the database's {what} {f.name} still holds {size:,} bytes written before the erasure"
+                + (f": {pending}" if pending else "")
+            )
     actions = {e["action"] for e in registry.store.audit_entries(subject_id)} if not problems else set()
     if "erasure_pending" in actions and "erasure_completed" not in actions:
-        registry.store.audit("erasure_completed", default_actor(), subject_id,
-                             {"what": "the write-ahead log was emptied"})
+        registry.store.audit(
+            "erasure_completed", default_actor(), subject_id, {"what": "the write-ahead log was emptied"}
+        )
         _compact_database(registry)  # the audit entry's own pages: no erased row in them, but keep the log empty
     return problems
 
@@ -562,7 +639,7 @@ def verify_erasure(registry: Registry, subject_id: str) -> list[str]:
         problems.append(f"index file {name} still holds the subject's entries")
     if (registry.root / "receipts" / f"consent-{subject_id}.json").exists():
         problems.append("the consent receipt (with photo hashes) is still in the workspace")
-    from indexes.service import ServiceStore
+    from indexes.store.keys import ServiceStore
 
     if ServiceStore(registry.store.engine).webhook("subject", subject_id) is not None:
         problems.append("the subject's webhook registration (its URL) is still stored")
@@ -590,8 +667,10 @@ def _personal_audit_details(entries: list[dict]) -> list[str]:
     for e in entries:
         found = sorted({f"{where} ({why})" for where, why in _personal_values(e["details"], "details")})
         if found:
-            problems.append(f"audit entry {e['seq']} ({e['action']}) holds personal data in "
-                            f"{', '.join(found)}, which the hash-chained log cannot drop without breaking its chain")
+            problems.append(
+                f"audit entry {e['seq']} ({e['action']}) holds personal data in "
+                f"{', '.join(found)}, which the hash-chained log cannot drop without breaking its chain"
+            )
     return problems
 
 
@@ -629,7 +708,7 @@ def _personal_values(value, where: str):
 def _receipt(kind: str, body: dict) -> dict:
     from scanner import __version__
 
-    doc = {"receipt": kind, "issued_at": datetime.now(timezone.utc).isoformat(), "facetrace": __version__, **body}
+    doc = {"receipt": kind, "issued_at": datetime.now(UTC).isoformat(), "facetrace": __version__, **body}
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     doc["receipt_sha256"] = hashlib.sha256(canonical.encode()).hexdigest()
     return doc
@@ -649,6 +728,6 @@ def audit_log(case_store) -> object:
     Opening the audit log needs no index: `facetrace registry audit` works even when the index
     files are being rebuilt or were deleted.
     """
-    from indexes.registry import RegistryStore
+    from indexes.store.subjects import RegistryStore
 
     return RegistryStore(case_store.engine)

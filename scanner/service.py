@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def _keys(workspace, db_url):
-    from indexes.service import ServiceStore
+    from indexes.store.keys import ServiceStore
     from scanner.pipeline import open_store
     from scanner.registry import audit_log, default_actor
 
@@ -14,7 +14,7 @@ def _keys(workspace, db_url):
 
 def service_store(case_store):
     """The service tables (keys, webhooks) of a workspace's database."""
-    from indexes.service import ServiceStore
+    from indexes.store.keys import ServiceStore
 
     return ServiceStore(case_store.engine)
 

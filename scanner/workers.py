@@ -158,8 +158,14 @@ def _sampled(sampler, source, image: ImageFingerprint | None) -> Analysis:
 
     opts = _options
     state = Sampling()
-    frames = sampler(source, state, every_ms=opts.video_every_ms, scene_change=opts.video_scene_change,
-                     max_frames=opts.video_max_frames, max_pixels=opts.max_image_pixels)
+    frames = sampler(
+        source,
+        state,
+        every_ms=opts.video_every_ms,
+        scene_change=opts.video_scene_change,
+        max_frames=opts.video_max_frames,
+        max_pixels=opts.max_image_pixels,
+    )
     try:
         return _video_analysis(frames, state, image)
     except VideoDecodeError as exc:
@@ -167,8 +173,7 @@ def _sampled(sampler, source, image: ImageFingerprint | None) -> Analysis:
 
 
 def _video_analysis(frames, state, image: ImageFingerprint | None) -> Analysis:
-    from scanner.fingerprints.video import (analyse_video_frames, animation_reason, group_tracks,
-                                            video_fingerprint)
+    from scanner.fingerprints.video import analyse_video_frames, animation_reason, group_tracks, video_fingerprint
 
     try:
         samples, faces = analyse_video_frames(frames, _get_engine())
@@ -183,8 +188,9 @@ def _video_analysis(frames, state, image: ImageFingerprint | None) -> Analysis:
     return Analysis(image=image, faces=tuple(faces), video=fingerprint)
 
 
-def analyse_here(data: bytes | None, options: ScanOptions | None = None, path: str | None = None,
-                 video: bool = False) -> Analysis:
+def analyse_here(
+    data: bytes | None, options: ScanOptions | None = None, path: str | None = None, video: bool = False
+) -> Analysis:
     """Analyse one member in this process (enrollment, a one-photo match, a cluster worker's task).
 
     The models load once per process: re-preparing for every call would reload dlib's models
@@ -266,16 +272,19 @@ class ClusterExecutor:
             differ = {k: (mine.get(k), v) for k, v in versions.items() if mine.get(k) != v}
             if differ:
                 self.client.close()
-                raise UsageError(f"Dask worker {worker} runs other versions than this scan: "
-                                 + ", ".join(f"{k} {v} (here {m})" for k, (m, v) in sorted(differ.items()))
-                                 + "; install the same facetrace on every worker")
+                raise UsageError(
+                    f"Dask worker {worker} runs other versions than this scan: "
+                    + ", ".join(f"{k} {v} (here {m})" for k, (m, v) in sorted(differ.items()))
+                    + "; install the same facetrace on every worker"
+                )
 
     def workers(self) -> int:
         """The cluster's worker threads now (how many tasks it runs at once)."""
         return sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()) or 1
 
-    def submit(self, fn, data: bytes | None, path: str | None = None, video: bool = False,
-               alone: bool = False) -> Future:
+    def submit(
+        self, fn, data: bytes | None, path: str | None = None, video: bool = False, alone: bool = False
+    ) -> Future:
         if fn is not analyse:
             raise ValueError("only member analyses run on the cluster")
         return self._executor.submit(analyse_here, data, self.options, path, video)
@@ -313,8 +322,9 @@ class BatchingExecutor:
         self._batch: list[tuple[bytes, Future]] = []
         self._bytes = 0
 
-    def submit(self, fn, data: bytes | None, path: str | None = None, video: bool = False,
-               alone: bool = False) -> Future:
+    def submit(
+        self, fn, data: bytes | None, path: str | None = None, video: bool = False, alone: bool = False
+    ) -> Future:
         if fn is not analyse or video or data is None or alone or self.photos <= 1 or len(data) > self.max_bytes:
             return self.inner.submit(fn, data, path, video)
         if self._batch and self._bytes + len(data) > self.max_bytes:
@@ -376,8 +386,12 @@ def make_executor(options: ScanOptions, workers: int, cluster: str | None = None
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=init_worker, initargs=(options,))
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_worker,
+        initargs=(options,),
+    )
     for _ in range(workers):  # every worker starts now and loads its models before the first images come
         pool.submit(warm_up)
     return BatchingExecutor(pool)

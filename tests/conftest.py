@@ -37,14 +37,15 @@ def run_scan(paths, workspace, db_url=None, **options):
     store, root = open_store(str(workspace), db_url)
     results = []
     try:
-        summary = scan([str(p) for p in paths], store, ScanOptions(**options), on_result=results.append,
-                       workspace=root)
+        summary = scan([str(p) for p in paths], store, ScanOptions(**options), on_result=results.append, workspace=root)
     finally:
         store.close()
     return summary, results
 
 
-def reference_cohort(root, people: list[str], photos: int = 2, collection: tuple[str, ...] = ("lfw_deepfunneled",)) -> None:
+def reference_cohort(
+    root, people: list[str], photos: int = 2, collection: tuple[str, ...] = ("lfw_deepfunneled",)
+) -> None:
     """Give a workspace a reference cohort (scanner/matching/cohort.py) of real people (folders of
     `collection` under facedata): the crowd the matcher compares a face with when the registry
     holds too few other people."""
@@ -54,8 +55,12 @@ def reference_cohort(root, people: list[str], photos: int = 2, collection: tuple
     from scanner.matching import cohort
 
     encodings, person = _cohort_encodings(tuple(people), photos, tuple(collection))
-    cohort.save(root, np.asarray(encodings), np.asarray(person), {
-        "embedder": EMBEDDER, "embedder_version": engine_versions()["face_recognition"], "people": len(people)})
+    cohort.save(
+        root,
+        np.asarray(encodings),
+        np.asarray(person),
+        {"embedder": EMBEDDER, "embedder_version": engine_versions()["face_recognition"], "people": len(people)},
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -80,8 +85,11 @@ def _cohort_encodings(people: tuple[str, ...], photos: int, collection: tuple[st
 def lfw_people(min_photos: int = 7, exclude: tuple[str, ...] = ()) -> list[str]:
     """LFW people with at least `min_photos` photos, by name, less `exclude`."""
     lfw = facedata_path("lfw_deepfunneled")
-    return [p.name for p in sorted(lfw.iterdir()) if p.is_dir() and p.name not in exclude
-            and len(list(p.iterdir())) >= min_photos]
+    return [
+        p.name
+        for p in sorted(lfw.iterdir())
+        if p.is_dir() and p.name not in exclude and len(list(p.iterdir())) >= min_photos
+    ]
 
 
 def by_relpath(results):
@@ -130,16 +138,44 @@ def postgres_server():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data = root / "data"
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "facetrace", "--auth=trust",
-                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            *prefix,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "facetrace",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *prefix,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://facetrace@127.0.0.1:{port}"
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 

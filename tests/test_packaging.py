@@ -19,9 +19,11 @@ def test_top_level_packages_come_from_this_checkout():
 
 
 def test_cli_import_loads_no_model_faiss_or_numpy():
-    code = ("import sys, cli.main; "
-            "print(','.join(m for m in ('face_recognition', 'dlib', 'faiss', 'numpy', 'PIL', 'sqlalchemy') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, cli.main; "
+        "print(','.join(m for m in ('face_recognition', 'dlib', 'faiss', 'numpy', 'PIL', 'sqlalchemy') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 

@@ -19,8 +19,9 @@ def fit(image, size: int = SIZE):
     return out
 
 
-def write_video(path: Path, frames, fps: int = 10, codec: str = "libx264", size: int | None = None,
-                bit_rate: int | None = None) -> Path:
+def write_video(
+    path: Path, frames, fps: int = 10, codec: str = "libx264", size: int | None = None, bit_rate: int | None = None
+) -> Path:
     """Encode PIL frames into `path` (the container follows the suffix)."""
     import av
 

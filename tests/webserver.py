@@ -55,13 +55,13 @@ class File:
         """Yield the bytes [start, end) in chunks."""
         if self.block is None:
             for i in range(start, end, 1 << 16):
-                yield self.data[i:min(end, i + (1 << 16))]
+                yield self.data[i : min(end, i + (1 << 16))]
             return
         n = len(self.block)
         pos = start
         while pos < end:
             off = pos % n
-            piece = self.block[off:min(n, off + end - pos)]
+            piece = self.block[off : min(n, off + end - pos)]
             yield piece
             pos += len(piece)
 
@@ -92,8 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         server = self.server
-        server.log.append({"path": self.path, "headers": dict(self.headers.items()),
-                           "client": self.client_address})
+        server.log.append({"path": self.path, "headers": dict(self.headers.items()), "client": self.client_address})
         path = self.path
         if path.startswith("http://") or path.startswith("https://"):  # a proxy request: absolute URI
             server.proxied.append(path)
@@ -162,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             for piece in f.body(start, end):
                 if cut is not None and sent + len(piece) > cut:
-                    piece = piece[:cut - sent]
+                    piece = piece[: cut - sent]
                     self._write(piece, f.chunked)
                     self.close_connection = True
                     return  # cut off: the connection closes with the body unfinished
@@ -281,27 +280,37 @@ def self_signed_cert(folder: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "facetrace test server")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
 # Runs the command as its child and prints that child's peak RSS. The indirection matters: Linux
 # carries the exec'ing process's memory high-water mark into the new program's ru_maxrss, so a
 # child started straight from a large process (pytest after a scan) reports the parent's size.
-_MEASURE = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], 'w')).returncode; "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
+_MEASURE = (
+    "import resource, subprocess, sys; rc = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], 'w')).returncode; "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)"
+)
 
 
 def run_measured(cmd: list[str], stdout: Path, env: dict | None = None) -> tuple[int, float, str]:

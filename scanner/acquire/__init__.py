@@ -3,7 +3,7 @@
     acquire(url) ──> http.Fetcher (redirects, retries, resume, size limit) ──> .part file
                  ──> complete: moved to <out>/<sha256>/<name>, made read-only (0444)
                  ──> an HTML page: its links listed (links.py); followed only when asked
-                 ──> AcquisitionRecord stored in the case store (indexes/acquisitions.py), its
+                 ──> AcquisitionRecord stored in the case store (indexes/store/acquisitions.py), its
                      canonical SHA-256 in the hash-chained audit log, a copy in <out>/records/
 
 A failed acquisition (DNS, TLS, HTTP error, size limit, cut-off transfer, an address refused
@@ -63,10 +63,18 @@ def default_out(root: str | os.PathLike) -> Path:
     return Path(root) / ACQUIRED_DIRNAME
 
 
-def acquire(url: str, store, root: str | os.PathLike, options: AcquireOptions = AcquireOptions(), *,
-            lab_networks: tuple[str, ...] = (), out_dir: str | os.PathLike | None = None, actor: str | None = None,
-            sleep: Callable[[float], None] = time.sleep,
-            on_progress: Callable[[str, int, int | None], None] | None = None) -> Acquisition:
+def acquire(
+    url: str,
+    store,
+    root: str | os.PathLike,
+    options: AcquireOptions = AcquireOptions(),
+    *,
+    lab_networks: tuple[str, ...] = (),
+    out_dir: str | os.PathLike | None = None,
+    actor: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    on_progress: Callable[[str, int, int | None], None] | None = None,
+) -> Acquisition:
     """Download `url` into the workspace with a custody record; return the record(s).
 
     Only public addresses are connected to; `lab_networks` (CIDR blocks, --lab-network) are
@@ -110,20 +118,25 @@ def _validate(options: AcquireOptions) -> None:
 
 
 class _Run:
-    def __init__(self, store, root: Path, out: Path, options: AcquireOptions, lab: tuple, actor: str, sleep,
-                 on_progress):
+    def __init__(
+        self, store, root: Path, out: Path, options: AcquireOptions, lab: tuple, actor: str, sleep, on_progress
+    ):
         self.store, self.root, self.out, self.options, self.lab = store, root, out, options, lab
         self.actor, self.sleep, self.on_progress = actor, sleep, on_progress
         self.tool = _tool_versions()
-        self.settings = {**options.as_record(), "tls_trust": _tls_trust(options),
-                         "ca_bundle_sha256": _file_sha256(options.ca_bundle) if options.ca_bundle else None,
-                         "lab_networks": [str(n) for n in lab]}
+        self.settings = {
+            **options.as_record(),
+            "tls_trust": _tls_trust(options),
+            "ca_bundle_sha256": _file_sha256(options.ca_bundle) if options.ca_bundle else None,
+            "lab_networks": [str(n) for n in lab],
+        }
         try:
             for sub in (PARTIAL_DIRNAME, RECORDS_DIRNAME):
                 (out / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise WorkspaceError(f"cannot create {out}/{sub}: {exc.strerror}. Check --out and the folder's "
-                                 "permissions.") from None
+            raise WorkspaceError(
+                f"cannot create {out}/{sub}: {exc.strerror}. Check --out and the folder's permissions."
+            ) from None
 
     def one(self, url: str, parent: str | None, depth: int) -> AcquisitionRecord:
         from scanner.acquire.http import Fetcher, filename_for, utc_now
@@ -162,16 +175,34 @@ class _Run:
         if self.options.insecure:
             notes.insert(0, "TLS VERIFICATION WAS DISABLED (--insecure): the server's identity was not checked")
         record = AcquisitionRecord(
-            id=acq_id, requested_url=url, started_at=started, finished_at=utc_now(),
-            status="complete" if result.complete else "failed", reason=result.reason, kind=kind,
-            final_url=result.final_url, http_status=result.http_status, content_type=result.content_type,
-            bytes=result.bytes, expected_bytes=result.expected_bytes,
-            sha256=result.sha256 if result.complete else None, md5=result.md5 if result.complete else None,
-            file_name=file_name, path=str(path) if path else None, workspace_path=_relative(path, self.root),
-            exchanges=tuple(result.exchanges), settings=self.settings, tool=self.tool, actor=self.actor,
+            id=acq_id,
+            requested_url=url,
+            started_at=started,
+            finished_at=utc_now(),
+            status="complete" if result.complete else "failed",
+            reason=result.reason,
+            kind=kind,
+            final_url=result.final_url,
+            http_status=result.http_status,
+            content_type=result.content_type,
+            bytes=result.bytes,
+            expected_bytes=result.expected_bytes,
+            sha256=result.sha256 if result.complete else None,
+            md5=result.md5 if result.complete else None,
+            file_name=file_name,
+            path=str(path) if path else None,
+            workspace_path=_relative(path, self.root),
+            exchanges=tuple(result.exchanges),
+            settings=self.settings,
+            tool=self.tool,
+            actor=self.actor,
             resumed_from=result.resumed_from,
             partial_sha256=result.sha256 if not result.complete and result.part_kept else None,
-            links=tuple(links or ()), parent_id=parent, depth=depth, notes=tuple(notes))
+            links=tuple(links or ()),
+            parent_id=parent,
+            depth=depth,
+            notes=tuple(notes),
+        )
         save_record(self.store, self.out, record)
         if interrupted is not None:
             raise interrupted
@@ -281,9 +312,11 @@ def _store(part: Path, folder: Path, name: str, sha256: str, acq_id: str) -> tup
             notes.append(f"these bytes were already stored at {dest} by an earlier acquisition: that file is kept")
             return dest, notes
         dest = folder / f"{acq_id}-{name}"
-        notes.append(f"WARNING: {folder / name} exists with other bytes (SHA-256 {have}) although its folder is named "
-                     f"by the SHA-256 of its content: it was altered after its acquisition. This copy is stored as "
-                     f"{dest.name}")
+        notes.append(
+            f"WARNING: {folder / name} exists with other bytes (SHA-256 {have}) although its folder is named "
+            f"by the SHA-256 of its content: it was altered after its acquisition. This copy is stored as "
+            f"{dest.name}"
+        )
     os.replace(part, dest)
     os.chmod(dest, 0o444)
     return dest, notes
@@ -291,19 +324,31 @@ def _store(part: Path, folder: Path, name: str, sha256: str, acq_id: str) -> tup
 
 def save_record(store, out: Path, record: AcquisitionRecord) -> str:
     """Store a record in the case store, its hash in the audit log, a read-only copy in out/records/."""
-    from indexes.acquisitions import AcquisitionStore
-    from indexes.registry import RegistryStore
+    from indexes.store.acquisitions import AcquisitionStore
+    from indexes.store.subjects import RegistryStore
 
     doc = record.as_record()
     digest = record_digest(doc)
     try:
         AcquisitionStore(store.engine).add(doc, digest)
-        RegistryStore(store.engine).audit("acquire", record.actor, None, {
-            "acquisition_id": record.id, "url": record.requested_url, "status": record.status,
-            "reason": record.reason, "sha256": record.sha256, "bytes": record.bytes, "record_sha256": digest})
-    except Exception as exc:  # noqa: BLE001 - any database failure becomes one clear error
-        raise WorkspaceError(f"cannot record the acquisition of {record.requested_url} in the workspace database: "
-                             f"{exc}") from exc
+        RegistryStore(store.engine).audit(
+            "acquire",
+            record.actor,
+            None,
+            {
+                "acquisition_id": record.id,
+                "url": record.requested_url,
+                "status": record.status,
+                "reason": record.reason,
+                "sha256": record.sha256,
+                "bytes": record.bytes,
+                "record_sha256": digest,
+            },
+        )
+    except Exception as exc:
+        raise WorkspaceError(
+            f"cannot record the acquisition of {record.requested_url} in the workspace database: {exc}"
+        ) from exc
     copy = out / RECORDS_DIRNAME / f"{record.id}.json"
     copy.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.chmod(copy, 0o444)
@@ -318,7 +363,7 @@ def record_digest(doc: dict) -> str:
 
 
 def list_acquisitions(store) -> list[dict]:
-    from indexes.acquisitions import AcquisitionStore
+    from indexes.store.acquisitions import AcquisitionStore
 
     return AcquisitionStore(store.engine).list()
 
@@ -329,8 +374,8 @@ def verify_acquisitions(store) -> tuple[int, list[str]]:
     Returns (records checked, problems). Also checks the audit log's own hash chain, since the
     records' hashes are only as good as the chain that holds them.
     """
-    from indexes.acquisitions import AcquisitionStore
-    from indexes.registry import RegistryStore
+    from indexes.store.acquisitions import AcquisitionStore
+    from indexes.store.subjects import RegistryStore
 
     audit = RegistryStore(store.engine)
     problems = list(audit.verify_audit())
@@ -357,10 +402,14 @@ def _row_problems(row: dict, entry: dict | None, check_file: bool = True) -> lis
         else:
             have = _file_sha256(path)
             if have != row["sha256"]:
-                out.append(f"acquisition {rid} ({url}): the stored file {path} changed: SHA-256 {have} instead of "
-                           f"{row['sha256']}")
+                out.append(
+                    f"acquisition {rid} ({url}): the stored file {path} changed: SHA-256 {have} instead of "
+                    f"{row['sha256']}"
+                )
             if path.stat().st_mode & 0o222:
-                out.append(f"acquisition {rid} ({url}): the stored file {path} is writable again (it was made read-only)")
+                out.append(
+                    f"acquisition {rid} ({url}): the stored file {path} is writable again (it was made read-only)"
+                )
     return out
 
 
@@ -376,8 +425,8 @@ def provenance(store, inputs: list[dict]) -> tuple[list[dict], set[str]]:
     the record is intact (its hash and its audit entry's), and the records it depends on: the
     page it was linked from, and earlier attempts whose bytes a resume kept.
     """
-    from indexes.acquisitions import AcquisitionStore
-    from indexes.registry import RegistryStore
+    from indexes.store.acquisitions import AcquisitionStore
+    from indexes.store.subjects import RegistryStore
 
     acquisitions = AcquisitionStore(store.engine)
     entries = None
@@ -391,13 +440,20 @@ def provenance(store, inputs: list[dict]) -> tuple[list[dict], set[str]]:
                 entries = _acquire_entries(RegistryStore(store.engine))
             related = _related(acquisitions, row["record"])
             ids.update([row["id"], *(r["record"]["id"] for r in related)])
-            out.append({"input": position, "input_path": inp["path"],
-                        "sha256_matches": inp.get("sha256") == row["sha256"],
-                        "record_sha256": row["record_sha256"],
-                        "record_intact": not _row_problems(row, entries.get(row["id"]), check_file=False),
-                        "record": row["record"],
-                        "related": [{"relation": r["relation"], "record_sha256": r["record_sha256"],
-                                     "record": r["record"]} for r in related]})
+            out.append(
+                {
+                    "input": position,
+                    "input_path": inp["path"],
+                    "sha256_matches": inp.get("sha256") == row["sha256"],
+                    "record_sha256": row["record_sha256"],
+                    "record_intact": not _row_problems(row, entries.get(row["id"]), check_file=False),
+                    "record": row["record"],
+                    "related": [
+                        {"relation": r["relation"], "record_sha256": r["record_sha256"], "record": r["record"]}
+                        for r in related
+                    ],
+                }
+            )
     return out, ids
 
 
@@ -472,8 +528,13 @@ def _tool_versions() -> dict:
 
     from scanner import __version__
 
-    return {"facetrace": __version__, "requests": requests.__version__, "urllib3": urllib3.__version__,
-            "python": platform.python_version(), "openssl": ssl.OPENSSL_VERSION}
+    return {
+        "facetrace": __version__,
+        "requests": requests.__version__,
+        "urllib3": urllib3.__version__,
+        "python": platform.python_version(),
+        "openssl": ssl.OPENSSL_VERSION,
+    }
 
 
 def _default_actor() -> str:

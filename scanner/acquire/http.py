@@ -42,7 +42,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -62,7 +62,7 @@ LAB_HINT = "only public addresses are fetched unless --lab-network allows their 
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -98,8 +98,14 @@ class _Hashes:
 class Fetcher:
     """One download: `fetch(url, folder)` leaves the bytes in `folder/data.part` and returns a FetchResult."""
 
-    def __init__(self, options: AcquireOptions, *, lab_networks: tuple = (),
-                 sleep: Callable[[float], None] = time.sleep, on_progress: ProgressCallback | None = None):
+    def __init__(
+        self,
+        options: AcquireOptions,
+        *,
+        lab_networks: tuple = (),
+        sleep: Callable[[float], None] = time.sleep,
+        on_progress: ProgressCallback | None = None,
+    ):
         import requests
 
         from scanner import __version__
@@ -155,11 +161,18 @@ class Fetcher:
                 resp.close()
                 hops += 1
                 if urlsplit(location).scheme not in ("http", "https"):
-                    return self._fail(out, f"redirect to a non-HTTP URL refused: {location}", part, state, state_file,
-                                      acquisition_id)
+                    return self._fail(
+                        out, f"redirect to a non-HTTP URL refused: {location}", part, state, state_file, acquisition_id
+                    )
                 if hops > self.options.max_redirects:
-                    return self._fail(out, f"too many redirects: more than {self.options.max_redirects} "
-                                           "(raise --max-redirects)", part, state, state_file, acquisition_id)
+                    return self._fail(
+                        out,
+                        f"too many redirects: more than {self.options.max_redirects} (raise --max-redirects)",
+                        part,
+                        state,
+                        state_file,
+                        acquisition_id,
+                    )
                 target = location
                 continue
             out.final_url, out.http_status = target, status
@@ -175,21 +188,39 @@ class Fetcher:
                     retries_used += 1
                     continue
                 if wait is not None and wait > self.options.max_backoff:
-                    why += f"; it asked to retry after {wait:.0f} s, longer than the {self.options.max_backoff:.0f} s cap"
+                    why += (
+                        f"; it asked to retry after {wait:.0f} s, longer than the {self.options.max_backoff:.0f} s cap"
+                    )
                 return self._fail(out, why, part, state, state_file, acquisition_id)
             total = None
             if status == 206:
                 got = _content_range(resp.headers.get("Content-Range"))
                 known = state.get("total")
-                if (not offset or got is None or got[0] != offset or got[2] is None or got[1] != got[2] - 1
-                        or (known is not None and got[2] != known)):
-                    self._record(exchange, resp, error=f"206 with Content-Range {resp.headers.get('Content-Range')!r} "
-                                                       f"does not continue the {offset} bytes kept: restarting from 0")
+                if (
+                    not offset
+                    or got is None
+                    or got[0] != offset
+                    or got[2] is None
+                    or got[1] != got[2] - 1
+                    or (known is not None and got[2] != known)
+                ):
+                    self._record(
+                        exchange,
+                        resp,
+                        error=f"206 with Content-Range {resp.headers.get('Content-Range')!r} "
+                        f"does not continue the {offset} bytes kept: restarting from 0",
+                    )
                     resp.close()
                     if restarted:
-                        return self._fail(out, "the server's partial answers do not fit together: "
-                                               "the file cannot be downloaded consistently", part, state, state_file,
-                                          acquisition_id)
+                        return self._fail(
+                            out,
+                            "the server's partial answers do not fit together: "
+                            "the file cannot be downloaded consistently",
+                            part,
+                            state,
+                            state_file,
+                            acquisition_id,
+                        )
                     restarted, offset, hashes, earlier_ids = True, 0, _Hashes(), []
                     part.write_bytes(b"")
                     state = {"requested_url": url, "acquisition_ids": []}
@@ -199,15 +230,19 @@ class Fetcher:
                     out.resumed_from = {"offset": offset, "acquisition_ids": earlier_ids, "validator": validator}
             elif status == 200:
                 if offset:
-                    out.notes.append(f"asked for the rest from byte {offset}, the server sent the whole file "
-                                     "(no range support, or the file changed): restarted from byte 0")
+                    out.notes.append(
+                        f"asked for the rest from byte {offset}, the server sent the whole file "
+                        "(no range support, or the file changed): restarted from byte 0"
+                    )
                     offset, hashes, earlier_ids = 0, _Hashes(), []
                     state = {"requested_url": url, "acquisition_ids": []}
                     out.resumed_from = None
                 length = _int(resp.headers.get("Content-Length"))
                 total = length
             elif status == 416 and offset and not restarted:
-                self._record(exchange, resp, error=f"416: the server refused the range from byte {offset}: restarting from 0")
+                self._record(
+                    exchange, resp, error=f"416: the server refused the range from byte {offset}: restarting from 0"
+                )
                 resp.close()
                 restarted, offset, hashes, earlier_ids = True, 0, _Hashes(), []
                 part.write_bytes(b"")
@@ -220,8 +255,10 @@ class Fetcher:
                 return self._fail(out, why, part, state, state_file, acquisition_id)
             out.expected_bytes = total
             if total is not None and total > self.options.max_bytes:
-                why = (f"size limit: the server announces {total:,} bytes, over the limit of "
-                       f"{self.options.max_bytes:,} bytes (raise it with --max-bytes)")
+                why = (
+                    f"size limit: the server announces {total:,} bytes, over the limit of "
+                    f"{self.options.max_bytes:,} bytes (raise it with --max-bytes)"
+                )
                 self._record(exchange, resp, error=why)
                 resp.close()
                 return self._fail(out, why, part, state, state_file, acquisition_id, keep=False)
@@ -231,21 +268,34 @@ class Fetcher:
                 state.update({"etag": resp.headers.get("ETag"), "last_modified": resp.headers.get("Last-Modified")})
             encoding = (resp.headers.get("Content-Encoding") or "identity").strip().lower()
             if encoding != "identity" and not any("Content-Encoding" in n for n in out.notes):
-                out.notes.append(f"the server sent Content-Encoding: {encoding} although asked for identity: the "
-                                 "bytes are stored as served (still encoded), and the hashes are of those bytes")
+                out.notes.append(
+                    f"the server sent Content-Encoding: {encoding} although asked for identity: the "
+                    "bytes are stored as served (still encoded), and the hashes are of those bytes"
+                )
             # written before the body: a process killed or interrupted mid-transfer leaves a part that resumes
             _write_state(state_file, {**state, "acquisition_ids": [*state.get("acquisition_ids", []), acquisition_id]})
             error, kept = self._stream(resp, part, offset, hashes, total, exchange)
             size = part.stat().st_size
             if error == "over_limit":
-                return self._fail(out, f"size limit: more than {self.options.max_bytes:,} bytes received "
-                                       f"(the server {'announced ' + format(total, ',') if total else 'gave no length'}); "
-                                       "raise it with --max-bytes", part, state, state_file, acquisition_id, keep=False)
+                return self._fail(
+                    out,
+                    f"size limit: more than {self.options.max_bytes:,} bytes received "
+                    f"(the server {'announced ' + format(total, ',') if total else 'gave no length'}); "
+                    "raise it with --max-bytes",
+                    part,
+                    state,
+                    state_file,
+                    acquisition_id,
+                    keep=False,
+                )
             if error is None and total is not None and size != total:
                 error = f"the body ended after {size - offset:,} of {total - offset:,} bytes"
             if error is not None:
-                why = f"truncated: got {size:,} of {total:,} bytes" if total is not None else \
-                    f"truncated: got {size:,} bytes of a transfer of unknown length ({error})"
+                why = (
+                    f"truncated: got {size:,} of {total:,} bytes"
+                    if total is not None
+                    else f"truncated: got {size:,} bytes of a transfer of unknown length ({error})"
+                )
                 exchange_error = f"{why} ({error})" if total is not None else why
                 self._record(exchange, resp, error=exchange_error, body_bytes=kept)
                 new_validator = _validator(state)
@@ -262,10 +312,12 @@ class Fetcher:
             self._record(exchange, resp, body_bytes=kept)
             if total is None:
                 chunked = "chunked" in (resp.headers.get("Transfer-Encoding") or "").lower()
-                out.notes.append("the server gave no length; the chunked transfer ended with its final chunk"
-                                 if chunked else
-                                 "the server gave no length and ended by closing the connection: a cut-off "
-                                 "transfer would look the same, so completeness cannot be proven")
+                out.notes.append(
+                    "the server gave no length; the chunked transfer ended with its final chunk"
+                    if chunked
+                    else "the server gave no length and ended by closing the connection: a cut-off "
+                    "transfer would look the same, so completeness cannot be proven"
+                )
             _fsync(part)
             out.complete, out.bytes = True, size
             out.sha256, out.md5 = hashes.sha256.hexdigest(), hashes.md5.hexdigest()
@@ -276,8 +328,10 @@ class Fetcher:
             return 0, None
         validator = _validator(state)
         if validator is None:
-            out.notes.append(f"an earlier attempt kept {part.stat().st_size:,} bytes but the server gave no strong "
-                             "ETag or Last-Modified to resume against: restarted from byte 0")
+            out.notes.append(
+                f"an earlier attempt kept {part.stat().st_size:,} bytes but the server gave no strong "
+                "ETag or Last-Modified to resume against: restarted from byte 0"
+            )
             return 0, None
         return part.stat().st_size, validator
 
@@ -322,9 +376,17 @@ class Fetcher:
         proxies = {"http": self.options.proxy, "https": self.options.proxy} if self.options.proxy else None
         merged = self.session.merge_environment_settings(url, dict(proxies or {}), True, self.verify, None)
         proxy = requests.utils.select_proxy(url, merged["proxies"])
-        exchange = {"attempt": len(self.out.exchanges) + 1, "url": url, "sent_at": utc_now(),
-                    "request_headers": dict(headers), "proxy": without_password(proxy), "retryable": False,
-                    "verified": merged["verify"] is not False, "started": time.monotonic(), "recorded": False}
+        exchange = {
+            "attempt": len(self.out.exchanges) + 1,
+            "url": url,
+            "sent_at": utc_now(),
+            "request_headers": dict(headers),
+            "proxy": without_password(proxy),
+            "retryable": False,
+            "verified": merged["verify"] is not False,
+            "started": time.monotonic(),
+            "recorded": False,
+        }
         try:
             # a literal address or a localhost name is refused before anything is sent, proxy or not
             # (through a proxy, the proxy resolves names: only this check applies, see the docs)
@@ -332,14 +394,21 @@ class Fetcher:
             with warnings.catch_warnings():
                 # --insecure is recorded in the acquisition record; urllib3's warning would only repeat it
                 warnings.simplefilter("ignore", category=_insecure_warning())
-                resp = self.session.get(url, headers=headers, stream=True, allow_redirects=False, proxies=proxies,
-                                        verify=self.verify,
-                                        timeout=(self.options.connect_timeout, self.options.read_timeout))
+                resp = self.session.get(
+                    url,
+                    headers=headers,
+                    stream=True,
+                    allow_redirects=False,
+                    proxies=proxies,
+                    verify=self.verify,
+                    timeout=(self.options.connect_timeout, self.options.read_timeout),
+                )
         except Exception as exc:  # noqa: BLE001 - every failure becomes the record's reason
             refused = next((e for e in _chain(exc) if isinstance(e, AddressRefused)), None)
             if refused is not None:  # the custody record says which hop pointed where, and why it was refused
-                why = (f"redirect to {url} refused (hop {hop}): " if hop else f"address refused for {url}: ") + \
-                    f"{refused}; {LAB_HINT}"
+                why = (
+                    f"redirect to {url} refused (hop {hop}): " if hop else f"address refused for {url}: "
+                ) + f"{refused}; {LAB_HINT}"
                 exchange["error"] = why
                 self._append(exchange, error=why)
                 return None, exchange
@@ -351,21 +420,38 @@ class Fetcher:
         exchange["peer"], exchange["tls"] = _socket_info(resp, exchange["verified"])
         return resp, exchange
 
-    def _record(self, exchange: dict, resp, *, redirect_to: str | None = None, error: str | None = None,
-                body_bytes: int = 0) -> None:
+    def _record(
+        self, exchange: dict, resp, *, redirect_to: str | None = None, error: str | None = None, body_bytes: int = 0
+    ) -> None:
         raw_headers = getattr(resp.raw, "headers", None)
         items = list(raw_headers.items()) if raw_headers is not None else list(resp.headers.items())
-        self._append(exchange, status=resp.status_code, reason=resp.reason, headers=tuple((k, v) for k, v in items),
-                     redirect_to=redirect_to, error=error, body_bytes=body_bytes)
+        self._append(
+            exchange,
+            status=resp.status_code,
+            reason=resp.reason,
+            headers=tuple((k, v) for k, v in items),
+            redirect_to=redirect_to,
+            error=error,
+            body_bytes=body_bytes,
+        )
 
     def _append(self, exchange: dict, **fields) -> None:
         if exchange["recorded"]:
             return
         exchange["recorded"] = True
-        self.out.exchanges.append(HttpExchange(
-            attempt=exchange["attempt"], url=exchange["url"], sent_at=exchange["sent_at"],
-            request_headers=exchange["request_headers"], peer=exchange.get("peer"), tls=exchange.get("tls"),
-            proxy=exchange["proxy"], elapsed_ms=exchange.get("elapsed_ms"), **fields))
+        self.out.exchanges.append(
+            HttpExchange(
+                attempt=exchange["attempt"],
+                url=exchange["url"],
+                sent_at=exchange["sent_at"],
+                request_headers=exchange["request_headers"],
+                peer=exchange.get("peer"),
+                tls=exchange.get("tls"),
+                proxy=exchange["proxy"],
+                elapsed_ms=exchange.get("elapsed_ms"),
+                **fields,
+            )
+        )
 
     def _wait(self, seconds: float, exchange: dict) -> None:
         seconds = max(0.0, min(seconds, self.options.max_backoff))
@@ -373,10 +459,18 @@ class Fetcher:
         self.sleep(seconds)
 
     def _backoff(self, n: int) -> float:
-        return min(self.options.backoff * (2 ** n), self.options.max_backoff)
+        return min(self.options.backoff * (2**n), self.options.max_backoff)
 
-    def _fail(self, out: FetchResult, why: str, part: Path, state: dict, state_file: Path, acquisition_id: str,
-              keep: bool | None = None) -> FetchResult:
+    def _fail(
+        self,
+        out: FetchResult,
+        why: str,
+        part: Path,
+        state: dict,
+        state_file: Path,
+        acquisition_id: str,
+        keep: bool | None = None,
+    ) -> FetchResult:
         """Finish a failed fetch; keep the .part (with its state, for a resume) only when it holds bytes."""
         out.complete, out.reason, out.md5, out.sha256 = False, why, None, None
         size = part.stat().st_size if part.exists() else 0
@@ -487,6 +581,7 @@ def guarded_session(lab_networks=()):
 
 # -- which addresses a connection may go to --------------------------------------------------------
 
+
 class AddressRefused(Exception):
     """A connection not opened: the address is not public and no lab network allows it.
 
@@ -495,9 +590,16 @@ class AddressRefused(Exception):
     """
 
 
-_KINDS = {"loopback": "a loopback address", "link-local": "a link-local address", "multicast": "a multicast address",
-          "unspecified": "the unspecified address", "reserved": "a reserved address", "private": "a private address",
-          "shared": "a shared (carrier-grade NAT) address", "not global": "not a globally routable address"}
+_KINDS = {
+    "loopback": "a loopback address",
+    "link-local": "a link-local address",
+    "multicast": "a multicast address",
+    "unspecified": "the unspecified address",
+    "reserved": "a reserved address",
+    "private": "a private address",
+    "shared": "a shared (carrier-grade NAT) address",
+    "not global": "not a globally routable address",
+}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
@@ -511,8 +613,9 @@ def parse_networks(values) -> tuple[Network, ...]:
         try:
             out.append(ipaddress.ip_network(str(value).strip(), strict=False))
         except ValueError:
-            raise ValueError(f"{value!r} is not a network: give an address or a CIDR block, such as 127.0.0.1 or "
-                             "10.1.0.0/16") from None
+            raise ValueError(
+                f"{value!r} is not a network: give an address or a CIDR block, such as 127.0.0.1 or 10.1.0.0/16"
+            ) from None
     return tuple(out)
 
 
@@ -526,9 +629,14 @@ def address_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | Non
         inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else ip.sixtofour
         if inner is not None and address_kind(inner):
             return address_kind(inner)
-    for kind, test in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
-                       ("multicast", ip.is_multicast), ("unspecified", ip.is_unspecified),
-                       ("reserved", ip.is_reserved), ("private", ip.is_private)):
+    for kind, test in (
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("unspecified", ip.is_unspecified),
+        ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
+    ):
         if test:
             return kind
     if ip.version == 4 and ip in ipaddress.ip_network("100.64.0.0/10"):
@@ -571,8 +679,7 @@ def refuse_literal(host: str, lab_networks=()) -> None:
         kind = _refusal(ip, lab)
         if kind:
             shown = str(ip.ipv4_mapped or ip) if getattr(ip, "ipv4_mapped", None) else str(ip)
-            raise AddressRefused(f"{host} is {_KINDS[kind]}" if host == shown else
-                                 f"{host} is {shown}, {_KINDS[kind]}")
+            raise AddressRefused(f"{host} is {_KINDS[kind]}" if host == shown else f"{host} is {shown}, {_KINDS[kind]}")
         return
     if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always this machine
         if not any(_in_lab(ipaddress.ip_address(a), lab) for a in ("127.0.0.1", "::1")):
@@ -616,16 +723,21 @@ def _connect_checked(conn, lab: tuple[Network, ...]):
     for _family, _type, _proto, _name, sockaddr in infos:
         try:
             # a numeric host: create_connection's own lookup of it asks no resolver
-            sock = create_connection((sockaddr[0], conn.port), conn.timeout, source_address=conn.source_address,
-                                     socket_options=conn.socket_options)
+            sock = create_connection(
+                (sockaddr[0], conn.port),
+                conn.timeout,
+                source_address=conn.source_address,
+                socket_options=conn.socket_options,
+            )
         except OSError as e:  # the next address, as create_connection does
             error = e
             continue
         sys.audit("http.client.connect", conn, conn.host, conn.port)
         return sock
     if isinstance(error, TimeoutError):
-        raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})") \
-            from error
+        raise ConnectTimeoutError(
+            conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})"
+        ) from error
     raise NewConnectionError(conn, f"Failed to establish a new connection: {error}") from error
 
 
@@ -643,8 +755,11 @@ def _sock_facts(sock) -> tuple[str | None, dict | None]:
     if callable(version):
         try:
             der = sock.getpeercert(binary_form=True)
-            tls = {"version": sock.version(), "cipher": (sock.cipher() or [None])[0],
-                   "certificate_sha256": hashlib.sha256(der).hexdigest() if der else None}
+            tls = {
+                "version": sock.version(),
+                "cipher": (sock.cipher() or [None])[0],
+                "certificate_sha256": hashlib.sha256(der).hexdigest() if der else None,
+            }
             cert = sock.getpeercert()  # a dict only when the certificate was verified
             if cert:
                 tls["subject"] = _name(cert.get("subject", ()))
@@ -679,14 +794,28 @@ def _describe_send_error(exc: Exception, url: str, options: AcquireOptions) -> t
     chain = list(_chain(exc))
     host = urlsplit(url).hostname
     if any(isinstance(e, urllib3.exceptions.NameResolutionError) for e in chain) or any(
-            type(e).__name__ == "gaierror" for e in chain):
+        type(e).__name__ == "gaierror" for e in chain
+    ):
         return f"DNS failure: cannot resolve host {host!r}", False
     if isinstance(exc, requests.exceptions.SSLError):
-        detail = next((f"certificate verify failed: {e.verify_message}" if getattr(e, "verify_message", None)
-                       else str(e) for e in chain if type(e).__name__ == "SSLCertVerificationError"), None)
+        detail = next(
+            (
+                f"certificate verify failed: {e.verify_message}" if getattr(e, "verify_message", None) else str(e)
+                for e in chain
+                if type(e).__name__ == "SSLCertVerificationError"
+            ),
+            None,
+        )
         detail = detail or next((str(e) for e in reversed(chain) if str(e)), str(exc))
-        hint = "" if options.insecure else (" (to trust this server's certificate explicitly, pass it with --ca-bundle "
-                                            "FILE)" if "certificate" in str(detail).lower() else "")
+        hint = (
+            ""
+            if options.insecure
+            else (
+                " (to trust this server's certificate explicitly, pass it with --ca-bundle FILE)"
+                if "certificate" in str(detail).lower()
+                else ""
+            )
+        )
         return f"TLS error with {host}: {detail}{hint}", False
     if isinstance(exc, requests.exceptions.ProxyError):
         return f"proxy error: {_last(chain)}", True
@@ -696,8 +825,15 @@ def _describe_send_error(exc: Exception, url: str, options: AcquireOptions) -> t
         return f"no response from {host} within {options.read_timeout:g} s (read timeout)", True
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return f"connection refused by {urlsplit(url).netloc}", True
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
+    if isinstance(
+        exc,
+        (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidHeader,
+        ),
+    ):
         return f"invalid request: {exc}", False
     if isinstance(exc, requests.exceptions.ConnectionError):
         return f"connection failed: {_last(chain)}", True
@@ -748,8 +884,8 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _content_range(value: str | None) -> tuple[int, int, int | None] | None:
@@ -825,6 +961,7 @@ def _disposition_name(value: str) -> str | None:
             return unquote(m.group(2).strip().strip('"'), encoding=m.group(1))
         except LookupError:
             pass
-    m = re.search(r'filename\s*=\s*"((?:[^"\\]|\\.)*)"', value, re.IGNORECASE) or \
-        re.search(r"filename\s*=\s*([^;]+)", value, re.IGNORECASE)
+    m = re.search(r'filename\s*=\s*"((?:[^"\\]|\\.)*)"', value, re.IGNORECASE) or re.search(
+        r"filename\s*=\s*([^;]+)", value, re.IGNORECASE
+    )
     return m.group(1).strip() if m else None

@@ -18,9 +18,18 @@ TEXT_CHARS = 200  # link text kept per link
 
 # tag -> attributes holding a URL the page offers
 _URL_ATTRS = {
-    "a": ("href",), "area": ("href",), "link": ("href",), "iframe": ("src",), "frame": ("src",),
-    "img": ("src",), "source": ("src",), "video": ("src", "poster"), "audio": ("src",), "embed": ("src",),
-    "object": ("data",), "form": ("action",),
+    "a": ("href",),
+    "area": ("href",),
+    "link": ("href",),
+    "iframe": ("src",),
+    "frame": ("src",),
+    "img": ("src",),
+    "source": ("src",),
+    "video": ("src", "poster"),
+    "audio": ("src",),
+    "embed": ("src",),
+    "object": ("data",),
+    "form": ("action",),
 }
 _REFRESH = re.compile(r"^\s*\d+\s*[;,]\s*url\s*=\s*['\"]?([^'\"]+)", re.IGNORECASE)
 

@@ -11,9 +11,19 @@ COMPANIONS = {"html": "report.html", "manifest": "manifest.txt"}
 CASE_UCO = "report.jsonld"
 
 
-def write_report(store, root: str, out_dir: str, scan_id: str | None = None, *, subject_id: str | None = None,
-                 unredacted: bool = False, actor: str | None = None, pictures: bool = True,
-                 dump_paths: list[str] | None = None, case_uco: bool = False) -> dict:
+def write_report(
+    store,
+    root: str,
+    out_dir: str,
+    scan_id: str | None = None,
+    *,
+    subject_id: str | None = None,
+    unredacted: bool = False,
+    actor: str | None = None,
+    pictures: bool = True,
+    dump_paths: list[str] | None = None,
+    case_uco: bool = False,
+) -> dict:
     """Build, sign and write report.json, report.html and manifest.txt; return their paths and the id.
 
     With `case_uco`, also report.jsonld: the same report as a CASE/UCO JSON-LD graph.
@@ -30,14 +40,30 @@ def write_report(store, root: str, out_dir: str, scan_id: str | None = None, *, 
         raise UsageError(f"no scan {scan_id!r} in this workspace" if scan_id else "this workspace has no scan yet")
     # the report's own making is part of the chain of custody it prints; its head is signed into the
     # workspace's head log whatever the database (scanner/auditlog.py)
-    open_audit_log(store, root).audit("report", actor, subject_id, {
-        "scan_id": scan["id"], "unredacted": unredacted, "pictures": pictures, "out": str(Path(out_dir).resolve())})
-    doc = build_report(store, scan["id"], subject_id=subject_id, unredacted=unredacted, actor=actor,
-                       pictures=pictures, dump_paths=dump_paths)
+    open_audit_log(store, root).audit(
+        "report",
+        actor,
+        subject_id,
+        {"scan_id": scan["id"], "unredacted": unredacted, "pictures": pictures, "out": str(Path(out_dir).resolve())},
+    )
+    doc = build_report(
+        store,
+        scan["id"],
+        subject_id=subject_id,
+        unredacted=unredacted,
+        actor=actor,
+        pictures=pictures,
+        dump_paths=dump_paths,
+    )
     signed, paths = write_signed(doc, workspace_key(root), Path(out_dir), case_uco=case_uco)
-    return {"report_id": signed["report_id"], "scan_id": scan["id"], **{k: str(v) for k, v in paths.items()},
-            "findings": sum(len(s["items"]) for s in signed["findings"]), "pictures": signed["pictures"],
-            "signer": signer_fingerprint(signed)}
+    return {
+        "report_id": signed["report_id"],
+        "scan_id": scan["id"],
+        **{k: str(v) for k, v in paths.items()},
+        "findings": sum(len(s["items"]) for s in signed["findings"]),
+        "pictures": signed["pictures"],
+        "signer": signer_fingerprint(signed),
+    }
 
 
 def write_signed(doc: dict, key, out: Path, *, case_uco: bool = False) -> tuple[dict, dict[str, Path]]:
@@ -53,8 +79,10 @@ def write_signed(doc: dict, key, out: Path, *, case_uco: bool = False) -> tuple[
     from scanner.evidence.signing import sign, signature_block
 
     shown = {**doc, "signature": signature_block(doc, key)}
-    companions = {COMPANIONS["html"]: render_html(shown).encode("utf-8"),
-                  COMPANIONS["manifest"]: render_manifest(shown).encode("utf-8")}
+    companions = {
+        COMPANIONS["html"]: render_html(shown).encode("utf-8"),
+        COMPANIONS["manifest"]: render_manifest(shown).encode("utf-8"),
+    }
     signed = sign(doc, key, companions)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / REPORT_JSON, "html": out / COMPANIONS["html"], "manifest": out / COMPANIONS["manifest"]}
@@ -66,8 +94,7 @@ def write_signed(doc: dict, key, out: Path, *, case_uco: bool = False) -> tuple[
         from scanner.evidence.caseuco import render_case_uco
 
         paths["case_uco"] = out / CASE_UCO
-        paths["case_uco"].write_bytes(
-            render_case_uco(signed, hashlib.sha256(report_bytes).hexdigest()).encode("utf-8"))
+        paths["case_uco"].write_bytes(render_case_uco(signed, hashlib.sha256(report_bytes).hexdigest()).encode("utf-8"))
     else:
         # an export left by an earlier report in this folder is not this report's: verify would refuse it
         (out / CASE_UCO).unlink(missing_ok=True)

@@ -8,7 +8,7 @@ pictures), pixelated unless the report is unredacted, and signed with the rest.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from scanner import __version__
 from scanner.errors import UsageError
@@ -25,8 +25,16 @@ LEGAL_CONTEXT = [
 ]
 
 
-def build_report(store, scan_id: str | None = None, *, subject_id: str | None = None, unredacted: bool = False,
-                 actor: str = "", pictures: bool = True, dump_paths: list[str] | None = None) -> dict:
+def build_report(
+    store,
+    scan_id: str | None = None,
+    *,
+    subject_id: str | None = None,
+    unredacted: bool = False,
+    actor: str = "",
+    pictures: bool = True,
+    dump_paths: list[str] | None = None,
+) -> dict:
     """Return the report document of a scan (the latest when `scan_id` is None).
 
     With `pictures`, each finding gets a picture cut from the dump, read again from `dump_paths`
@@ -47,8 +55,12 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
         concerned = {f["member_seq"] for f in findings}
         members = [m for m in members if m["seq"] in concerned]
     web, acquisition_ids = provenance(store, scan["inputs"])
-    entries = [e for e in registry.audit_entries() if e["details"].get("scan_id") == scan["id"]
-               or (e["action"] == "acquire" and e["details"].get("acquisition_id") in acquisition_ids)]
+    entries = [
+        e
+        for e in registry.audit_entries()
+        if e["details"].get("scan_id") == scan["id"]
+        or (e["action"] == "acquire" and e["details"].get("acquisition_id") in acquisition_ids)
+    ]
     matched = next((e["details"] for e in entries if e["action"] == "scan_against_registry"), {})
     registry_size = matched.get("registry_subjects")
     faces = sum(len(m["faces"]) for m in members if m["status"] == "ok")
@@ -57,24 +69,35 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
         from scanner.evidence.pictures import pictures_for_findings
 
         cut, notes = pictures_for_findings(
-            findings, members, dump_paths or [i["abspath"] for i in scan["inputs"]], unredacted=unredacted,
-            max_pixels=int(scan["parameters"].get("max_image_pixels", 100_000_000)))
+            findings,
+            members,
+            dump_paths or [i["abspath"] for i in scan["inputs"]],
+            unredacted=unredacted,
+            max_pixels=int(scan["parameters"].get("max_image_pixels", 100_000_000)),
+        )
     by_subject: dict[str, list] = {}
     for f in findings:
         by_subject.setdefault(f["subject_id"], []).append(
-            {**{k: f[k] for k in ("kind", "band", "logical_path", "member_seq", "face_index", "evidence")},
-             "picture": cut.get((f["member_seq"], f["face_index"]))})
+            {
+                **{k: f[k] for k in ("kind", "band", "logical_path", "member_seq", "face_index", "evidence")},
+                "picture": cut.get((f["member_seq"], f["face_index"])),
+            }
+        )
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
         "report_id": uuid.uuid4().hex,
-        "generated_at": datetime.now(timezone.utc).isoformat(),
+        "generated_at": datetime.now(UTC).isoformat(),
         "generated_by": actor,
         "facetrace": __version__,
         "scope": {"subject_id": subject_id} if subject_id else {"subject_id": None},
         "redacted": not unredacted,
-        "pictures": {"included": bool(pictures), "count": len(cut), "redaction": _redaction(unredacted),
-                     "notes": notes if pictures else ["pictures were not requested (--no-pictures)"]},
+        "pictures": {
+            "included": bool(pictures),
+            "count": len(cut),
+            "redaction": _redaction(unredacted),
+            "notes": notes if pictures else ["pictures were not requested (--no-pictures)"],
+        },
         "acquisition": {
             "scan_id": scan["id"],
             "started_at": scan["started_at"],
@@ -85,11 +108,25 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
             # server address and hash (docs/acquisition.md)
             "from_web": web,
             "counts": scan["counts"],
-            "manifest": [{"path": m["logical_path"], "relpath": m["relpath"], "size": m["size"], "sha256": m["sha256"],
-                          "type": m["mime"], "kind": m["kind"], "status": m["status"], "reason": m["reason"],
-                          "duplicate_of": m["duplicate_of"]} for m in members],
-            "unreadable": [{"path": m["logical_path"], "status": m["status"], "reason": m["reason"]}
-                           for m in members if m["status"] in ("unreadable", "skipped")],
+            "manifest": [
+                {
+                    "path": m["logical_path"],
+                    "relpath": m["relpath"],
+                    "size": m["size"],
+                    "sha256": m["sha256"],
+                    "type": m["mime"],
+                    "kind": m["kind"],
+                    "status": m["status"],
+                    "reason": m["reason"],
+                    "duplicate_of": m["duplicate_of"],
+                }
+                for m in members
+            ],
+            "unreadable": [
+                {"path": m["logical_path"], "status": m["status"], "reason": m["reason"]}
+                for m in members
+                if m["status"] in ("unreadable", "skipped")
+            ],
         },
         "method": {
             "engine": scan["engine"],
@@ -101,8 +138,15 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
             "matching": {k: matched.get(k) for k in ("policy", "decided_under", "reference_cohort")},
             "host": scan["host"],
         },
-        "findings": [{"subject_id": s, "items": items, "items_by_band": _count(items, "band"),
-                      "items_by_kind": _count(items, "kind")} for s, items in sorted(by_subject.items())],
+        "findings": [
+            {
+                "subject_id": s,
+                "items": items,
+                "items_by_band": _count(items, "band"),
+                "items_by_kind": _count(items, "kind"),
+            }
+            for s, items in sorted(by_subject.items())
+        ],
         "counts_under_law": {
             "individuals_found": len(by_subject),
             "items_of_biometric_data": faces,
@@ -114,7 +158,8 @@ def build_report(store, scan_id: str | None = None, *, subject_id: str | None = 
         # ask that the log still hold it (`registry audit --verify --head SEQ:HASH`, docs/registry.md)
         "audit_head": registry.head(),
         "lineage": [r for r in store.lineage() if scan["id"] in (r["scan_id"], r["earlier_scan_id"])]
-        if subject_id is None else [],
+        if subject_id is None
+        else [],
         "profile": _profile(store, scan["id"]) if subject_id is None else None,
     }
 
@@ -124,11 +169,16 @@ def _profile(store, scan_id: str) -> dict:
     from scanner.profile.dump import build_profile
 
     p = build_profile(store, scan_id)
-    return {"people": p["people"], "packaging": {k: v for k, v in p["packaging"].items()},
-            "sidecars": {k: v["count"] for k, v in p["sidecars"].items()},
-            "capture": {k: p["capture"][k] for k in ("images", "with_exif", "with_gps", "cameras", "days",
-                                                     "uniform", "evidence")},
-            "known_datasets": p["known_datasets"], "bundle": p["bundle"]}
+    return {
+        "people": p["people"],
+        "packaging": {k: v for k, v in p["packaging"].items()},
+        "sidecars": {k: v["count"] for k, v in p["sidecars"].items()},
+        "capture": {
+            k: p["capture"][k] for k in ("images", "with_exif", "with_gps", "cameras", "days", "uniform", "evidence")
+        },
+        "known_datasets": p["known_datasets"],
+        "bundle": p["bundle"],
+    }
 
 
 def _redaction(unredacted: bool) -> str:

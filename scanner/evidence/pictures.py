@@ -22,12 +22,15 @@ JPEG_QUALITY = 82
 def redaction_method(unredacted: bool) -> str:
     if unredacted:
         return "none: faces shown as found (--unredacted)"
-    return (f"pixelated: a face picture has {REDACTED_BLOCKS} blocks across the face's box; a whole-photo "
-            f"thumbnail has {2 * REDACTED_BLOCKS} blocks across and each face in it is one block")
+    return (
+        f"pixelated: a face picture has {REDACTED_BLOCKS} blocks across the face's box; a whole-photo "
+        f"thumbnail has {2 * REDACTED_BLOCKS} blocks across and each face in it is one block"
+    )
 
 
-def pictures_for_findings(items: list[dict], members: list[dict], inputs: list[str], *, unredacted: bool,
-                          max_pixels: int) -> tuple[dict[tuple[int, int | None], dict], list[str]]:
+def pictures_for_findings(
+    items: list[dict], members: list[dict], inputs: list[str], *, unredacted: bool, max_pixels: int
+) -> tuple[dict[tuple[int, int | None], dict], list[str]]:
     """Cut a picture for each finding item; return {(member_seq, face_index): picture} and notes.
 
     `members` are the scan's member rows (faces and SHA-256); `inputs` the dump's paths to re-read.
@@ -55,8 +58,10 @@ def pictures_for_findings(items: list[dict], members: list[dict], inputs: list[s
         return pictures, notes
     present = [p for p in inputs if os.path.lexists(p)]
     if len(present) < len(inputs):
-        notes.append("not found at report time, so its findings have no picture: "
-                     + ", ".join(p for p in inputs if p not in present))
+        notes.append(
+            "not found at report time, so its findings have no picture: "
+            + ", ".join(p for p in inputs if p not in present)
+        )
     found: set[str] = set()
     for read in MemberReader(ScanOptions()).read(present):
         rel = read.member.relpath
@@ -64,8 +69,9 @@ def pictures_for_findings(items: list[dict], members: list[dict], inputs: list[s
             continue
         found.add(rel)
         if read.member.sha256 != expected[rel]:
-            notes.append(f"{read.member.logical_path} changed since the scan (SHA-256 {read.member.sha256}): "
-                         "no picture")
+            notes.append(
+                f"{read.member.logical_path} changed since the scan (SHA-256 {read.member.sha256}): no picture"
+            )
             continue
         faces = faces_by_sha.get(expected[rel], [])
         if read.data is None and read.path is None:
@@ -81,14 +87,20 @@ def pictures_for_findings(items: list[dict], members: list[dict], inputs: list[s
             if face_index is not None and face_index < len(faces):
                 image = frames.get(faces[face_index].get("frame_ms"))
                 if image is None:
-                    notes.append(f"{read.member.logical_path}: the frame at {faces[face_index]['frame_ms']} ms "
-                                 "could not be decoded again: no picture")
+                    notes.append(
+                        f"{read.member.logical_path}: the frame at {faces[face_index]['frame_ms']} ms "
+                        "could not be decoded again: no picture"
+                    )
                     continue
                 pic = _face_picture(image, faces[face_index], unredacted)
             else:
                 pic = _photo_picture(frames[None], [f for f in faces if f.get("frame_ms") is None], unredacted)
-            pictures[key] = {"media_type": "image/jpeg", "redacted": not unredacted,
-                             "source_sha256": expected[rel], "data_base64": pic}
+            pictures[key] = {
+                "media_type": "image/jpeg",
+                "redacted": not unredacted,
+                "source_sha256": expected[rel],
+                "data_base64": pic,
+            }
         if len(found) == len(wanted):
             break
     for rel in sorted(set(wanted) - found):

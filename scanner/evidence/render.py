@@ -82,8 +82,9 @@ def manifest_name(name: str) -> str:
     such a name; %-escaping keeps each line one that hashdeep reads (a member so named is then
     reported as moved, never as a forged extra line), and `unescape_manifest_name` reverses it.
     """
-    return _NOT_PLAIN_MANIFEST.sub(lambda m: _percent(m.group()) if m.group() in "%," or _unsafe(m.group())
-                                   else m.group(), name)
+    return _NOT_PLAIN_MANIFEST.sub(
+        lambda m: _percent(m.group()) if m.group() in "%," or _unsafe(m.group()) else m.group(), name
+    )
 
 
 def unescape_manifest_name(field: str) -> str:
@@ -102,8 +103,12 @@ def render_manifest(doc: dict) -> str:
     lines = [*MANIFEST_HEADER, f"## facetrace report {doc['report_id']} scan {doc['acquisition']['scan_id']}"]
     for w in doc["acquisition"].get("from_web") or []:
         r = w["record"]
-        lines.append(_comment(f"## {w['input_path']} acquired from {r['requested_url']} at {r['started_at']} "
-                              f"(acquisition {r['id']}, SHA-256 {r['sha256']})"))
+        lines.append(
+            _comment(
+                f"## {w['input_path']} acquired from {r['requested_url']} at {r['started_at']} "
+                f"(acquisition {r['id']}, SHA-256 {r['sha256']})"
+            )
+        )
     lines.append("##")
     for e in doc["acquisition"]["manifest"]:
         if e["sha256"]:
@@ -142,8 +147,9 @@ def manifest_report_id(text: str) -> str | None:
 
 def _show(c: str) -> str:
     o = ord(c)
-    text = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c) or (f"\\x{o:02x}" if o < 0x100 else
-                                                            f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}")
+    text = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c) or (
+        f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"
+    )
     return f"<span class='ctl' title='control character U+{o:04X}'>{text}</span>"
 
 
@@ -160,19 +166,25 @@ def render_html(doc: dict) -> str:
     counts = acq.get("counts") or {}
     n_findings = sum(len(s["items"]) for s in doc["findings"])
     title = f"facetrace evidence report {doc['report_id'][:8]}"
-    out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-           "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-           "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">",
-           f"<title>{a(title)}</title><style>{CSS}</style></head><body>",
-           f"<header><h1>{e(title)}</h1><p>Scan {e(acq['scan_id'])} &middot; generated {e(doc['generated_at'])} "
-           f"by {e(doc['generated_by'] or 'unknown')} &middot; facetrace {e(doc['facetrace'])}"
-           f"{' &middot; <b>UNREDACTED</b>' if not doc['redacted'] else ' &middot; faces redacted'}</p></header><main>"]
+    out = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">",
+        f"<title>{a(title)}</title><style>{CSS}</style></head><body>",
+        f"<header><h1>{e(title)}</h1><p>Scan {e(acq['scan_id'])} &middot; generated {e(doc['generated_at'])} "
+        f"by {e(doc['generated_by'] or 'unknown')} &middot; facetrace {e(doc['facetrace'])}"
+        f"{' &middot; <b>UNREDACTED</b>' if not doc['redacted'] else ' &middot; faces redacted'}</p></header><main>",
+    ]
     scope = doc["scope"].get("subject_id")
     out.append("<section><h2>Summary</h2>")
-    for label, value in [("files", counts.get("files")), ("images", counts.get("images")),
-                         ("faces", counts.get("faces")), ("unreadable", counts.get("unreadable")),
-                         ("findings", n_findings), ("enrolled people found",
-                                                     doc["counts_under_law"]["individuals_found"])]:
+    for label, value in [
+        ("files", counts.get("files")),
+        ("images", counts.get("images")),
+        ("faces", counts.get("faces")),
+        ("unreadable", counts.get("unreadable")),
+        ("findings", n_findings),
+        ("enrolled people found", doc["counts_under_law"]["individuals_found"]),
+    ]:
         out.append(f"<span class='kpi' id='kpi-{a(label.replace(' ', '-'))}'><b>{e(str(value))}</b>{e(label)}</span>")
     if scope:
         out.append(f"<p class='note'>This report concerns subject {e(scope)} only.</p>")
@@ -180,24 +192,34 @@ def render_html(doc: dict) -> str:
     if not pics.get("count"):
         out.append("<p class='note'>No face picture is included: findings cite hashes and distances.</p>")
     elif doc["redacted"]:
-        out.append(f"<p class='note'>Pictures are redacted ({e(pics['redaction'])}): they show where a face "
-                   "was found, not whose it is.</p>")
+        out.append(
+            f"<p class='note'>Pictures are redacted ({e(pics['redaction'])}): they show where a face "
+            "was found, not whose it is.</p>"
+        )
     else:
-        out.append("<p class='note'><b>UNREDACTED: this report shows faces.</b> Its making is recorded in the "
-                   "workspace's audit log.</p>")
+        out.append(
+            "<p class='note'><b>UNREDACTED: this report shows faces.</b> Its making is recorded in the "
+            "workspace's audit log.</p>"
+        )
     for note in pics.get("notes", []):
         out.append(f"<p class='note'>Pictures: {e(note)}</p>")
-    out.append("<p class='note'>The signature and public key are in report.json; check them with "
-               "<code>facetrace report verify report.json --key INVESTIGATOR-KEY.pem --dump DUMP</code>, which also "
-               "checks this page and manifest.txt.")
+    out.append(
+        "<p class='note'>The signature and public key are in report.json; check them with "
+        "<code>facetrace report verify report.json --key INVESTIGATOR-KEY.pem --dump DUMP</code>, which also "
+        "checks this page and manifest.txt."
+    )
     signer = signer_fingerprint(doc) if doc.get("signature") else None
     if signer:
-        out.append(f" Signed with the Ed25519 key <code id='signer'>{e(signer)}</code>: compare it with the key "
-                   "the investigator published.")
+        out.append(
+            f" Signed with the Ed25519 key <code id='signer'>{e(signer)}</code>: compare it with the key "
+            "the investigator published."
+        )
     head = doc.get("audit_head")
     if head:
-        out.append(f" When it was signed, the workspace's audit log ended at entry {e(str(head['seq']))}, hash "
-                   f"<code id='audit-head'>{e(head['hash'])}</code>.")
+        out.append(
+            f" When it was signed, the workspace's audit log ended at entry {e(str(head['seq']))}, hash "
+            f"<code id='audit-head'>{e(head['hash'])}</code>."
+        )
     out.append("</p></section>")
 
     out.append(f"<section><h2 id='findings'>Findings ({n_findings})</h2>")
@@ -205,46 +227,66 @@ def render_html(doc: dict) -> str:
         out.append("<p>No enrolled person was found in this dump.</p>")
     for s in doc["findings"]:
         bands = ", ".join(f"{k}: {v}" for k, v in s["items_by_band"].items())
-        out.append(f"<details open><summary>Subject {e(s['subject_id'])} &mdash; {len(s['items'])} item(s) ({e(bands)})"
-                   "</summary><table><tr><th>picture</th><th>band</th><th>kind</th><th>member</th><th>evidence</th></tr>")
+        out.append(
+            f"<details open><summary>Subject {e(s['subject_id'])} &mdash; {len(s['items'])} item(s) ({e(bands)})"
+            "</summary><table><tr><th>picture</th><th>band</th><th>kind</th><th>member</th><th>evidence</th></tr>"
+        )
         for item in s["items"]:
             pic = item.get("picture")
-            img = (f"<img class='pic{' px' if pic['redacted'] else ''}' alt='{'redacted ' if pic['redacted'] else ''}picture' "
-                   f"src='data:{a(pic['media_type'])};base64,{pic['data_base64']}'>" if pic else "&ndash;")
-            out.append(f"<tr><td>{img}</td><td class='nw'><span class='band-{a(item['band'])}'>{e(item['band'])}</span></td>"
-                       f"<td class='nw'>{e(item['kind'])}</td><td>{e(item['logical_path'])}"
-                       f"{_where(item)}</td>"
-                       f"<td>{_held_back(item['evidence'])}<code>{e(_evidence_text(item['evidence']))}</code></td></tr>")
+            img = (
+                f"<img class='pic{' px' if pic['redacted'] else ''}' alt='{'redacted ' if pic['redacted'] else ''}picture' "
+                f"src='data:{a(pic['media_type'])};base64,{pic['data_base64']}'>"
+                if pic
+                else "&ndash;"
+            )
+            out.append(
+                f"<tr><td>{img}</td><td class='nw'><span class='band-{a(item['band'])}'>{e(item['band'])}</span></td>"
+                f"<td class='nw'>{e(item['kind'])}</td><td>{e(item['logical_path'])}"
+                f"{_where(item)}</td>"
+                f"<td>{_held_back(item['evidence'])}<code>{e(_evidence_text(item['evidence']))}</code></td></tr>"
+            )
         out.append("</table></details>")
     out.append("</section>")
 
     manifest = acq["manifest"]
-    out.append("<section><h2>Acquisition</h2><p>Inputs:</p><table><tr><th>path</th><th>kind</th><th>size</th>"
-               "<th>SHA-256</th></tr>")
+    out.append(
+        "<section><h2>Acquisition</h2><p>Inputs:</p><table><tr><th>path</th><th>kind</th><th>size</th>"
+        "<th>SHA-256</th></tr>"
+    )
     for i in acq["inputs"]:
-        out.append(f"<tr><td>{e(i['path'])}</td><td>{e(i['kind'])}</td><td>{e(str(i['size']))}</td>"
-                   f"<td><code>{e(str(i['sha256']))}</code></td></tr>")
+        out.append(
+            f"<tr><td>{e(i['path'])}</td><td>{e(i['kind'])}</td><td>{e(str(i['size']))}</td>"
+            f"<td><code>{e(str(i['sha256']))}</code></td></tr>"
+        )
     out.append(f"</table><p>Scan started {e(str(acq['started_at']))}, finished {e(str(acq['finished_at']))}.</p>")
-    out.append(f"<details><summary>Unreadable or skipped members ({len(acq['unreadable'])})</summary><table>"
-               "<tr><th>member</th><th>status</th><th>reason</th></tr>")
+    out.append(
+        f"<details><summary>Unreadable or skipped members ({len(acq['unreadable'])})</summary><table>"
+        "<tr><th>member</th><th>status</th><th>reason</th></tr>"
+    )
     for u in acq["unreadable"]:
         out.append(f"<tr><td>{e(u['path'])}</td><td>{e(u['status'])}</td><td>{e(str(u['reason']))}</td></tr>")
     out.append("</table></details>")
     for start in range(0, len(manifest), PAGE):
-        chunk = manifest[start:start + PAGE]
-        out.append(f"<details><summary>Manifest, members {start + 1}-{start + len(chunk)} of {len(manifest)}</summary>"
-                   "<table><tr><th>member</th><th>size</th><th>SHA-256</th><th>type</th><th>status</th></tr>")
+        chunk = manifest[start : start + PAGE]
+        out.append(
+            f"<details><summary>Manifest, members {start + 1}-{start + len(chunk)} of {len(manifest)}</summary>"
+            "<table><tr><th>member</th><th>size</th><th>SHA-256</th><th>type</th><th>status</th></tr>"
+        )
         for m in chunk:
-            out.append(f"<tr><td>{e(m['path'])}</td><td>{m['size']}</td><td><code>{e(str(m['sha256']))}</code></td>"
-                       f"<td>{e(m['type'])}</td><td>{e(m['status'])}</td></tr>")
+            out.append(
+                f"<tr><td>{e(m['path'])}</td><td>{m['size']}</td><td><code>{e(str(m['sha256']))}</code></td>"
+                f"<td>{e(m['type'])}</td><td>{e(m['status'])}</td></tr>"
+            )
         out.append("</table></details>")
     out += _web_html(acq.get("from_web") or [])
     out.append("</section>")
 
     out.append("<section><h2>Method</h2><table>")
     engine = method["engine"]
-    out.append(f"<tr><th>embedder</th><td>{e(engine['embedder'])} {e(engine['embedder_version'])}"
-               f"{' run by ' + e(engine['runtime']) if engine.get('runtime') else ''}</td></tr>")
+    out.append(
+        f"<tr><th>embedder</th><td>{e(engine['embedder'])} {e(engine['embedder_version'])}"
+        f"{' run by ' + e(engine['runtime']) if engine.get('runtime') else ''}</td></tr>"
+    )
     versions = engine.get("versions", {})
     for k, v in versions.items():
         out.append(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>")
@@ -256,25 +298,30 @@ def render_html(doc: dict) -> str:
     out.append(f"<tr><th>host</th><td>{e(json.dumps(method['host']))}</td></tr></table></section>")
 
     law = doc["counts_under_law"]
-    out.append("<section><h2>Counts that matter under the law</h2>"
-               f"<p>Distinct enrolled individuals found: <b>{law['individuals_found']}</b>. "
-               f"Items of biometric data (faces) in the scanned members: <b>{law['items_of_biometric_data']}</b>.</p>"
-               "<p class='note'>Context only, not a verdict:</p><ul>"
-               + "".join(f"<li class='note'>{e(c)}</li>" for c in law["context"]) + "</ul></section>")
+    out.append(
+        "<section><h2>Counts that matter under the law</h2>"
+        f"<p>Distinct enrolled individuals found: <b>{law['individuals_found']}</b>. "
+        f"Items of biometric data (faces) in the scanned members: <b>{law['items_of_biometric_data']}</b>.</p>"
+        "<p class='note'>Context only, not a verdict:</p><ul>"
+        + "".join(f"<li class='note'>{e(c)}</li>" for c in law["context"])
+        + "</ul></section>"
+    )
     prof = doc.get("profile")
     if prof:
         b = prof["bundle"]
-        out.append("<section><h2>Dump profile</h2>"
-                   f"<p id='profile-signature'>{e(prof['packaging']['signature'])}</p>"
-                   f"<p>Background faces not counted as people: {prof['people']['background_faces']}. "
-                   f"Sidecar files: {e(', '.join(f'{v} {k}' for k, v in prof['sidecars'].items()) or 'none')}. "
-                   f"Photos with EXIF: {prof['capture']['with_exif']} of {prof['capture']['images']}.</p>"
-                   f"<p>Trading-bundle score <b>{b['score']:.2f}</b> (threshold {b['threshold']}): "
-                   f"{'likely a face-data bundle' if b['likely_bundle'] else 'not assessed as a bundle'}. "
-                   f"<span class='note'>{e(b['not_a_verdict'])}.</span></p><ul>"
-                   + "".join(f"<li>+{r['weight']:.2f} {e(r['why'])}</li>" for r in b["reasons"])
-                   + (f"<li class='note'>{e(b['caveat'])}</li>" if b.get("caveat") else "")
-                   + "</ul></section>")
+        out.append(
+            "<section><h2>Dump profile</h2>"
+            f"<p id='profile-signature'>{e(prof['packaging']['signature'])}</p>"
+            f"<p>Background faces not counted as people: {prof['people']['background_faces']}. "
+            f"Sidecar files: {e(', '.join(f'{v} {k}' for k, v in prof['sidecars'].items()) or 'none')}. "
+            f"Photos with EXIF: {prof['capture']['with_exif']} of {prof['capture']['images']}.</p>"
+            f"<p>Trading-bundle score <b>{b['score']:.2f}</b> (threshold {b['threshold']}): "
+            f"{'likely a face-data bundle' if b['likely_bundle'] else 'not assessed as a bundle'}. "
+            f"<span class='note'>{e(b['not_a_verdict'])}.</span></p><ul>"
+            + "".join(f"<li>+{r['weight']:.2f} {e(r['why'])}</li>" for r in b["reasons"])
+            + (f"<li class='note'>{e(b['caveat'])}</li>" if b.get("caveat") else "")
+            + "</ul></section>"
+        )
     lineage = doc.get("lineage") or []
     out.append(f"<section><h2>Lineage ({len(lineage)} relation(s) to other dumps)</h2>")
     if not lineage:
@@ -283,16 +330,22 @@ def render_html(doc: dict) -> str:
         out.append("<table><tr><th>dump</th><th>relation</th><th>shared</th></tr>")
         for r in lineage:
             ev = r["evidence"]
-            out.append(f"<tr><td><code>{e(r['scan_id'])}</code></td><td>{e(ev['description'])}</td>"
-                       f"<td>{ev['exact']} identical, {ev['near_copies']} near copies; {ev['share_of_a']:.0%} of the "
-                       f"earlier dump, {ev['share_of_b']:.0%} of the later; {ev['people_shared']} people</td></tr>")
+            out.append(
+                f"<tr><td><code>{e(r['scan_id'])}</code></td><td>{e(ev['description'])}</td>"
+                f"<td>{ev['exact']} identical, {ev['near_copies']} near copies; {ev['share_of_a']:.0%} of the "
+                f"earlier dump, {ev['share_of_b']:.0%} of the later; {ev['people_shared']} people</td></tr>"
+            )
         out.append("</table>")
     out.append("</section>")
-    out.append(f"<section><h2>Chain of custody ({len(doc['custody'])} audit entries)</h2><table>"
-               "<tr><th>#</th><th>time</th><th>actor</th><th>action</th><th>entry hash</th></tr>")
+    out.append(
+        f"<section><h2>Chain of custody ({len(doc['custody'])} audit entries)</h2><table>"
+        "<tr><th>#</th><th>time</th><th>actor</th><th>action</th><th>entry hash</th></tr>"
+    )
     for c in doc["custody"]:
-        out.append(f"<tr><td>{c['seq']}</td><td>{e(c['at'])}</td><td>{e(c['actor'])}</td><td>{e(c['action'])}</td>"
-                   f"<td><code>{e(c['hash'][:16])}</code></td></tr>")
+        out.append(
+            f"<tr><td>{c['seq']}</td><td>{e(c['at'])}</td><td>{e(c['actor'])}</td><td>{e(c['action'])}</td>"
+            f"<td><code>{e(c['hash'][:16])}</code></td></tr>"
+        )
     out.append("</table></section></main></body></html>\n")
     return "".join(out)
 
@@ -307,63 +360,111 @@ def _web_html(entries: list[dict]) -> list[str]:
         r = entry["record"]
         out.append(f"<div class='web' id='acquisition-{a(r['id'])}'>")
         if r["settings"].get("insecure"):
-            out.append("<p class='warn'>TLS verification was DISABLED for this download (--insecure): the "
-                       "server's identity was not checked.</p>")
+            out.append(
+                "<p class='warn'>TLS verification was DISABLED for this download (--insecure): the "
+                "server's identity was not checked.</p>"
+            )
         if not entry["sha256_matches"]:
-            out.append("<p class='warn'>The scanned input's SHA-256 differs from the acquired file's: the file "
-                       "changed after it was acquired.</p>")
+            out.append(
+                "<p class='warn'>The scanned input's SHA-256 differs from the acquired file's: the file "
+                "changed after it was acquired.</p>"
+            )
         if not entry["record_intact"]:
-            out.append("<p class='warn'>This acquisition record no longer matches the SHA-256 kept in the "
-                       "audit log: it was altered after the download.</p>")
+            out.append(
+                "<p class='warn'>This acquisition record no longer matches the SHA-256 kept in the "
+                "audit log: it was altered after the download.</p>"
+            )
         tls = next((x["tls"] for x in reversed(r["requests"]) if x.get("tls") and not x.get("redirect_to")), None)
-        rows = [("input", entry["input_path"]), ("requested URL", r["requested_url"]),
-                ("final URL", r["final_url"]),
-                ("status", f"{r['status']}, HTTP {r['http_status']}" + (f": {r['reason']}" if r["reason"] else "")),
-                ("server address", r["server"]),
-                ("TLS", "none (plain HTTP)" if tls is None else
-                 f"{tls.get('version')}, {tls.get('cipher')}, certificate SHA-256 {tls.get('certificate_sha256')}, "
-                 + ("verified" if tls.get("verified") else "NOT VERIFIED")
-                 + (f", subject {tls['subject']}, issuer {tls['issuer']}" if tls.get("subject") else "")),
-                ("trusted certificates", r["settings"].get("tls_trust") if tls is not None else None),
-                ("started", r["started_at"]), ("finished", r["finished_at"]),
-                ("bytes", f"{r['bytes']:,}" + ("" if r["expected_bytes"] is None else
-                                             f" (announced {r['expected_bytes']:,})")),
-                ("SHA-256", r["sha256"]), ("MD5", r["md5"]), ("content type", r["content_type"]),
-                ("stored as", r["path"]),
-                ("resumed", None if not r["resumed_from"] else
-                 f"from byte {r['resumed_from']['offset']:,} kept by acquisition(s) "
-                 f"{', '.join(r['resumed_from']['acquisition_ids'])} (If-Range {r['resumed_from']['validator']})"),
-                ("linked from", r["parent_id"] and f"page acquisition {r['parent_id']}"),
-                ("acquired by", f"{r['actor']} with facetrace {r['tool'].get('facetrace')} (requests "
-                                f"{r['tool'].get('requests')}, urllib3 {r['tool'].get('urllib3')}, "
-                                f"{r['tool'].get('openssl')})"),
-                ("record", f"{r['id']}, SHA-256 {entry['record_sha256']} "
-                           + ("(matches its audit entry)" if entry["record_intact"] else "(ALTERED)"))]
-        out.append("<table>" + "".join(f"<tr><th class='nw'>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>"
-                                       for k, v in rows if v is not None) + "</table>")
+        rows = [
+            ("input", entry["input_path"]),
+            ("requested URL", r["requested_url"]),
+            ("final URL", r["final_url"]),
+            ("status", f"{r['status']}, HTTP {r['http_status']}" + (f": {r['reason']}" if r["reason"] else "")),
+            ("server address", r["server"]),
+            (
+                "TLS",
+                "none (plain HTTP)"
+                if tls is None
+                else f"{tls.get('version')}, {tls.get('cipher')}, certificate SHA-256 {tls.get('certificate_sha256')}, "
+                + ("verified" if tls.get("verified") else "NOT VERIFIED")
+                + (f", subject {tls['subject']}, issuer {tls['issuer']}" if tls.get("subject") else ""),
+            ),
+            ("trusted certificates", r["settings"].get("tls_trust") if tls is not None else None),
+            ("started", r["started_at"]),
+            ("finished", r["finished_at"]),
+            (
+                "bytes",
+                f"{r['bytes']:,}" + ("" if r["expected_bytes"] is None else f" (announced {r['expected_bytes']:,})"),
+            ),
+            ("SHA-256", r["sha256"]),
+            ("MD5", r["md5"]),
+            ("content type", r["content_type"]),
+            ("stored as", r["path"]),
+            (
+                "resumed",
+                None
+                if not r["resumed_from"]
+                else f"from byte {r['resumed_from']['offset']:,} kept by acquisition(s) "
+                f"{', '.join(r['resumed_from']['acquisition_ids'])} (If-Range {r['resumed_from']['validator']})",
+            ),
+            ("linked from", r["parent_id"] and f"page acquisition {r['parent_id']}"),
+            (
+                "acquired by",
+                f"{r['actor']} with facetrace {r['tool'].get('facetrace')} (requests "
+                f"{r['tool'].get('requests')}, urllib3 {r['tool'].get('urllib3')}, "
+                f"{r['tool'].get('openssl')})",
+            ),
+            (
+                "record",
+                f"{r['id']}, SHA-256 {entry['record_sha256']} "
+                + ("(matches its audit entry)" if entry["record_intact"] else "(ALTERED)"),
+            ),
+        ]
+        out.append(
+            "<table>"
+            + "".join(
+                f"<tr><th class='nw'>{e(k)}</th><td><code>{e(str(v))}</code></td></tr>"
+                for k, v in rows
+                if v is not None
+            )
+            + "</table>"
+        )
         for note in r["notes"]:
             out.append(f"<p class='note'>Note: {e(note)}</p>")
-        out.append(f"<p>Every request ({len(r['requests'])}), in order:</p><table><tr><th>#</th><th>sent (UTC)</th>"
-                   "<th>URL</th><th>status</th><th>server address</th><th>proxy</th><th>redirect to</th>"
-                   "<th>bytes kept</th><th>error</th></tr>")
+        out.append(
+            f"<p>Every request ({len(r['requests'])}), in order:</p><table><tr><th>#</th><th>sent (UTC)</th>"
+            "<th>URL</th><th>status</th><th>server address</th><th>proxy</th><th>redirect to</th>"
+            "<th>bytes kept</th><th>error</th></tr>"
+        )
         for x in r["requests"]:
-            out.append(f"<tr><td>{x['attempt']}</td><td class='nw'>{e(x['sent_at'])}</td><td>{e(x['url'])}</td>"
-                       f"<td>{e(str(x['status']))} {e(x['reason'] or '')}</td><td>{e(str(x['peer']))}</td>"
-                       f"<td>{e(str(x['proxy'] or ''))}</td><td>{e(x['redirect_to'] or '')}</td>"
-                       f"<td>{x['body_bytes']:,}</td><td>{e(x['error'] or '')}</td></tr>")
+            out.append(
+                f"<tr><td>{x['attempt']}</td><td class='nw'>{e(x['sent_at'])}</td><td>{e(x['url'])}</td>"
+                f"<td>{e(str(x['status']))} {e(x['reason'] or '')}</td><td>{e(str(x['peer']))}</td>"
+                f"<td>{e(str(x['proxy'] or ''))}</td><td>{e(x['redirect_to'] or '')}</td>"
+                f"<td>{x['body_bytes']:,}</td><td>{e(x['error'] or '')}</td></tr>"
+            )
         out.append("</table>")
         for x in r["requests"]:
-            sent = "".join(f"<tr><td>&rarr; {e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in x["request_headers"].items())
+            sent = "".join(
+                f"<tr><td>&rarr; {e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in x["request_headers"].items()
+            )
             got = "".join(f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in x["headers"])
-            out.append(f"<details><summary>Request {x['attempt']} headers: sent and received</summary><table>"
-                       f"<tr><th>header</th><th>value</th></tr>{sent}{got}</table></details>")
+            out.append(
+                f"<details><summary>Request {x['attempt']} headers: sent and received</summary><table>"
+                f"<tr><th>header</th><th>value</th></tr>{sent}{got}</table></details>"
+            )
         for rel in entry["related"]:
             q = rel["record"]
-            what = "the page it was linked from" if rel["relation"] == "linked_from" else \
-                "an earlier attempt whose bytes the resume kept"
-            out.append(f"<p class='note'>Related: {e(what)}: acquisition {e(q['id'])} of {e(q['requested_url'])}, "
-                       f"{e(q['status'])}{': ' + e(q['reason']) if q['reason'] else ''}, {len(q['requests'])} "
-                       f"request(s), record SHA-256 {e(rel['record_sha256'])} (full record in report.json)</p>")
+            what = (
+                "the page it was linked from"
+                if rel["relation"] == "linked_from"
+                else "an earlier attempt whose bytes the resume kept"
+            )
+            out.append(
+                f"<p class='note'>Related: {e(what)}: acquisition {e(q['id'])} of {e(q['requested_url'])}, "
+                f"{e(q['status'])}{': ' + e(q['reason']) if q['reason'] else ''}, {len(q['requests'])} "
+                f"request(s), record SHA-256 {e(rel['record_sha256'])} (full record in report.json)</p>"
+            )
         out.append("</div>")
     return out
 
@@ -371,8 +472,10 @@ def _web_html(entries: list[dict]) -> list[str]:
 def _where(item: dict) -> str:
     video = item["evidence"].get("video")
     if video:
-        return _text(f" at {', '.join(video['time_ranges'])} (person {video['track']})"
-                           + (" — made from a single still" if video.get("animation") else ""))
+        return _text(
+            f" at {', '.join(video['time_ranges'])} (person {video['track']})"
+            + (" — made from a single still" if video.get("animation") else "")
+        )
     return "" if item["face_index"] is None else f" (face {item['face_index']})"
 
 

@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path
 
-from indexes.signingkey import fingerprint, load_or_create
+from indexes.store.signingkey import fingerprint, load_or_create
 from scanner.errors import UsageError
 
 FINGERPRINT = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
@@ -44,8 +44,11 @@ def public_key_pem(key) -> str:
     """The public half of `key` as a PEM SubjectPublicKeyInfo block (what `report key --out` writes)."""
     from cryptography.hazmat.primitives import serialization
 
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def signer_fingerprint(doc: dict) -> str | None:
@@ -70,8 +73,10 @@ def trusted_fingerprints(keys: list[str] | tuple[str, ...] = (), files: list[str
         elif Path(k).is_file():
             out |= _fingerprints_in(Path(k), pem_only=True)
         else:
-            raise UsageError(f"--key {k!r} is neither a public key file nor a 64-digit key fingerprint "
-                             "(`facetrace report key` prints both)")
+            raise UsageError(
+                f"--key {k!r} is neither a public key file nor a 64-digit key fingerprint "
+                "(`facetrace report key` prints both)"
+            )
     for f in files:
         out |= _fingerprints_in(Path(f), pem_only=False)
     return out
@@ -165,7 +170,7 @@ def verify_document(doc: dict) -> list[str]:
         elif _digest(body[key]) != sections[key]:
             problems.append(f"section {key!r} was changed")
     entries = body.get("acquisition", {}).get("manifest", [])
-    for i, (entry, want) in enumerate(zip(entries, block.get("manifest_entries", []))):
+    for i, (entry, want) in enumerate(zip(entries, block.get("manifest_entries", []), strict=False)):
         if _digest(entry)[:16] != want:
             problems.append(f"manifest entry {i} ({entry.get('path')}) was changed")
     if len(entries) != len(block.get("manifest_entries", [])):

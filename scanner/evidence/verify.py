@@ -24,14 +24,22 @@ class ReportCheck:
     audit_head: dict | None = None  # the audit log's head when the report was signed
 
 
-def verify_report(report_path: str | Path, dump_paths: list[str] | None = None,
-                  passwords: tuple[str, ...] = (), trusted: set[str] | None = None) -> list[str]:
+def verify_report(
+    report_path: str | Path,
+    dump_paths: list[str] | None = None,
+    passwords: tuple[str, ...] = (),
+    trusted: set[str] | None = None,
+) -> list[str]:
     """Return every problem found (empty: the report, its files and the dump are as signed)."""
     return check_report(report_path, dump_paths, passwords, trusted).problems
 
 
-def check_report(report_path: str | Path, dump_paths: list[str] | None = None, passwords: tuple[str, ...] = (),
-                 trusted: set[str] | None = None) -> ReportCheck:
+def check_report(
+    report_path: str | Path,
+    dump_paths: list[str] | None = None,
+    passwords: tuple[str, ...] = (),
+    trusted: set[str] | None = None,
+) -> ReportCheck:
     """Check a report's signature, its signer against `trusted` (key fingerprints; None: not
     checked), each file beside it, and with `dump_paths` every member of the dump.
 
@@ -60,8 +68,10 @@ def check_report(report_path: str | Path, dump_paths: list[str] | None = None, p
     if trusted is not None:
         out.trusted = out.signer in trusted
         if not out.trusted:
-            out.problems.append(f"signed by key {out.signer}, which is not a trusted key (the report was signed "
-                                "by someone else, or the key given is not the investigator's)")
+            out.problems.append(
+                f"signed by key {out.signer}, which is not a trusted key (the report was signed "
+                "by someone else, or the key given is not the investigator's)"
+            )
     out.covered.append(path.name)
     folder = path.parent
     block = doc.get("signature") if isinstance(doc.get("signature"), dict) else {}
@@ -83,8 +93,10 @@ def check_report(report_path: str | Path, dump_paths: list[str] | None = None, p
         out.problems += found
         if COMPANIONS["manifest"] not in signed_files and not found:
             out.covered.append(manifest.name)
-            out.notes.append(f"{manifest.name}: signed before companion files were, so only its entries were "
-                             "checked (against the signed manifest), not its comment lines")
+            out.notes.append(
+                f"{manifest.name}: signed before companion files were, so only its entries were "
+                "checked (against the signed manifest), not its comment lines"
+            )
     export = folder / CASE_UCO
     if export.is_file():
         _check_export(doc, raw, export, out)
@@ -112,15 +124,21 @@ def _manifest_problems(doc: dict, manifest: Path) -> list[str]:
         return [f"{name} is not the manifest this report wrote ({exc})"]
     problems = []
     if manifest_report_id(text) != doc.get("report_id"):
-        problems.append(f"{name} is the manifest of another report ({manifest_report_id(text)}), not of "
-                        f"{doc.get('report_id')}")
-    signed = [e for e in (doc.get("acquisition") or {}).get("manifest") or [] if isinstance(e, dict) and e.get("sha256")]
-    for got, want in zip(entries, signed):
+        problems.append(
+            f"{name} is the manifest of another report ({manifest_report_id(text)}), not of {doc.get('report_id')}"
+        )
+    signed = [
+        e for e in (doc.get("acquisition") or {}).get("manifest") or [] if isinstance(e, dict) and e.get("sha256")
+    ]
+    for got, want in zip(entries, signed, strict=False):
         if (got["size"], got["sha256"], got["path"]) != (want.get("size"), want.get("sha256"), want.get("path")):
-            problems.append(f"{name} line {got['line']} does not match the signed manifest entry of {want.get('path')!r}")
+            problems.append(
+                f"{name} line {got['line']} does not match the signed manifest entry of {want.get('path')!r}"
+            )
     if len(entries) != len(signed):
-        problems.append(f"{name} lists {len(entries)} members, the signed manifest {len(signed)}: entries were "
-                        "added or removed")
+        problems.append(
+            f"{name} lists {len(entries)} members, the signed manifest {len(signed)}: entries were added or removed"
+        )
     return problems
 
 
@@ -136,20 +154,24 @@ def _check_export(doc: dict, raw: bytes, export: Path, out: ReportCheck) -> None
         if data == render_case_uco(doc, sha).encode("utf-8"):
             out.covered.append(export.name)
         else:
-            out.problems.append(f"{export.name} is not the CASE/UCO export of this report: it was changed, or "
-                                "belongs to another report")
+            out.problems.append(
+                f"{export.name} is not the CASE/UCO export of this report: it was changed, or belongs to another report"
+            )
         return
     try:
         named = bound_report_sha256(json.loads(data), doc.get("report_id", ""))
     except (ValueError, UnicodeDecodeError):
         named = None
     if named != sha:
-        out.problems.append(f"{export.name} does not name this report.json (SHA-256 {sha}): it belongs to another "
-                            "report or was changed")
+        out.problems.append(
+            f"{export.name} does not name this report.json (SHA-256 {sha}): it belongs to another report or was changed"
+        )
     else:
         out.refused.append(export.name)
-        out.notes.append(f"{export.name} was written by facetrace {doc.get('facetrace')}; this is {__version__}, "
-                         "which cannot derive it again: only the report.json SHA-256 it names was checked")
+        out.notes.append(
+            f"{export.name} was written by facetrace {doc.get('facetrace')}; this is {__version__}, "
+            "which cannot derive it again: only the report.json SHA-256 it names was checked"
+        )
 
 
 def verify_dump(doc: dict, dump_paths: list[str], passwords: tuple[str, ...] = ()) -> list[str]:

@@ -27,8 +27,9 @@ import numpy as np
 
 # The standard ArcFace template (insightface), x then y in a 112x112 crop: the left eye of the
 # image (the person's right eye), the right eye, the nose tip, the left and right mouth corners.
-ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                        [41.5493, 92.3655], [70.7299, 92.2041]])
+ARCFACE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
+)
 
 
 def five_points(shape68: np.ndarray) -> np.ndarray:
@@ -79,15 +80,19 @@ def _warp(image, inverse: np.ndarray, size: int) -> np.ndarray:
     sy = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
     # only the part of the image the crop samples is converted to an array
     width, height = image.size
-    box = (min(max(int(np.floor(sx.min())), 0), width), min(max(int(np.floor(sy.min())), 0), height),
-           min(max(int(np.floor(sx.max())) + 2, 0), width), min(max(int(np.floor(sy.max())) + 2, 0), height))
+    box = (
+        min(max(int(np.floor(sx.min())), 0), width),
+        min(max(int(np.floor(sy.min())), 0), height),
+        min(max(int(np.floor(sx.max())) + 2, 0), width),
+        min(max(int(np.floor(sy.max())) + 2, 0), height),
+    )
     if box[0] >= box[2] or box[1] >= box[3]:
         return np.zeros((size, size, 3), np.uint8)
     part = np.asarray(image.crop(box).convert("RGB"), dtype=np.float32)
     h, w = part.shape[:2]
     # a border of black pixels (1 before, 2 after) so every neighbour of a point in [-1, w] is there
     padded = np.zeros((h + 3, w + 3, 3), np.float32)
-    padded[1:h + 1, 1:w + 1] = part
+    padded[1 : h + 1, 1 : w + 1] = part
     sx, sy = sx - box[0], sy - box[1]
     outside = (sx < -1) | (sx > w) | (sy < -1) | (sy > h)
     sx[outside], sy[outside] = -1.0, -1.0  # the black border, exactly

@@ -42,7 +42,7 @@ class _Reader:
         n = c & 0x0F
         if n > 8 or c & 0x70:
             raise ModelFormatError(f"bad integer at byte {self.p}")
-        v = int.from_bytes(self.b[self.p + 1:self.p + 1 + n], "little")
+        v = int.from_bytes(self.b[self.p + 1 : self.p + 1 + n], "little")
         self.p += 1 + n
         return -v if c & 0x80 else v
 
@@ -52,7 +52,7 @@ class _Reader:
 
     def string(self) -> str:
         n = self.int()
-        s = self.b[self.p:self.p + n].decode("latin-1")
+        s = self.b[self.p : self.p + n].decode("latin-1")
         self.p += n
         return s
 
@@ -181,7 +181,7 @@ def _details(r: _Reader, name: str) -> Layer:
             r.float()  # learning-rate and weight-decay multipliers
         n = int(np.prod(wshape))
         p["W"] = params[:n].reshape(wshape).astype(np.float64)  # (out, in, kh, kw)
-        p["b"] = params[n:n + int(np.prod(bshape))].astype(np.float64)
+        p["b"] = params[n : n + int(np.prod(bshape))].astype(np.float64)
         return Layer("con", p)
     if name == "affine_":
         params = r.tensor().ravel()
@@ -189,8 +189,10 @@ def _details(r: _Reader, name: str) -> Layer:
         if r.int() != 0:
             raise ModelFormatError("only per-channel affine layers are known")
         n = int(np.prod(g))
-        return Layer("affine", {"gamma": params[:n].astype(np.float64),
-                                "beta": params[n:n + int(np.prod(b))].astype(np.float64)})
+        return Layer(
+            "affine",
+            {"gamma": params[:n].astype(np.float64), "beta": params[n : n + int(np.prod(b))].astype(np.float64)},
+        )
     if name in ("relu_", "add_prev_"):
         return Layer(name.rstrip("_"))
     if name in ("max_pool_2", "avg_pool_2"):
@@ -206,7 +208,7 @@ def _details(r: _Reader, name: str) -> Layer:
             raise ModelFormatError("only the bias-free fully connected layer is known")
         for _ in range(4):
             r.float()
-        return Layer("fc", {"W": params[:int(np.prod(w))].reshape(w[0], w[1]).astype(np.float64)})
+        return Layer("fc", {"W": params[: int(np.prod(w))].reshape(w[0], w[1]).astype(np.float64)})
     raise ModelFormatError(f"unknown layer {name!r} at byte {r.p}")
 
 
@@ -228,13 +230,13 @@ def _pool(x: np.ndarray, p: dict, kind: str) -> np.ndarray:
     nr, nc = p["size"]
     if nr == 0:  # pool over everything
         nr, nc = x.shape[1], x.shape[2]
-    windows = sliding_window_view(x, (nr, nc), axis=(1, 2))[:, ::p["stride"][0], ::p["stride"][1]]
+    windows = sliding_window_view(x, (nr, nc), axis=(1, 2))[:, :: p["stride"][0], :: p["stride"][1]]
     return windows.max(axis=(3, 4)) if kind == "max_pool" else windows.mean(axis=(3, 4))
 
 
 def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """dlib's add of unequal tensors: the larger shape, the smaller zero-padded at its end."""
-    out = np.zeros(tuple(max(s, t) for s, t in zip(a.shape, b.shape)))
-    out[:a.shape[0], :a.shape[1], :a.shape[2]] += a
-    out[:b.shape[0], :b.shape[1], :b.shape[2]] += b
+    out = np.zeros(tuple(max(s, t) for s, t in zip(a.shape, b.shape, strict=False)))
+    out[: a.shape[0], : a.shape[1], : a.shape[2]] += a
+    out[: b.shape[0], : b.shape[1], : b.shape[2]] += b
     return out

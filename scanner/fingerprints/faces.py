@@ -79,8 +79,9 @@ class DlibFaceEngine:
         self.runtime = engine_runtime("dlib")
 
     def _locate(self, pixels) -> list[tuple[int, int, int, int]]:
-        return self._fr.face_locations(pixels, number_of_times_to_upsample=self.options.upsample,
-                                       model=self.options.detector)
+        return self._fr.face_locations(
+            pixels, number_of_times_to_upsample=self.options.upsample, model=self.options.detector
+        )
 
     def boxes(self, image) -> list[tuple[int, int, int, int]]:
         """Detect faces on a reduced copy; return (top, right, bottom, left) boxes in `image`'s pixels."""
@@ -132,7 +133,9 @@ class OnnxFaceEngine(DlibFaceEngine):
             rects = [(r.left(), r.top(), r.right(), r.bottom()) for r in rects]
         else:
             rects = self._hog.detect(np.ascontiguousarray(pixels), self.options.upsample)
-        return [(max(top, 0), min(right, width), min(bottom, height), max(left, 0)) for left, top, right, bottom in rects]
+        return [
+            (max(top, 0), min(right, width), min(bottom, height), max(left, 0)) for left, top, right, bottom in rects
+        ]
 
     def _chips(self, pixels, boxes):
         import dlib
@@ -142,12 +145,14 @@ class OnnxFaceEngine(DlibFaceEngine):
         # compute_face_descriptor makes from them, as face_recognition calls it: one face at a time.
         # get_face_chips (plural) shares one image pyramid among all faces, which changes a large
         # face's chip (3.8e-3 on a 714 px face of multiface/deepface_couple.jpg).
-        shapes = [self._landmarks(pixels, dlib.rectangle(left, top, right, bottom))
-                  for top, right, bottom, left in boxes]
+        shapes = [
+            self._landmarks(pixels, dlib.rectangle(left, top, right, bottom)) for top, right, bottom, left in boxes
+        ]
         if not shapes:
             return np.empty((0, CHIP, CHIP, 3), np.uint8)
-        return np.stack([np.asarray(dlib.get_face_chip(pixels, shape, size=CHIP, padding=0.25), dtype=np.uint8)
-                         for shape in shapes])
+        return np.stack(
+            [np.asarray(dlib.get_face_chip(pixels, shape, size=CHIP, padding=0.25), dtype=np.uint8) for shape in shapes]
+        )
 
     def located(self, image):
         """The faces of a PIL image up to the network: (boxes, [n, 150, 150, 3] uint8 chips)."""
@@ -162,7 +167,7 @@ class OnnxFaceEngine(DlibFaceEngine):
 
         if len(chips) <= NET_BATCH:
             return self._net(chips)
-        return np.concatenate([self._net(chips[i:i + NET_BATCH]) for i in range(0, len(chips), NET_BATCH)])
+        return np.concatenate([self._net(chips[i : i + NET_BATCH]) for i in range(0, len(chips), NET_BATCH)])
 
     def faces_of(self, located: list) -> list[list[Face]]:
         """The faces of several images' `located` (boxes, chips) pairs, all their chips through
@@ -174,7 +179,7 @@ class OnnxFaceEngine(DlibFaceEngine):
         descriptors = self.describe(np.concatenate([chips for boxes, chips in located if boxes]))
         found, start = [], 0
         for boxes, _ in located:
-            found.append(faces_from(boxes, descriptors[start:start + len(boxes)]))
+            found.append(faces_from(boxes, descriptors[start : start + len(boxes)]))
             start += len(boxes)
         return found
 
@@ -241,8 +246,9 @@ def _onnx_descriptors():
     try:
         descriptors = OnnxDescriptors(load())
     except ImportError as exc:
-        raise DependencyError(f"onnxruntime or onnx is not importable ({exc}); {INSTALL_HINT}, "
-                              "or scan with --engine dlib") from None
+        raise DependencyError(
+            f"onnxruntime or onnx is not importable ({exc}); {INSTALL_HINT}, or scan with --engine dlib"
+        ) from None
     gc.collect()
     release_freed_memory()
     return descriptors
@@ -253,11 +259,15 @@ def engine_runtime(engine: str, model=None) -> str:
     versions = engine_versions()
     if engine == "model":
         crop = f"{model.alignment} crop {model.size}x{model.size}" if model is not None else "no model"
-        return (f"onnxruntime {versions['onnxruntime']}; operator model {model.label if model else '?'} ({crop}); "
-                f"HOG detector: facetrace hog.py (dlib's, compiled by numba {versions['numba']})")
-    return {"onnx": f"onnxruntime {versions['onnxruntime']}; "
-                    f"HOG detector: facetrace hog.py (dlib's, compiled by numba {versions['numba']})",
-            "dlib": f"dlib {versions['dlib_bin']}"}[engine]
+        return (
+            f"onnxruntime {versions['onnxruntime']}; operator model {model.label if model else '?'} ({crop}); "
+            f"HOG detector: facetrace hog.py (dlib's, compiled by numba {versions['numba']})"
+        )
+    return {
+        "onnx": f"onnxruntime {versions['onnxruntime']}; "
+        f"HOG detector: facetrace hog.py (dlib's, compiled by numba {versions['numba']})",
+        "dlib": f"dlib {versions['dlib_bin']}",
+    }[engine]
 
 
 def make_engine(options: ScanOptions) -> FaceEngine:
@@ -289,8 +299,17 @@ def engine_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for dist in ("face-recognition", "face-recognition-models", "dlib-bin", "onnxruntime", "onnx", "numba", "imagehash",
-                 "pillow", "numpy"):
+    for dist in (
+        "face-recognition",
+        "face-recognition-models",
+        "dlib-bin",
+        "onnxruntime",
+        "onnx",
+        "numba",
+        "imagehash",
+        "pillow",
+        "numpy",
+    ):
         try:
             out[dist.replace("-", "_")] = version(dist)
         except PackageNotFoundError:

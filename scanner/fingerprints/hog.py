@@ -89,6 +89,7 @@ TAPS = 10  # the frontal face detector's filters are 10x10 cells; the filter ker
 # ----------------------------------------------------------------------------------------------
 # the model, from dlib's own serialisation
 
+
 class _Reader:
     """dlib's serialisation: integers as a length byte (bit 7 = negative) and little-endian bytes;
     floating point as (int64 mantissa, int16 exponent)."""
@@ -99,7 +100,7 @@ class _Reader:
     def int(self) -> int:
         head = self.data[self.pos]
         size = head & 0x0F
-        value = int.from_bytes(self.data[self.pos + 1:self.pos + 1 + size], "little")
+        value = int.from_bytes(self.data[self.pos + 1 : self.pos + 1 + size], "little")
         self.pos += 1 + size
         return -value if head & 0x80 else value
 
@@ -152,6 +153,7 @@ class Model:
 
 def _fhog_window(width: int, height: int, padding: int) -> tuple[int, int]:
     """scan_fhog_pyramid::compute_fhog_window_size: (rows, cols) of the filters."""
+
     def centered(p, size):  # centered_rect(point(0,0), size, ...) along one axis
         lo = p - size // 2
         return lo, lo + size - 1
@@ -233,6 +235,7 @@ def _model_cache_path() -> Path:
 # ----------------------------------------------------------------------------------------------
 # working arrays
 
+
 class _Scratch(threading.local):
     """Per-thread working arrays, reused from level to level and image to image: fresh arrays of
     a few MB cost page faults, measured at about a third of the FHOG time of an LFW photo. An
@@ -258,6 +261,7 @@ _SCRATCH = _Scratch()
 
 # ----------------------------------------------------------------------------------------------
 # dlib::resize_image for RGB images, bit for bit
+
 
 @lru_cache(maxsize=256)
 def _resize_plan(in_nr: int, in_nc: int, out_nr: int, out_nc: int):
@@ -301,7 +305,9 @@ def _resize_plan(in_nr: int, in_nc: int, out_nr: int, out_nc: int):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _resize_kernel(src, out, gl, gr, cols_l, top, bottom, itbf, tbf, lr, ilr, tb, tail_cols, tail_lr):  # pragma: no cover
+def _resize_kernel(
+    src, out, gl, gr, cols_l, top, bottom, itbf, tbf, lr, ilr, tb, tail_cols, tail_lr
+):  # pragma: no cover
     # compiled by numba (coverage cannot see inside); src, out: planar float32 images of integer
     # values; gl, gr: [in rows, n] scratch for each source row's left and right neighbours
     n = cols_l.shape[0]
@@ -360,6 +366,7 @@ def resize_planar(src: np.ndarray, out_nr: int, out_nc: int, out: np.ndarray | N
 # two source rows (no gathered copy of every row: about a third of the time of the kernel above
 # on LFW's pyramids with AVX-512). The same values bit for bit (tested).
 
+
 def _host_features() -> set[str]:
     """The CPU features numba compiles for: its configured ones ($NUMBA_CPU_FEATURES), else the
     host's (none when $NUMBA_CPU_NAME names another CPU without features)."""
@@ -399,12 +406,12 @@ def _block_plan(in_nr: int, in_nc: int, out_nr: int, out_nc: int, lanes: int):
     starts = np.empty(len(firsts), np.intp)
     offsets = np.empty(len(firsts) * lanes, np.int32)
     for k, first in enumerate(firsts):
-        block = cols[first:first + lanes]
+        block = cols[first : first + lanes]
         start = min(int(block[0]), in_nc - width)
         if block[-1] + 1 - start > width - 1:
             return None
         starts[k] = start
-        offsets[lanes * k:lanes * k + lanes] = block - start
+        offsets[lanes * k : lanes * k + lanes] = block - start
     return np.array(firsts, np.intp), starts, offsets
 
 
@@ -434,8 +441,9 @@ def _bilinear_codegen(lanes: int):  # pragma: no cover
             return builder.shuffle_vector(v, ir.Constant(fv, ir.Undefined), ir.Constant(iv, [0] * lanes))
 
         if lanes == 16:
-            vpermi2 = builder.module.declare_intrinsic("llvm.x86.avx512.vpermi2var.ps.512",
-                                                       fnty=ir.FunctionType(fv, [fv, iv, fv]))
+            vpermi2 = builder.module.declare_intrinsic(
+                "llvm.x86.avx512.vpermi2var.ps.512", fnty=ir.FunctionType(fv, [fv, iv, fv])
+            )
 
             def pick(lo, hi, index):
                 return builder.call(vpermi2, [lo, index, hi])
@@ -495,8 +503,9 @@ def _tail_columns(above, below, o, tb, tail_cols, tail_lr):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _resize_kernel_avx512(src, out, firsts, starts, offsets, cols_l, top, bottom, itbf, tbf, lr, ilr, tb, tail_cols,
-                          tail_lr):  # pragma: no cover
+def _resize_kernel_avx512(
+    src, out, firsts, starts, offsets, cols_l, top, bottom, itbf, tbf, lr, ilr, tb, tail_cols, tail_lr
+):  # pragma: no cover
     for ch in range(3):
         for r in range(out.shape[1]):
             above, below, o = src[ch, top[r]], src[ch, bottom[r]], out[ch, r]
@@ -506,8 +515,9 @@ def _resize_kernel_avx512(src, out, firsts, starts, offsets, cols_l, top, bottom
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _resize_kernel_avx2(src, out, firsts, starts, offsets, cols_l, top, bottom, itbf, tbf, lr, ilr, tb, tail_cols,
-                        tail_lr):  # pragma: no cover
+def _resize_kernel_avx2(
+    src, out, firsts, starts, offsets, cols_l, top, bottom, itbf, tbf, lr, ilr, tb, tail_cols, tail_lr
+):  # pragma: no cover
     for ch in range(3):
         for r in range(out.shape[1]):
             above, below, o = src[ch, top[r]], src[ch, bottom[r]], out[ch, r]
@@ -525,6 +535,7 @@ def pyramid_up_size(nr: int, nc: int) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------------------------
 # FHOG
+
 
 @njit(cache=True, nogil=True, boundscheck=False, inline="always")
 def _better(d, o, best, b):  # pragma: no cover
@@ -609,8 +620,17 @@ def _gradient_blocks_vector(u0, u1, u2, m0, m1, m2, d0, d1, d2, end, vx, bins, l
 
 
 # dlib's float32 unit vectors of the 9 orientations (fhog.h), as _orientation uses them
-_DIRECTIONS = ((1.0, 0.0), (0.9397, 0.342), (0.766, 0.6428), (0.5, 0.866), (0.1736, 0.9848), (-0.1736, 0.9848),
-               (-0.5, 0.866), (-0.766, 0.6428), (-0.9397, 0.342))
+_DIRECTIONS = (
+    (1.0, 0.0),
+    (0.9397, 0.342),
+    (0.766, 0.6428),
+    (0.5, 0.866),
+    (0.1736, 0.9848),
+    (-0.1736, 0.9848),
+    (-0.5, 0.866),
+    (-0.766, 0.6428),
+    (-0.9397, 0.342),
+)
 
 
 @intrinsic
@@ -673,8 +693,12 @@ def _gradient16_codegen(later_wins: bool):  # pragma: no cover
             best_dot = builder.select(better, d, best_dot)
             b = builder.select(better, ir.Constant(i16, [o] * 16), b)
         # a negative winning dot is the opposite bin, o + 9 (the winner's dot is never 0)
-        b = builder.add(b, builder.select(builder.fcmp_ordered("<", best_dot, fconst(0.0)), ir.Constant(i16, [9] * 16),
-                                          ir.Constant(i16, [0] * 16)))
+        b = builder.add(
+            b,
+            builder.select(
+                builder.fcmp_ordered("<", best_dot, fconst(0.0)), ir.Constant(i16, [9] * 16), ir.Constant(i16, [0] * 16)
+            ),
+        )
         builder.store(b, builder.bitcast(builder.gep(data(10), [at]), i16.as_pointer()), align=4)
         builder.store(v, builder.bitcast(builder.gep(data(11), [at]), f16.as_pointer()), align=4)
         return context.get_dummy_value()
@@ -836,7 +860,7 @@ def _feature_planes(hist, energy, hnr, hnc, oy, ox, out):  # pragma: no cover
             k2[c], k3[c] = np.float32(0.1) / n2[c], np.float32(0.1) / n3[c]
             t0[c] = t1[c] = t2[c] = t3[c] = 0
         for o in range(18):  # contrast-sensitive, and the texture sums
-            row, h = out[o, y, ox:ox + hnc], bins[o]
+            row, h = out[o, y, ox : ox + hnc], bins[o]
             for c in range(hnc):
                 a0, a1 = min(h[c], n0[c]) * k0[c], min(h[c], n1[c]) * k1[c]
                 a2, a3 = min(h[c], n2[c]) * k2[c], min(h[c], n3[c]) * k3[c]
@@ -846,14 +870,13 @@ def _feature_planes(hist, energy, hnr, hnc, oy, ox, out):  # pragma: no cover
                 t2[c] += a2
                 t3[c] += a3
         for o in range(9):  # contrast-insensitive
-            row, h0, h1 = out[18 + o, y, ox:ox + hnc], bins[o], bins[o + 9]
+            row, h0, h1 = out[18 + o, y, ox : ox + hnc], bins[o], bins[o + 9]
             for c in range(hnc):
                 h = h0[c] + h1[c]
-                row[c] = (min(h, n0[c]) * k0[c] + min(h, n1[c]) * k1[c]
-                          + min(h, n2[c]) * k2[c] + min(h, n3[c]) * k3[c])
+                row[c] = min(h, n0[c]) * k0[c] + min(h, n1[c]) * k1[c] + min(h, n2[c]) * k2[c] + min(h, n3[c]) * k3[c]
         texture = np.float32(2 * 0.2357)
-        r27, r28 = out[27, y, ox:ox + hnc], out[28, y, ox:ox + hnc]
-        r29, r30 = out[29, y, ox:ox + hnc], out[30, y, ox:ox + hnc]
+        r27, r28 = out[27, y, ox : ox + hnc], out[28, y, ox : ox + hnc]
+        r29, r30 = out[29, y, ox : ox + hnc], out[30, y, ox : ox + hnc]
         for c in range(hnc):
             r27[c], r28[c], r29[c], r30[c] = t0[c] * texture, t1[c] * texture, t2[c] * texture, t3[c] * texture
 
@@ -872,8 +895,7 @@ def _fhog_plan(nr: int, nc: int):
     tail = x - 1
     xp = (np.arange(vx + 1) + 0.5) / CELL - 0.5
     ix = np.floor(xp)
-    return dict(cnr=cnr, cnc=cnc, hnr=hnr, hnc=hnc, vy=vy, vx=vx, tail=tail,
-                ixs=(ix + 1).astype(np.intp), fxs=xp - ix)
+    return dict(cnr=cnr, cnc=cnc, hnr=hnr, hnc=hnc, vy=vy, vx=vx, tail=tail, ixs=(ix + 1).astype(np.intp), fxs=xp - ix)
 
 
 class Features:
@@ -888,8 +910,9 @@ class Features:
         self.rows, self.cols = p["hnr"] + fh - 1, p["hnc"] + fw - 1
         self.hist = _SCRATCH.array("fhog_hist", (p["cnr"] + 2, (p["cnc"] + 2) * 18), np.float64)
         self.energy = _SCRATCH.array("fhog_energy", (p["cnr"], p["cnc"]), np.float64)
-        (_histogram_vector if AVX512 or AVX2 else _histogram)(level, p["vy"], p["vx"], p["tail"], p["ixs"], p["fxs"],
-                                                       self.hist, self.energy)
+        (_histogram_vector if AVX512 or AVX2 else _histogram)(
+            level, p["vy"], p["vx"], p["tail"], p["ixs"], p["fxs"], self.hist, self.energy
+        )
         self.planes32 = _SCRATCH.array("fhog_planes", (NUM_PLANES, self.rows, _filter_widths(self.hnc)[0]), f32)
         _feature_planes(self.hist, self.energy, self.hnr, self.hnc, self.oy, self.ox, self.planes32)
 
@@ -910,6 +933,7 @@ def fhog(level: np.ndarray, fh: int, fw: int) -> Features | None:
 
 # ----------------------------------------------------------------------------------------------
 # the filters
+
 
 def _filter_widths(hnc: int) -> tuple[int, int]:
     """The filter kernel's row lengths for hnc windows per row: (input, output), multiples of 16."""
@@ -949,32 +973,93 @@ def _filter_kernel(planes, comp_plane, comp_det, rows, cols, scores, wv, wh):  #
                 for c in range(wv):
                     x0, x1, x2, x3, x4, x5, x6 = s0[c], s1[c], s2[c], s3[c], s4[c], s5[c], s6[c]
                     x7, x8, x9, x10, x11, x12 = s7[c], s8[c], s9[c], s10[c], s11[c], s12[c]
-                    v0[c] = (a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4
-                             + a5 * x5 + a6 * x6 + a7 * x7 + a8 * x8 + a9 * x9)
-                    v1[c] = (a0 * x1 + a1 * x2 + a2 * x3 + a3 * x4 + a4 * x5
-                             + a5 * x6 + a6 * x7 + a7 * x8 + a8 * x9 + a9 * x10)
-                    v2[c] = (a0 * x2 + a1 * x3 + a2 * x4 + a3 * x5 + a4 * x6
-                             + a5 * x7 + a6 * x8 + a7 * x9 + a8 * x10 + a9 * x11)
-                    v3[c] = (a0 * x3 + a1 * x4 + a2 * x5 + a3 * x6 + a4 * x7
-                             + a5 * x8 + a6 * x9 + a7 * x10 + a8 * x11 + a9 * x12)
+                    v0[c] = (
+                        a0 * x0
+                        + a1 * x1
+                        + a2 * x2
+                        + a3 * x3
+                        + a4 * x4
+                        + a5 * x5
+                        + a6 * x6
+                        + a7 * x7
+                        + a8 * x8
+                        + a9 * x9
+                    )
+                    v1[c] = (
+                        a0 * x1
+                        + a1 * x2
+                        + a2 * x3
+                        + a3 * x4
+                        + a4 * x5
+                        + a5 * x6
+                        + a6 * x7
+                        + a7 * x8
+                        + a8 * x9
+                        + a9 * x10
+                    )
+                    v2[c] = (
+                        a0 * x2
+                        + a1 * x3
+                        + a2 * x4
+                        + a3 * x5
+                        + a4 * x6
+                        + a5 * x7
+                        + a6 * x8
+                        + a7 * x9
+                        + a8 * x10
+                        + a9 * x11
+                    )
+                    v3[c] = (
+                        a0 * x3
+                        + a1 * x4
+                        + a2 * x5
+                        + a3 * x6
+                        + a4 * x7
+                        + a5 * x8
+                        + a6 * x9
+                        + a7 * x10
+                        + a8 * x11
+                        + a9 * x12
+                    )
             else:  # the last rows, one at a time
                 s0, s1, s2, s3, s4 = plane[r], plane[r + 1], plane[r + 2], plane[r + 3], plane[r + 4]
                 s5, s6, s7, s8, s9 = plane[r + 5], plane[r + 6], plane[r + 7], plane[r + 8], plane[r + 9]
                 for c in range(wv):
-                    v0[c] = (a0 * s0[c] + a1 * s1[c] + a2 * s2[c] + a3 * s3[c] + a4 * s4[c]
-                             + a5 * s5[c] + a6 * s6[c] + a7 * s7[c] + a8 * s8[c] + a9 * s9[c])
+                    v0[c] = (
+                        a0 * s0[c]
+                        + a1 * s1[c]
+                        + a2 * s2[c]
+                        + a3 * s3[c]
+                        + a4 * s4[c]
+                        + a5 * s5[c]
+                        + a6 * s6[c]
+                        + a7 * s7[c]
+                        + a8 * s8[c]
+                        + a9 * s9[c]
+                    )
                 block = 1
             for q in range(block):
                 v = v0 if q == 0 else (v1 if q == 1 else (v2 if q == 2 else v3))
                 o = out[r + q]
                 for c in range(wh):
-                    o[c] += (b0 * v[c] + b1 * v[c + 1] + b2 * v[c + 2] + b3 * v[c + 3] + b4 * v[c + 4]
-                             + b5 * v[c + 5] + b6 * v[c + 6] + b7 * v[c + 7] + b8 * v[c + 8] + b9 * v[c + 9])
+                    o[c] += (
+                        b0 * v[c]
+                        + b1 * v[c + 1]
+                        + b2 * v[c + 2]
+                        + b3 * v[c + 3]
+                        + b4 * v[c + 4]
+                        + b5 * v[c + 5]
+                        + b6 * v[c + 6]
+                        + b7 * v[c + 7]
+                        + b8 * v[c + 8]
+                        + b9 * v[c + 9]
+                    )
             r += block
 
 
 # ----------------------------------------------------------------------------------------------
 # detection
+
 
 @njit(cache=True, nogil=True, boundscheck=False)
 def _planar(pixels, out):  # pragma: no cover
@@ -1007,8 +1092,12 @@ def _level_rect(r: int, c: int, level: int, m: Model) -> tuple[int, int, int, in
     """The image rectangle of the detection window centred on saliency pixel (r, c)."""
     h, w = m.fh - 2 * m.padding, m.fw - 2 * m.padding
     left, top = c - w // 2, r - h // 2
-    rect = [_fhog_to_image(left, m.fw), _fhog_to_image(top, m.fh), _fhog_to_image(left + w - 1, m.fw),
-            _fhog_to_image(top + h - 1, m.fh)]
+    rect = [
+        _fhog_to_image(left, m.fw),
+        _fhog_to_image(top, m.fh),
+        _fhog_to_image(left + w - 1, m.fw),
+        _fhog_to_image(top + h - 1, m.fh),
+    ]
     vals = [float(v) for v in rect]
     for _ in range(level):  # pyramid_down<6>::rect_up, in doubles
         vals = [v * (6 / 5.0) + 0.3 for v in vals]
@@ -1121,4 +1210,3 @@ def warm() -> None:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
     run(pixels, 1, -3.0)  # weak detections: the float64 window features are compiled too
-

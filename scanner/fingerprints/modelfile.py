@@ -78,16 +78,19 @@ def pinned(root: str | os.PathLike | None) -> ModelSpec | None:
     except (FileNotFoundError, NotADirectoryError):  # no pin (or no workspace yet: opening it says why)
         return None
     except OSError as exc:
-        raise WorkspaceError(f"{manifest_path(root)} cannot be read ({exc.strerror}): check the workspace's "
-                             "permissions") from None
+        raise WorkspaceError(
+            f"{manifest_path(root)} cannot be read ({exc.strerror}): check the workspace's permissions"
+        ) from None
     except ValueError as exc:
-        raise UsageError(f"{manifest_path(root)} is damaged ({exc}): restore it, or pin the model again in a new "
-                         "workspace") from None
+        raise UsageError(
+            f"{manifest_path(root)} is damaged ({exc}): restore it, or pin the model again in a new workspace"
+        ) from None
     try:
         return ModelSpec.from_record(record["model"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"{manifest_path(root)} is damaged ({exc!r}): restore it, or pin the model again in a new "
-                         "workspace") from None
+        raise UsageError(
+            f"{manifest_path(root)} is damaged ({exc!r}): restore it, or pin the model again in a new workspace"
+        ) from None
 
 
 def _triple(values, what: str) -> tuple[float, float, float]:
@@ -109,11 +112,15 @@ def inspect(path: str | os.PathLike) -> tuple[str, int, int]:
     session = _session(os.fspath(path))
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(outputs) < 1:
-        raise UsageError(f"{path}: a face model has one input (the crop) and one output (the embedding); this one has "
-                         f"{len(inputs)} input(s) and {len(outputs)} output(s)")
+        raise UsageError(
+            f"{path}: a face model has one input (the crop) and one output (the embedding); this one has "
+            f"{len(inputs)} input(s) and {len(outputs)} output(s)"
+        )
     shape, kind = inputs[0].shape, inputs[0].type
     if kind != "tensor(float)" or len(shape) != 4:
-        raise UsageError(f"{path}: the input must be a float32 image batch [N, 3, S, S] or [N, S, S, 3], not {kind} {shape}")
+        raise UsageError(
+            f"{path}: the input must be a float32 image batch [N, 3, S, S] or [N, S, S, 3], not {kind} {shape}"
+        )
     if shape[1] == 3 and isinstance(shape[2], int) and shape[2] == shape[3]:
         layout, size = "nchw", shape[2]
     elif shape[3] == 3 and isinstance(shape[1], int) and shape[1] == shape[2]:
@@ -132,8 +139,17 @@ def inspect(path: str | os.PathLike) -> tuple[str, int, int]:
     return layout, int(size), dim
 
 
-def pin(root: str | os.PathLike, path: str | os.PathLike, *, label: str | None = None, alignment: str = "arcface",
-        channels: str = "rgb", mean=(127.5,), std=(128.0,), l2: bool = True) -> ModelSpec:
+def pin(
+    root: str | os.PathLike,
+    path: str | os.PathLike,
+    *,
+    label: str | None = None,
+    alignment: str = "arcface",
+    channels: str = "rgb",
+    mean=(127.5,),
+    std=(128.0,),
+    l2: bool = True,
+) -> ModelSpec:
     """Check the model file, pin its SHA-256 and crop in the workspace; return what was pinned."""
     path = Path(path).expanduser().resolve()
     if not path.is_file():
@@ -152,8 +168,19 @@ def pin(root: str | os.PathLike, path: str | os.PathLike, *, label: str | None =
     layout, size, dim = inspect(path)
     if alignment == "dlib-150" and size != 150:
         raise UsageError(f"{path}: dlib's chip is 150x150; this model takes {size}x{size} (use --alignment arcface)")
-    spec = ModelSpec(str(path), sha, label, alignment, size, channels, _triple(mean, "mean"), _triple(std, "std"),
-                     layout, bool(l2), dim)
+    spec = ModelSpec(
+        str(path),
+        sha,
+        label,
+        alignment,
+        size,
+        channels,
+        _triple(mean, "mean"),
+        _triple(std, "std"),
+        layout,
+        bool(l2),
+        dim,
+    )
     folder = manifest_path(root).parent
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     record = {"model": spec.as_record(), "pinned_at": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -177,12 +204,16 @@ def verified(spec: ModelSpec) -> ModelSpec:
     try:
         sha = file_sha256(spec.path)
     except OSError as exc:
-        raise ModelChanged(f"the workspace's model file {spec.path} cannot be read ({exc.strerror}): restore it, or "
-                           "pin another with `facetrace engine set` (encodings made by another model are not "
-                           "comparable)") from None
+        raise ModelChanged(
+            f"the workspace's model file {spec.path} cannot be read ({exc.strerror}): restore it, or "
+            "pin another with `facetrace engine set` (encodings made by another model are not "
+            "comparable)"
+        ) from None
     if sha != spec.sha256:
-        raise ModelChanged(f"the workspace's model file {spec.path} changed: SHA-256 {sha}, pinned {spec.sha256}. "
-                           "Restore the pinned file; a different model needs its own workspace")
+        raise ModelChanged(
+            f"the workspace's model file {spec.path} changed: SHA-256 {sha}, pinned {spec.sha256}. "
+            "Restore the pinned file; a different model needs its own workspace"
+        )
     return spec
 
 
@@ -197,7 +228,9 @@ def _session(path: str):
     try:
         return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own classes for a bad file
-        raise UsageError(f"{path} is not an ONNX model ONNX Runtime can run: {str(exc).splitlines()[0][:300]}") from None
+        raise UsageError(
+            f"{path} is not an ONNX model ONNX Runtime can run: {str(exc).splitlines()[0][:300]}"
+        ) from None
 
 
 def preprocess(spec: ModelSpec, crops: np.ndarray) -> np.ndarray:
@@ -209,7 +242,6 @@ def preprocess(spec: ModelSpec, crops: np.ndarray) -> np.ndarray:
     if spec.layout == "nchw":
         x = x.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(x)
-
 
 
 class OnnxModelEngine(OnnxFaceEngine):
@@ -242,8 +274,13 @@ class OnnxModelEngine(OnnxFaceEngine):
     def describe(self, chips):
         if not len(chips):
             return np.empty((0, self.spec.dim))
-        out = [np.asarray(self._session.run([self._output], {self._input: preprocess(self.spec, chips[i:i + NET_BATCH])})[0],
-                          dtype=np.float64).reshape(-1, self.spec.dim) for i in range(0, len(chips), NET_BATCH)]
+        out = [
+            np.asarray(
+                self._session.run([self._output], {self._input: preprocess(self.spec, chips[i : i + NET_BATCH])})[0],
+                dtype=np.float64,
+            ).reshape(-1, self.spec.dim)
+            for i in range(0, len(chips), NET_BATCH)
+        ]
         x = np.concatenate(out)
         if self.spec.l2:
             x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -265,13 +302,17 @@ def workspace_options(root, options=None, *, explicit_engine: bool = False):
         return options
     if options.engine == "model" and options.model is not None:
         if options.model.sha256 != spec.sha256:
-            raise UsageError(f"these options name the model {options.model.sha256[:12]}..., this workspace pinned "
-                             f"{spec.sha256[:12]}...")
+            raise UsageError(
+                f"these options name the model {options.model.sha256[:12]}..., this workspace pinned "
+                f"{spec.sha256[:12]}..."
+            )
         return options
     if options.engine == "dlib" or explicit_engine:
-        raise UsageError(f"this workspace's engine is the pinned model {spec.label} ({spec.sha256[:12]}...): its "
-                         f"encodings cannot be compared with --engine {options.engine}'s. Leave --engine out, or use "
-                         "another workspace")
+        raise UsageError(
+            f"this workspace's engine is the pinned model {spec.label} ({spec.sha256[:12]}...): its "
+            f"encodings cannot be compared with --engine {options.engine}'s. Leave --engine out, or use "
+            "another workspace"
+        )
     return replace(options, engine="model", model=spec)
 
 
@@ -296,8 +337,10 @@ def export_dlib(path: str | os.PathLike) -> str:
     avg = numpy_helper.from_array(np.asarray(net.averages, np.float32).reshape(1, 3, 1, 1), "channel_averages")
     div = numpy_helper.from_array(np.array(256.0, np.float32), "divisor")
     graph.initializer.extend([avg, div])
-    pre = [helper.make_node("Sub", ["pixels", "channel_averages"], ["centred"]),
-           helper.make_node("Div", ["centred", "divisor"], ["chips"])]
+    pre = [
+        helper.make_node("Sub", ["pixels", "channel_averages"], ["centred"]),
+        helper.make_node("Div", ["centred", "divisor"], ["chips"]),
+    ]
     for node in reversed(pre):
         graph.node.insert(0, node)
     path = Path(path)

@@ -26,7 +26,7 @@ def build_model(net: DlibResNet):
     from onnx import TensorProto, helper, numpy_helper
 
     nodes, inits = [], []
-    counter = iter(range(10 ** 6))
+    counter = iter(range(10**6))
 
     def name(prefix: str) -> str:
         return f"{prefix}_{next(counter)}"
@@ -64,8 +64,13 @@ def build_model(net: DlibResNet):
         elif layer.kind == "con":
             (py, px), (sy, sx) = p["padding"], p["stride"]
             out_c, _in_c, kh, kw = p["W"].shape
-            x = op("Conv", [x, const(p["W"].astype(np.float32), "w"), const(p["b"].astype(np.float32), "b")],
-                   kernel_shape=[kh, kw], strides=[sy, sx], pads=[py, px, py, px])
+            x = op(
+                "Conv",
+                [x, const(p["W"].astype(np.float32), "w"), const(p["b"].astype(np.float32), "b")],
+                kernel_shape=[kh, kw],
+                strides=[sy, sx],
+                pads=[py, px, py, px],
+            )
             shape = (out_c, 1 + (shape[1] + 2 * py - kh) // sy, 1 + (shape[2] + 2 * px - kw) // sx)
         elif layer.kind == "affine":
             c = len(p["gamma"])
@@ -76,16 +81,22 @@ def build_model(net: DlibResNet):
         elif layer.kind in ("max_pool", "avg_pool"):
             nr, nc = p["size"]
             if nr == 0:
-                x, shape = op("GlobalAveragePool" if layer.kind == "avg_pool" else "GlobalMaxPool", [x]), \
-                    (shape[0], 1, 1)
+                x, shape = (
+                    op("GlobalAveragePool" if layer.kind == "avg_pool" else "GlobalMaxPool", [x]),
+                    (shape[0], 1, 1),
+                )
             else:
                 sy, sx = p["stride"]
-                x = op("MaxPool" if layer.kind == "max_pool" else "AveragePool", [x], kernel_shape=[nr, nc],
-                       strides=[sy, sx])
+                x = op(
+                    "MaxPool" if layer.kind == "max_pool" else "AveragePool",
+                    [x],
+                    kernel_shape=[nr, nc],
+                    strides=[sy, sx],
+                )
                 shape = (shape[0], 1 + (shape[1] - nr) // sy, 1 + (shape[2] - nc) // sx)
         elif layer.kind == "add_prev":
             other, other_shape = tags[2] if skipped else tags[1]
-            target = tuple(max(a, b) for a, b in zip(shape, other_shape))
+            target = tuple(max(a, b) for a, b in zip(shape, other_shape, strict=False))
             x = op("Add", [pad_to(x, shape, target), pad_to(other, other_shape, target)])
             shape, skipped = target, False
         elif layer.kind == "fc":
@@ -96,11 +107,13 @@ def build_model(net: DlibResNet):
         i += 1
     nodes[-1].output[0] = "descriptors"
     graph = helper.make_graph(
-        nodes, "dlib_face_recognition_resnet_model_v1",
+        nodes,
+        "dlib_face_recognition_resnet_model_v1",
         [helper.make_tensor_value_info("chips", TensorProto.FLOAT, ["N", 3, CHIP, CHIP])],
-        [helper.make_tensor_value_info("descriptors", TensorProto.FLOAT, ["N", 128])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="facetrace")
+        [helper.make_tensor_value_info("descriptors", TensorProto.FLOAT, ["N", 128])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="facetrace")
     model.ir_version = 8
     return model
 
@@ -136,8 +149,9 @@ class OnnxDescriptors:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(build_model(net).SerializeToString(), opts,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            build_model(net).SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
 
     def __call__(self, chips: np.ndarray) -> np.ndarray:
         """[N, 150, 150, 3] uint8 chips -> [N, 128] float64 descriptors."""

@@ -70,8 +70,14 @@ class TfjsModel:
 
 # --- reading ---------------------------------------------------------------------------------
 
-_DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_, "float16": np.float16,
-           "uint8": np.uint8, "uint16": np.uint16}
+_DTYPES = {
+    "float32": np.float32,
+    "int32": np.int32,
+    "bool": np.bool_,
+    "float16": np.float16,
+    "uint8": np.uint8,
+    "uint16": np.uint16,
+}
 
 
 def load(path: str | os.PathLike) -> TfjsModel:
@@ -107,8 +113,9 @@ def load(path: str | os.PathLike) -> TfjsModel:
             raise UnsupportedGraph(f"{path}: {len(data) - offset} bytes of the weight shards are not described")
     nodes = {}
     for n in doc["modelTopology"]["node"]:
-        nodes[n["name"]] = Node(n["name"], n["op"], [i for i in n.get("input", []) if not i.startswith("^")],
-                                n.get("attr", {}))
+        nodes[n["name"]] = Node(
+            n["name"], n["op"], [i for i in n.get("input", []) if not i.startswith("^")], n.get("attr", {})
+        )
     return TfjsModel(path, nodes, weights, doc.get("signature") or {})
 
 
@@ -175,6 +182,7 @@ def _output_names(model: TfjsModel, outputs: list[str] | None) -> list[str]:
 
 # --- the numpy reference ---------------------------------------------------------------------
 
+
 def _same_pads(size: int, k: int, stride: int, dilation: int) -> tuple[int, int]:
     out = -(-size // stride)
     total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
@@ -208,7 +216,7 @@ def _np_conv(node: Node, x: np.ndarray, w: np.ndarray, depthwise: bool) -> np.nd
     out = np.zeros((n, ho, wo, w.shape[2] * w.shape[3] if depthwise else w.shape[3]))
     for i in range(kh):
         for j in range(kw):
-            patch = xp[:, i * dy:i * dy + sy * (ho - 1) + 1:sy, j * dx:j * dx + sx * (wo - 1) + 1:sx, :]
+            patch = xp[:, i * dy : i * dy + sy * (ho - 1) + 1 : sy, j * dx : j * dx + sx * (wo - 1) + 1 : sx, :]
             if depthwise:
                 out += (patch[..., :, None] * w[i, j]).reshape(n, ho, wo, c * w.shape[3])
             else:
@@ -244,12 +252,30 @@ def _fused_parts(node: Node) -> tuple[str, list[str]]:
     return bias, rest
 
 
-_NP_BINARY = {"Add": np.add, "AddV2": np.add, "BiasAdd": np.add, "Sub": np.subtract, "Mul": np.multiply,
-              "RealDiv": np.divide, "Maximum": np.maximum, "Minimum": np.minimum}
-_NP_UNARY = {"Relu": lambda x: np.maximum(x, 0), "Relu6": lambda x: np.clip(x, 0, 6),
-             "Sigmoid": lambda x: 1 / (1 + np.exp(-x)), "Tanh": np.tanh, "Abs": np.abs, "Neg": np.negative,
-             "Exp": np.exp, "Sqrt": np.sqrt, "Rsqrt": lambda x: 1 / np.sqrt(x), "Square": np.square,
-             "Elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))), "Identity": lambda x: x}
+_NP_BINARY = {
+    "Add": np.add,
+    "AddV2": np.add,
+    "BiasAdd": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "RealDiv": np.divide,
+    "Maximum": np.maximum,
+    "Minimum": np.minimum,
+}
+_NP_UNARY = {
+    "Relu": lambda x: np.maximum(x, 0),
+    "Relu6": lambda x: np.clip(x, 0, 6),
+    "Sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "Tanh": np.tanh,
+    "Abs": np.abs,
+    "Neg": np.negative,
+    "Exp": np.exp,
+    "Sqrt": np.sqrt,
+    "Rsqrt": lambda x: 1 / np.sqrt(x),
+    "Square": np.square,
+    "Elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+    "Identity": lambda x: x,
+}
 
 
 def run_reference(model: TfjsModel, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict:
@@ -334,6 +360,7 @@ def run_reference(model: TfjsModel, feeds: dict[str, np.ndarray], outputs: list[
 
 # --- the ONNX graph --------------------------------------------------------------------------
 
+
 @dataclass
 class _Tensor:
     name: str
@@ -341,10 +368,27 @@ class _Tensor:
     const: np.ndarray | None = None  # its value, when it is a constant of the graph
 
 
-_ONNX_UNARY = {"Relu": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Abs": "Abs", "Neg": "Neg", "Exp": "Exp",
-               "Sqrt": "Sqrt", "Elu": "Elu", "Identity": "Identity"}
-_ONNX_BINARY = {"Add": "Add", "AddV2": "Add", "BiasAdd": "Add", "Sub": "Sub", "Mul": "Mul", "RealDiv": "Div",
-                "Maximum": "Max", "Minimum": "Min"}
+_ONNX_UNARY = {
+    "Relu": "Relu",
+    "Sigmoid": "Sigmoid",
+    "Tanh": "Tanh",
+    "Abs": "Abs",
+    "Neg": "Neg",
+    "Exp": "Exp",
+    "Sqrt": "Sqrt",
+    "Elu": "Elu",
+    "Identity": "Identity",
+}
+_ONNX_BINARY = {
+    "Add": "Add",
+    "AddV2": "Add",
+    "BiasAdd": "Add",
+    "Sub": "Sub",
+    "Mul": "Mul",
+    "RealDiv": "Div",
+    "Maximum": "Max",
+    "Minimum": "Min",
+}
 
 
 def _to_nchw_const(value: np.ndarray) -> np.ndarray:
@@ -369,7 +413,7 @@ def build_onnx(model: TfjsModel, outputs: list[str] | None = None, batch: str = 
 
     names = _output_names(model, outputs)
     nodes, inits, graph_inputs = [], [], []
-    counter = iter(range(10 ** 7))
+    counter = iter(range(10**7))
     consts: dict[tuple, str] = {}
     tensors: dict[str, _Tensor] = {}
 
@@ -493,8 +537,9 @@ def build_onnx(model: TfjsModel, outputs: list[str] | None = None, batch: str = 
                 tensors[name] = _Tensor(name, const=_NP_BINARY[op](a.const, b.const))
                 continue
             is_nchw = a.nchw or b.nchw
-            tensors[name] = _Tensor(emit(_ONNX_BINARY[op], [operand(ins[0], is_nchw), operand(ins[1], is_nchw)],
-                                         op.lower()), nchw=is_nchw)
+            tensors[name] = _Tensor(
+                emit(_ONNX_BINARY[op], [operand(ins[0], is_nchw), operand(ins[1], is_nchw)], op.lower()), nchw=is_nchw
+            )
         elif op in _ONNX_UNARY or op in ("Relu6", "Rsqrt", "Square", "Prelu", "LeakyRelu"):
             t = tensors[_source(ins[0])[0]]
             if t.const is not None and op in _NP_UNARY:  # folded, as TF.js's converter would have

@@ -71,8 +71,9 @@ def group_tracks(faces: list[Face], every_ms: int) -> tuple[list[Face], tuple[Vi
         from scipy.cluster.hierarchy import fcluster, linkage
 
         encodings = np.asarray([f.encoding for f in faces])
-        labels = fcluster(linkage(encodings, method="average", metric="euclidean"), TRACK_SAME_PERSON,
-                          criterion="distance")
+        labels = fcluster(
+            linkage(encodings, method="average", metric="euclidean"), TRACK_SAME_PERSON, criterion="distance"
+        )
     # number tracks by first appearance
     order: dict[int, int] = {}
     for face, label in sorted(zip(faces, labels, strict=True), key=lambda p: p[0].frame_ms):
@@ -88,8 +89,7 @@ def group_tracks(faces: list[Face], every_ms: int) -> tuple[list[Face], tuple[Vi
                 ranges[-1][1] = t
             else:
                 ranges.append([t, t])
-        tracks.append(VideoTrack(track, tuple((a, b) for a, b in ranges),
-                                 sum(1 for f in out if f.track == track)))
+        tracks.append(VideoTrack(track, tuple((a, b) for a, b in ranges), sum(1 for f in out if f.track == track)))
     return out, tuple(tracks)
 
 
@@ -117,21 +117,32 @@ def animation_reason(samples: list[tuple[int, str]], faces: list[Face]) -> str |
     spread = np.linalg.norm(encs - centre, axis=1)
     if (spread <= ANIMATION_FACE_MAX).mean() < ANIMATION_SHARE:
         return None
-    return (f"{int(same_still.sum())} of {len(samples)} sampled frames are within {ANIMATION_PHASH_BITS} pHash bits "
-            f"of one frame, and the face in them stays within {float(spread.max()):.3f} of one face: "
-            "frames made from a single still photo")
+    return (
+        f"{int(same_still.sum())} of {len(samples)} sampled frames are within {ANIMATION_PHASH_BITS} pHash bits "
+        f"of one frame, and the face in them stays within {float(spread.max()):.3f} of one face: "
+        "frames made from a single still photo"
+    )
 
 
 def video_fingerprint(info, state, samples, tracks, animation) -> VideoFingerprint:
     return VideoFingerprint(
-        container=info.container, codec=info.codec, width=info.width, height=info.height, fps=info.fps,
+        container=info.container,
+        codec=info.codec,
+        width=info.width,
+        height=info.height,
+        fps=info.fps,
         duration_ms=info.duration_ms if info.duration_ms is not None else state.last_ms,
-        frames_decoded=state.frames_decoded, samples=tuple(samples), tracks=tracks, animation=animation,
-        note=state.stopped)
+        frames_decoded=state.frames_decoded,
+        samples=tuple(samples),
+        tracks=tracks,
+        animation=animation,
+        note=state.stopped,
+    )
 
 
-def copy_share(a: tuple[tuple[int, str], ...], b: tuple[tuple[int, str], ...], *, max_bits: int = 10,
-               max_shift_ms: int = 1000) -> float:
+def copy_share(
+    a: tuple[tuple[int, str], ...], b: tuple[tuple[int, str], ...], *, max_bits: int = 10, max_shift_ms: int = 1000
+) -> float:
     """Share of `a`'s sampled frames that have a frame of `b` at about the same time with a close pHash."""
     import bisect
 
@@ -162,7 +173,7 @@ def find_video_copies(videos: list[tuple[object, tuple[tuple[int, str], ...], in
     when those frames are also at the same times (within a second), else a `reedited_copy`
     (trimmed, reordered or re-timed). Candidates come from one FAISS range search over all frames.
     """
-    from indexes.hashes import BinaryHashIndex
+    from indexes.search.hashes import BinaryHashIndex
 
     if len(videos) < 2:
         return []
@@ -183,14 +194,21 @@ def find_video_copies(videos: list[tuple[object, tuple[tuple[int, str], ...], in
             other_key, other, other_pixels = videos[w]
             if n / len(samples) < COPY_SHARE or not other:
                 continue
-            back = copy_share(other, samples, max_bits=COPY_MAX_BITS, max_shift_ms=10 ** 12)
+            back = copy_share(other, samples, max_bits=COPY_MAX_BITS, max_shift_ms=10**12)
             if back < COPY_SHARE:
                 continue
-            aligned = min(copy_share(samples, other, max_bits=COPY_MAX_BITS),
-                          copy_share(other, samples, max_bits=COPY_MAX_BITS))
+            aligned = min(
+                copy_share(samples, other, max_bits=COPY_MAX_BITS), copy_share(other, samples, max_bits=COPY_MAX_BITS)
+            )
             original, copy = (other_key, key) if other_pixels > pixels else (key, other_key)
-            out.append({"original": original, "copy": copy,
-                        "relation": "reencoded_copy" if aligned >= COPY_SHARE else "reedited_copy",
-                        "shared_frames": round(min(n / len(samples), back), 3), "aligned_frames": round(aligned, 3),
-                        "max_bits": COPY_MAX_BITS})
+            out.append(
+                {
+                    "original": original,
+                    "copy": copy,
+                    "relation": "reencoded_copy" if aligned >= COPY_SHARE else "reedited_copy",
+                    "shared_frames": round(min(n / len(samples), back), 3),
+                    "aligned_frames": round(aligned, 3),
+                    "max_bits": COPY_MAX_BITS,
+                }
+            )
     return out

@@ -96,8 +96,11 @@ def clean_text(text: str) -> str:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return display_name(text.encode("utf-8", "surrogateescape")) if _escaped_only(text) \
+        return (
+            display_name(text.encode("utf-8", "surrogateescape"))
+            if _escaped_only(text)
             else text.encode("utf-8", "backslashreplace").decode("ascii")
+        )
 
 
 def raw_bytes(text: str) -> bytes | None:
@@ -106,8 +109,7 @@ def raw_bytes(text: str) -> bytes | None:
         text.encode("utf-8")
         return None
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape") if _escaped_only(text) \
-            else text.encode("utf-8", "surrogatepass")
+        return text.encode("utf-8", "surrogateescape") if _escaped_only(text) else text.encode("utf-8", "surrogatepass")
 
 
 def _escaped_only(text: str) -> bool:

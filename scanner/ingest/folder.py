@@ -41,8 +41,14 @@ def file_entry(path: str, relpath: str) -> Entry:
     except OSError as exc:
         return Entry(path, relpath, None, status=Status.UNREADABLE, reason=f"cannot read: {exc.strerror}")
     if not stat.S_ISREG(st.st_mode):
-        return Entry(path, relpath, None, status=Status.SKIPPED, reason="not a regular file (device, pipe or socket)",
-                     mime="inode/special")
+        return Entry(
+            path,
+            relpath,
+            None,
+            status=Status.SKIPPED,
+            reason="not a regular file (device, pipe or socket)",
+            mime="inode/special",
+        )
     return Entry(path, relpath, st.st_size, open=lambda: open(path, "rb"), disk_path=path)
 
 
@@ -57,8 +63,14 @@ def _link_entry(top: str, full: str) -> Entry:
         target = os.readlink(full)
     except OSError:
         target = "?"
-    return Entry(full, _rel(top, full), None, status=Status.SKIPPED,
-                 reason=f"symbolic link to {target!r}: not followed", mime="inode/symlink")
+    return Entry(
+        full,
+        _rel(top, full),
+        None,
+        status=Status.SKIPPED,
+        reason=f"symbolic link to {target!r}: not followed",
+        mime="inode/symlink",
+    )
 
 
 def _rel(top: str, full: str) -> str:

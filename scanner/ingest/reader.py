@@ -58,8 +58,9 @@ class MemberReader:
         if os.path.isdir(path):
             yield from self._read_folder(path)
         elif not os.path.lexists(path):
-            yield self._refused(Entry(path, os.path.basename(path), None, status=Status.UNREADABLE,
-                                      reason="no such file or directory"))
+            yield self._refused(
+                Entry(path, os.path.basename(path), None, status=Status.UNREADABLE, reason="no such file or directory")
+            )
         else:
             # a plain file or an archive given directly: its members get relpaths without prefix
             yield from self._read_entry(file_entry(path, os.path.basename(path)), depth=0, top_level=True)
@@ -75,8 +76,16 @@ class MemberReader:
 
     def _refused(self, entry: Entry) -> ReadMember:
         entry = _displayable(entry)
-        member = Member(next(self._seq), entry.logical_path, entry.relpath, entry.size or 0, None,
-                        entry.mime or "", Kind.OTHER, _hex(entry.raw_name))
+        member = Member(
+            next(self._seq),
+            entry.logical_path,
+            entry.relpath,
+            entry.size or 0,
+            None,
+            entry.mime or "",
+            Kind.OTHER,
+            _hex(entry.raw_name),
+        )
         return ReadMember(member, status=entry.status, reason=_join(entry.note, entry.reason))
 
     def _read_entry(self, entry: Entry, depth: int, top_level: bool = False) -> Iterator[ReadMember]:
@@ -109,8 +118,10 @@ class MemberReader:
                     digest.update(chunk)
                     size += len(chunk)
                     if ratio_limit is not None and size > ratio_limit:
-                        bomb = (f"{BOMB_REASON}: expanded more than {opts.max_expansion_ratio}x its "
-                                f"compressed size of {entry.packed_size} bytes; read stopped after {size} bytes")
+                        bomb = (
+                            f"{BOMB_REASON}: expanded more than {opts.max_expansion_ratio}x its "
+                            f"compressed size of {entry.packed_size} bytes; read stopped after {size} bytes"
+                        )
                         break
                     if budget is not None and not budget.spend(len(chunk)):
                         bomb = f"{budget.reason(opts)}; read stopped after {size} bytes of this member"
@@ -122,10 +133,21 @@ class MemberReader:
                             kept.append(chunk)
                     chunk = stream.read(CHUNK)
         except _READ_ERRORS as exc:
-            member = Member(next(self._seq), entry.logical_path, entry.relpath, entry.size or size, None,
-                            mime or "application/octet-stream", kind, _hex(entry.raw_name))
-            yield ReadMember(member, status=Status.UNREADABLE,
-                             reason=_join(entry.note, f"read failed after {size} bytes: {_describe(exc)}"))
+            member = Member(
+                next(self._seq),
+                entry.logical_path,
+                entry.relpath,
+                entry.size or size,
+                None,
+                mime or "application/octet-stream",
+                kind,
+                _hex(entry.raw_name),
+            )
+            yield ReadMember(
+                member,
+                status=Status.UNREADABLE,
+                reason=_join(entry.note, f"read failed after {size} bytes: {_describe(exc)}"),
+            )
             return
         if bomb is not None:
             yield self._bomb(entry, size, mime, kind, bomb)
@@ -137,8 +159,9 @@ class MemberReader:
             yield from self._read_archive(entry, size, sha, mime, data, depth, top_level)
             return
         hint = content_hint(entry.relpath, header, mime) if kind is Kind.OTHER and size else None
-        member = Member(next(self._seq), entry.logical_path, entry.relpath, size, sha, mime, kind,
-                        _hex(entry.raw_name), hint)
+        member = Member(
+            next(self._seq), entry.logical_path, entry.relpath, size, sha, mime, kind, _hex(entry.raw_name), hint
+        )
         for read in self._classify(entry, member, data):
             read.note = entry.note
             if read.status is not None:
@@ -146,8 +169,16 @@ class MemberReader:
             yield read
 
     def _bomb(self, entry: Entry, size: int, mime: str, kind: Kind, reason: str) -> ReadMember:
-        member = Member(next(self._seq), entry.logical_path, entry.relpath, size, None,
-                        mime or "application/octet-stream", kind, _hex(entry.raw_name))
+        member = Member(
+            next(self._seq),
+            entry.logical_path,
+            entry.relpath,
+            size,
+            None,
+            mime or "application/octet-stream",
+            kind,
+            _hex(entry.raw_name),
+        )
         return ReadMember(member, status=Status.SKIPPED, reason=_join(entry.note, reason))
 
     def _classify(self, entry: Entry, member: Member, data: bytes | None) -> Iterator[ReadMember]:
@@ -155,31 +186,42 @@ class MemberReader:
         kind, mime, size = member.kind, member.mime, member.size
         if kind is Kind.IMAGE:
             if data is None:
-                yield ReadMember(member, status=Status.SKIPPED,
-                                 reason=f"{size} bytes, over the {opts.max_member_bytes}-byte limit for decoding")
+                yield ReadMember(
+                    member,
+                    status=Status.SKIPPED,
+                    reason=f"{size} bytes, over the {opts.max_member_bytes}-byte limit for decoding",
+                )
             else:
                 yield ReadMember(member, data=data)
         elif kind is Kind.VIDEO:
             if entry.disk_path is not None:
                 yield ReadMember(member, path=entry.disk_path)
             elif data is None:
-                yield ReadMember(member, status=Status.SKIPPED,
-                                 reason=f"video of {size} bytes in an archive, over the {opts.max_member_bytes}-byte "
-                                        "limit for decoding: SHA-256 recorded")
+                yield ReadMember(
+                    member,
+                    status=Status.SKIPPED,
+                    reason=f"video of {size} bytes in an archive, over the {opts.max_member_bytes}-byte "
+                    "limit for decoding: SHA-256 recorded",
+                )
             else:
                 yield ReadMember(member, data=data)
         elif mime.startswith("image/"):
-            yield ReadMember(member, status=Status.SKIPPED,
-                             reason=f"image format {mime} is not decoded by this version; SHA-256 recorded")
+            yield ReadMember(
+                member,
+                status=Status.SKIPPED,
+                reason=f"image format {mime} is not decoded by this version; SHA-256 recorded",
+            )
         elif claims_image(entry.relpath):
             what = "an empty file" if size == 0 else mime
-            yield ReadMember(member, status=Status.UNREADABLE,
-                             reason=f"named as an image but the content is {what}, not an image")
+            yield ReadMember(
+                member, status=Status.UNREADABLE, reason=f"named as an image but the content is {what}, not an image"
+            )
         else:
             yield ReadMember(member, status=Status.OK)
 
-    def _read_archive(self, entry: Entry, size: int, sha: str, mime: str, data: bytes | None, depth: int,
-                      top_level: bool) -> Iterator[ReadMember]:
+    def _read_archive(
+        self, entry: Entry, size: int, sha: str, mime: str, data: bytes | None, depth: int, top_level: bool
+    ) -> Iterator[ReadMember]:
         outermost = self._budget is None
         if outermost:
             self._budget = _Budget(max(self.options.min_archive_budget, self.options.max_expansion_ratio * size))
@@ -189,17 +231,24 @@ class MemberReader:
             if outermost:
                 self._budget = None
 
-    def _read_archive_members(self, entry: Entry, size: int, sha: str, mime: str, data: bytes | None, depth: int,
-                              top_level: bool) -> Iterator[ReadMember]:
+    def _read_archive_members(
+        self, entry: Entry, size: int, sha: str, mime: str, data: bytes | None, depth: int, top_level: bool
+    ) -> Iterator[ReadMember]:
         opts = self.options
         archive = Member(-1, entry.logical_path, entry.relpath, size, sha, mime, Kind.ARCHIVE, _hex(entry.raw_name))
         if depth >= opts.max_archive_depth:
-            yield self._final(archive, Status.SKIPPED,
-                              f"archive nested more than {opts.max_archive_depth} levels deep: listed, not opened")
+            yield self._final(
+                archive,
+                Status.SKIPPED,
+                f"archive nested more than {opts.max_archive_depth} levels deep: listed, not opened",
+            )
             return
         if entry.disk_path is None and data is None:
-            yield self._final(archive, Status.SKIPPED,
-                              f"nested archive of {size} bytes, over the {opts.max_member_bytes}-byte limit: not opened")
+            yield self._final(
+                archive,
+                Status.SKIPPED,
+                f"nested archive of {size} bytes, over the {opts.max_member_bytes}-byte limit: not opened",
+            )
             return
         rel_prefix = "" if top_level else f"{entry.relpath}!/"
         errors: list[str] = []
@@ -226,8 +275,16 @@ class MemberReader:
             yield self._final(archive, Status.OK, entry.note)
 
     def _final(self, member: Member, status: Status, reason: str | None) -> ReadMember:
-        m = Member(next(self._seq), member.logical_path, member.relpath, member.size, member.sha256, member.mime,
-                   member.kind, member.raw_name)
+        m = Member(
+            next(self._seq),
+            member.logical_path,
+            member.relpath,
+            member.size,
+            member.sha256,
+            member.mime,
+            member.kind,
+            member.raw_name,
+        )
         return ReadMember(m, status=status, reason=reason)
 
 
@@ -239,10 +296,14 @@ def _displayable(entry: Entry) -> Entry:
     names = (entry.logical_path, entry.relpath, entry.reason or "", entry.note or "")
     if all(clean_text(t) is t for t in names):
         return entry
-    return replace(entry, logical_path=clean_text(entry.logical_path), relpath=clean_text(entry.relpath),
-                   reason=None if entry.reason is None else clean_text(entry.reason),
-                   note=None if entry.note is None else clean_text(entry.note),
-                   raw_name=entry.raw_name if entry.raw_name is not None else raw_bytes(entry.relpath))
+    return replace(
+        entry,
+        logical_path=clean_text(entry.logical_path),
+        relpath=clean_text(entry.relpath),
+        reason=None if entry.reason is None else clean_text(entry.reason),
+        note=None if entry.note is None else clean_text(entry.note),
+        raw_name=entry.raw_name if entry.raw_name is not None else raw_bytes(entry.relpath),
+    )
 
 
 BOMB_MIN_BYTES = 1 << 20  # below this, a member is never called a bomb, whatever its ratio
@@ -264,8 +325,10 @@ class _Budget:
         return not self.spent_out
 
     def reason(self, opts: ScanOptions) -> str:
-        return (f"{BOMB_REASON}: the archive expanded past {self.limit} bytes "
-                f"(max({opts.max_expansion_ratio}x its size, {opts.min_archive_budget} bytes))")
+        return (
+            f"{BOMB_REASON}: the archive expanded past {self.limit} bytes "
+            f"(max({opts.max_expansion_ratio}x its size, {opts.min_archive_budget} bytes))"
+        )
 
 
 def _hex(raw: bytes | None) -> str | None:

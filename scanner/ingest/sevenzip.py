@@ -24,8 +24,9 @@ class _Cancelled(Exception):
     pass
 
 
-def iter_7z(source: str | BinaryIO, logical_prefix: str, rel_prefix: str,
-            passwords: tuple[str, ...] = ()) -> Iterator[Entry | SourceError]:
+def iter_7z(
+    source: str | BinaryIO, logical_prefix: str, rel_prefix: str, passwords: tuple[str, ...] = ()
+) -> Iterator[Entry | SourceError]:
     """Yield one Entry per file member of a 7z archive, in archive order."""
     try:
         import py7zr
@@ -39,11 +40,20 @@ def iter_7z(source: str | BinaryIO, logical_prefix: str, rel_prefix: str,
     with archive:
         infos = [i for i in archive.list() if not i.is_directory]
         if archive.needs_password() and password is None:
-            reason = "encrypted, not read (" + ("no password given" if not passwords
-                                                else f"none of the {len(passwords)} passwords opens it") + ")"
+            reason = (
+                "encrypted, not read ("
+                + ("no password given" if not passwords else f"none of the {len(passwords)} passwords opens it")
+                + ")"
+            )
             for info in infos:
-                yield _entry(info, logical_prefix, rel_prefix, status=Status.SKIPPED, reason=reason,
-                             mime="application/x-encrypted")
+                yield _entry(
+                    info,
+                    logical_prefix,
+                    rel_prefix,
+                    status=Status.SKIPPED,
+                    reason=reason,
+                    mime="application/x-encrypted",
+                )
             return
         by_name = {i.filename: i for i in infos}
         yield from _stream(archive, by_name, logical_prefix, rel_prefix)
@@ -51,8 +61,17 @@ def iter_7z(source: str | BinaryIO, logical_prefix: str, rel_prefix: str,
 
 def _open(py7zr, source, passwords):
     """Return (archive, password that decrypts it or None, None), or (None, None, why not)."""
-    bad = (py7zr.exceptions.Bad7zFile, py7zr.exceptions.UnsupportedCompressionMethodError, OSError, EOFError,
-           ValueError, KeyError, IndexError, TypeError, LZMAErrorType)
+    bad = (
+        py7zr.exceptions.Bad7zFile,
+        py7zr.exceptions.UnsupportedCompressionMethodError,
+        OSError,
+        EOFError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        LZMAErrorType,
+    )
 
     def attempt(pw):
         if hasattr(source, "seek"):
@@ -97,8 +116,14 @@ def _password_works(archive) -> bool:
 
 def _entry(info, logical_prefix, rel_prefix, **kw) -> Entry:
     name = info.filename
-    return Entry(f"{logical_prefix}!/{name}", member_relpath(rel_prefix, name), info.uncompressed,
-                 packed_size=info.compressed, note=name_warning(name), **kw)
+    return Entry(
+        f"{logical_prefix}!/{name}",
+        member_relpath(rel_prefix, name),
+        info.uncompressed,
+        packed_size=info.compressed,
+        note=name_warning(name),
+        **kw,
+    )
 
 
 def _stream(archive, by_name, logical_prefix, rel_prefix) -> Iterator[Entry | SourceError]:

@@ -31,14 +31,35 @@ def iter_tar(fileobj: BinaryIO, logical_prefix: str, rel_prefix: str) -> Iterato
                     continue
                 raw = raw_bytes(ti.name)  # a name that is not UTF-8 (tarfile's surrogate escapes): its bytes
                 if ti.issym():
-                    yield Entry(logical, rel, None, status=Status.SKIPPED,
-                                reason=f"symbolic link to {ti.linkname!r}: not followed", mime="inode/symlink", raw_name=raw)
+                    yield Entry(
+                        logical,
+                        rel,
+                        None,
+                        status=Status.SKIPPED,
+                        reason=f"symbolic link to {ti.linkname!r}: not followed",
+                        mime="inode/symlink",
+                        raw_name=raw,
+                    )
                 elif ti.islnk():
-                    yield Entry(logical, rel, None, status=Status.SKIPPED,
-                                reason=f"hard link to {ti.linkname!r}: not followed", mime="inode/hardlink", raw_name=raw)
+                    yield Entry(
+                        logical,
+                        rel,
+                        None,
+                        status=Status.SKIPPED,
+                        reason=f"hard link to {ti.linkname!r}: not followed",
+                        mime="inode/hardlink",
+                        raw_name=raw,
+                    )
                 elif not ti.isreg():
-                    yield Entry(logical, rel, None, status=Status.SKIPPED,
-                                reason="special file (device or pipe): not read", mime="inode/special", raw_name=raw)
+                    yield Entry(
+                        logical,
+                        rel,
+                        None,
+                        status=Status.SKIPPED,
+                        reason="special file (device or pipe): not read",
+                        mime="inode/special",
+                        raw_name=raw,
+                    )
                 else:
                     yield Entry(logical, rel, ti.size, open=_opener(tf, ti), note=name_warning(ti.name), raw_name=raw)
     except _READ_ERRORS as exc:

@@ -16,8 +16,9 @@ _S_IFMT = 0o170000
 _S_IFLNK = 0o120000
 
 
-def iter_zip(source: str | BinaryIO, logical_prefix: str, rel_prefix: str,
-             passwords: tuple[str, ...] = ()) -> Iterator[Entry | SourceError]:
+def iter_zip(
+    source: str | BinaryIO, logical_prefix: str, rel_prefix: str, passwords: tuple[str, ...] = ()
+) -> Iterator[Entry | SourceError]:
     """Yield one Entry per file member of the zip `source`, in central-directory order.
 
     Encrypted members are read with the first of `passwords` that opens them (ZipCrypto; AES
@@ -35,24 +36,46 @@ def iter_zip(source: str | BinaryIO, logical_prefix: str, rel_prefix: str,
             name = decode_member_name(info)
             logical = f"{logical_prefix}!/{name}"
             rel = member_relpath(rel_prefix, name)
-            extra = {"packed_size": info.compress_size, "note": name_warning(name),
-                     "raw_name": None if info.flag_bits & _UTF8_FLAG or name == info.filename
-                     else _raw_name(info)}
+            extra = {
+                "packed_size": info.compress_size,
+                "note": name_warning(name),
+                "raw_name": None if info.flag_bits & _UTF8_FLAG or name == info.filename else _raw_name(info),
+            }
             mode = info.external_attr >> 16
             if (mode & _S_IFMT) == _S_IFLNK:
-                yield Entry(logical, rel, info.file_size, status=Status.SKIPPED,
-                            reason="symbolic link stored in the archive: not followed", mime="inode/symlink", **extra)
+                yield Entry(
+                    logical,
+                    rel,
+                    info.file_size,
+                    status=Status.SKIPPED,
+                    reason="symbolic link stored in the archive: not followed",
+                    mime="inode/symlink",
+                    **extra,
+                )
             elif info.flag_bits & _ENCRYPTED_FLAG:
                 if info.compress_type == _AES:
-                    yield Entry(logical, rel, info.file_size, status=Status.SKIPPED, mime="application/x-encrypted",
-                                reason="encrypted with AES, not read (this version reads ZipCrypto zips only)",
-                                **extra)
+                    yield Entry(
+                        logical,
+                        rel,
+                        info.file_size,
+                        status=Status.SKIPPED,
+                        mime="application/x-encrypted",
+                        reason="encrypted with AES, not read (this version reads ZipCrypto zips only)",
+                        **extra,
+                    )
                     continue
                 pwd = _password_for(zf, info, passwords)
                 if pwd is None:
                     why = "no password given" if not passwords else f"none of the {len(passwords)} passwords opens it"
-                    yield Entry(logical, rel, info.file_size, status=Status.SKIPPED,
-                                reason=f"encrypted, not read ({why})", mime="application/x-encrypted", **extra)
+                    yield Entry(
+                        logical,
+                        rel,
+                        info.file_size,
+                        status=Status.SKIPPED,
+                        reason=f"encrypted, not read ({why})",
+                        mime="application/x-encrypted",
+                        **extra,
+                    )
                 else:
                     yield Entry(logical, rel, info.file_size, open=_opener(zf, info, pwd), **extra)
             else:

@@ -41,12 +41,20 @@ MAX_DISTANCE = policy.GROUP_MEMBER_MAX
 CONFIDENCE = 0.95  # one-sided Clopper-Pearson upper bound
 CHUNK_VALUES = 1 << 21  # probe x template distances computed at once (16 MiB of float64 per array)
 
-SKIP_REASONS = ("no_face", "several_faces", "unreadable", "duplicate", "too_large", "not_a_file",
-                "outside_person_folder")
+SKIP_REASONS = (
+    "no_face",
+    "several_faces",
+    "unreadable",
+    "duplicate",
+    "too_large",
+    "not_a_file",
+    "outside_person_folder",
+)
 
 
-def build(folder: str | os.PathLike, progress: Callable[[int, int], None] | None = None, options=None,
-          reference_options=None):
+def build(
+    folder: str | os.PathLike, progress: Callable[[int, int], None] | None = None, options=None, reference_options=None
+):
     """Analyse every photo under `folder/<person>/`; return (encodings, person, people, stats).
 
     A photo contributes its face when it shows exactly one; photos with no face, several faces,
@@ -76,8 +84,14 @@ def build(folder: str | os.PathLike, progress: Callable[[int, int], None] | None
             _walk(entry.path, files, skipped, root)
             people_files.append((entry.name, files))
         else:
-            skipped.append((_rel(entry.path, root), "not_a_file" if entry.is_symlink() or not
-                            entry.is_file(follow_symlinks=False) else "outside_person_folder"))
+            skipped.append(
+                (
+                    _rel(entry.path, root),
+                    "not_a_file"
+                    if entry.is_symlink() or not entry.is_file(follow_symlinks=False)
+                    else "outside_person_folder",
+                )
+            )
     total = sum(len(files) for _, files in people_files)
     encodings: list[tuple] = []
     person: list[int] = []
@@ -136,9 +150,11 @@ def build(folder: str | os.PathLike, progress: Callable[[int, int], None] | None
         "reference": reference if reference_options is not None else None,
     }
     if len(people) < MIN_PEOPLE:
-        raise UsageError(f"{display(root)}: only {len(people)} person folder(s) with a usable photo (one face each); "
-                         f"a reference cohort needs at least {MIN_PEOPLE} people, ideally hundreds with 2 or more "
-                         "photos each, in one subfolder per person (docs/calibration.md)")
+        raise UsageError(
+            f"{display(root)}: only {len(people)} person folder(s) with a usable photo (one face each); "
+            f"a reference cohort needs at least {MIN_PEOPLE} people, ideally hundreds with 2 or more "
+            "photos each, in one subfolder per person (docs/calibration.md)"
+        )
     enc = np.asarray(encodings, dtype=np.float32).reshape(len(encodings), -1)
     return enc, np.asarray(person, dtype=np.int64), people, stats
 
@@ -212,8 +228,16 @@ def source_digest(used: list[tuple[str, str]]) -> str:
 # -- measurement ---------------------------------------------------------------------------------
 
 
-def measure(encodings, person, k: int = K, *, margins=MARGINS, max_distance: float = MAX_DISTANCE,
-            chunk_values: int = CHUNK_VALUES, to_scale=policy.identity) -> dict:
+def measure(
+    encodings,
+    person,
+    k: int = K,
+    *,
+    margins=MARGINS,
+    max_distance: float = MAX_DISTANCE,
+    chunk_values: int = CHUNK_VALUES,
+    to_scale=policy.identity,
+) -> dict:
     """Run the registry protocol on a labelled set of faces; return false-match and genuine rates.
 
     Every person with two or more faces enrolls their first as a template (a subject); every other
@@ -234,9 +258,11 @@ def measure(encodings, person, k: int = K, *, margins=MARGINS, max_distance: flo
     _, first, counts = np.unique(person, return_index=True, return_counts=True)
     template_rows = np.sort(first[counts >= 2])
     if len(template_rows) < k + 2:
-        raise UsageError(f"only {len(template_rows)} people have 2 or more usable photos: measuring needs at least "
-                         f"{k + 2} (a subject, its {k} nearest other subjects, and another person's probe); "
-                         "give more people with several photos each")
+        raise UsageError(
+            f"only {len(template_rows)} people have 2 or more usable photos: measuring needs at least "
+            f"{k + 2} (a subject, its {k} nearest other subjects, and another person's probe); "
+            "give more people with several photos each"
+        )
     subject_col = {int(person[r]): c for c, r in enumerate(template_rows)}
     is_template = np.zeros(len(enc), dtype=bool)
     is_template[template_rows] = True
@@ -249,26 +275,26 @@ def measure(encodings, person, k: int = K, *, margins=MARGINS, max_distance: flo
 
     ct = np.empty(n_subjects)
     for start in range(0, n_subjects, rows_per_chunk):
-        d = to_scale(_distances(templates[start:start + rows_per_chunk], templates, t_sq))
+        d = to_scale(_distances(templates[start : start + rows_per_chunk], templates, t_sq))
         d[np.arange(len(d)), np.arange(start, start + len(d))] = np.inf
-        ct[start:start + len(d)] = np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
+        ct[start : start + len(d)] = np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
 
     events = np.zeros(len(margins), dtype=np.int64)
     found = np.zeros(len(margins), dtype=np.int64)
     pairs = 0
     genuine = 0
     for start in range(0, len(probe_rows), rows_per_chunk):
-        rows = probe_rows[start:start + rows_per_chunk]
-        own_c = own[start:start + len(rows)]
+        rows = probe_rows[start : start + rows_per_chunk]
+        own_c = own[start : start + len(rows)]
         d = to_scale(_distances(enc[rows], templates, t_sq))
         has_own = np.flatnonzero(own_c >= 0)
         masked = d.copy()
         masked[has_own, own_c[has_own]] = np.inf  # the probe's own person is never its cohort
-        smallest = np.sort(np.partition(masked, k, axis=1)[:, :k + 1], axis=1)
+        smallest = np.sort(np.partition(masked, k, axis=1)[:, : k + 1], axis=1)
         sum_k = smallest[:, :k].sum(axis=1)
         # Leaving subject j out of the probe's cohort: when j is among the k smallest, the cohort
         # is the k+1 smallest less j; otherwise the k smallest (ties give the same sum either way).
-        cq = np.where(d <= smallest[:, k - 1:k], (smallest.sum(axis=1)[:, None] - d) / k, (sum_k / k)[:, None])
+        cq = np.where(d <= smallest[:, k - 1 : k], (smallest.sum(axis=1)[:, None] - d) / k, (sum_k / k)[:, None])
         m = 0.5 * (cq + ct[None, :]) - d
         impostor = np.isfinite(masked)
         pairs += int(impostor.sum())
@@ -291,10 +317,13 @@ def measure(encodings, person, k: int = K, *, margins=MARGINS, max_distance: flo
         "impostor_pairs": int(pairs),
         "max_distance": max_distance,
         "confidence": CONFIDENCE,
-        "fmr_table": [[round(float(mg), 4), int(e), upper_bound(int(e), pairs)]
-                      for mg, e in zip(margins, events, strict=True)],
-        "genuine_rate": [[round(float(mg), 4), (float(f) / genuine) if genuine else None]
-                         for mg, f in zip(margins, found, strict=True)],
+        "fmr_table": [
+            [round(float(mg), 4), int(e), upper_bound(int(e), pairs)] for mg, e in zip(margins, events, strict=True)
+        ],
+        "genuine_rate": [
+            [round(float(mg), 4), (float(f) / genuine) if genuine else None]
+            for mg, f in zip(margins, found, strict=True)
+        ],
         "k": int(k),
     }
 
@@ -337,8 +366,11 @@ def fit_scale(model_encodings, reference_encodings, *, seed: int = 2026) -> tupl
 
 
 def _scale_version(spec, knots_model, knots_reference) -> str:
-    body = json.dumps({"model_sha256": spec.sha256, "model": knots_model, "reference": knots_reference},
-                      separators=(",", ":"), sort_keys=True)
+    body = json.dumps(
+        {"model_sha256": spec.sha256, "model": knots_model, "reference": knots_reference},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
     return f"{policy.POLICY_VERSION}+{spec.embedder}+scale-{hashlib.sha256(body.encode()).hexdigest()[:12]}"
 
 
@@ -392,8 +424,9 @@ def supported_registry_size(upper: float, bound: float = 0.01) -> int:
 # -- the use case --------------------------------------------------------------------------------
 
 
-def calibrate(registry, folder: str | os.PathLike, *, actor: str,
-              progress: Callable[[int, int], None] | None = None) -> tuple[dict, Path, list]:
+def calibrate(
+    registry, folder: str | os.PathLike, *, actor: str, progress: Callable[[int, int], None] | None = None
+) -> tuple[dict, Path, list]:
     """Build the workspace's reference cohort from `folder`, measure it, save it and audit it.
 
     Returns (the manifest written, the cohort folder, the skipped photos as (name, reason)).
@@ -412,12 +445,21 @@ def calibrate(registry, folder: str | os.PathLike, *, actor: str,
         knots_model, knots_reference, pairs = fit_scale(encodings, stats["reference"])
         version = _scale_version(spec, knots_model, knots_reference)
         scale = policy.DistanceScale(knots_model, knots_reference, version)
-        policy_record = {"policy": version, "base_policy": policy.POLICY_VERSION, "embedder": spec.embedder,
-                         "model_sha256": spec.sha256, "reference_embedder": "face_recognition-dlib-resnet-v1",
-                         "distance_scale": {"model": list(knots_model), "reference": list(knots_reference),
-                                            "pairs": pairs, "faces": len(encodings)},
-                         "source_sha256": stats["source_sha256"],
-                         "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        policy_record = {
+            "policy": version,
+            "base_policy": policy.POLICY_VERSION,
+            "embedder": spec.embedder,
+            "model_sha256": spec.sha256,
+            "reference_embedder": "face_recognition-dlib-resnet-v1",
+            "distance_scale": {
+                "model": list(knots_model),
+                "reference": list(knots_reference),
+                "pairs": pairs,
+                "faces": len(encodings),
+            },
+            "source_sha256": stats["source_sha256"],
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
     measured = measure(encodings, person, to_scale=scale or policy.identity)
     previous = _manifest(registry.root)
     manifest = {
@@ -431,14 +473,18 @@ def calibrate(registry, folder: str | os.PathLike, *, actor: str,
         "skipped": stats["skipped"],
         "source_sha256": stats["source_sha256"],
         "measured": measured,
-        **({"policy": policy_record["policy"], "distance_scale": policy_record["distance_scale"]}
-           if policy_record else {}),
+        **(
+            {"policy": policy_record["policy"], "distance_scale": policy_record["distance_scale"]}
+            if policy_record
+            else {}
+        ),
     }
     where = cohort.save(registry.root, encodings, person, manifest)
     if policy_record is not None:
         _save_policy(registry.root, policy_record)
-    details = {k: manifest[k] for k in ("people", "faces", "files", "skipped", "source_sha256", "embedder",
-                                         "embedder_version")}
+    details = {
+        k: manifest[k] for k in ("people", "faces", "files", "skipped", "source_sha256", "embedder", "embedder_version")
+    }
     if policy_record is not None:
         details["policy"] = policy_record["policy"]
     if previous:
@@ -453,12 +499,17 @@ def remove(registry, *, actor: str) -> dict | None:
 
     previous = _manifest(registry.root)
     removed = cohort.remove(registry.root)
-    registry.store.audit("calibrate_remove", actor, None, {
-        "removed": removed,
-        "people": (previous or {}).get("people"),
-        "faces": (previous or {}).get("faces"),
-        "source_sha256": (previous or {}).get("source_sha256"),
-    })
+    registry.store.audit(
+        "calibrate_remove",
+        actor,
+        None,
+        {
+            "removed": removed,
+            "people": (previous or {}).get("people"),
+            "faces": (previous or {}).get("faces"),
+            "source_sha256": (previous or {}).get("source_sha256"),
+        },
+    )
     return (previous or {}) if removed else None
 
 

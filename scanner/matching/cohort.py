@@ -54,9 +54,9 @@ class Cohort:
             self._index.add(np.ascontiguousarray(self.encodings, dtype=np.float32))
         fetch = min(len(self.encodings), max(SEARCH_K, 4 * k))
         d2, ids = self._index.search(q, fetch)
-        for row, (dr, ir) in enumerate(zip(d2, ids)):
+        for row, (dr, ir) in enumerate(zip(d2, ids, strict=False)):
             seen: dict[int, float] = {}
-            for d, i in zip(dr, ir):
+            for d, i in zip(dr, ir, strict=False):
                 if i < 0:
                     continue
                 p = int(self.person[i])
@@ -65,7 +65,7 @@ class Cohort:
                     if len(seen) == k:
                         break
             vals = sorted(seen.values())
-            out[row, :len(vals)] = vals
+            out[row, : len(vals)] = vals
         return out
 
 

@@ -77,8 +77,17 @@ GROUP_MEMBER_SLACK = 0.04
 # the higher of the LFW and East Asian one-sided 95% upper bounds (Clopper-Pearson), from 326,675 LFW
 # and 68,458 East Asian (face, subject) pairs of different people. Beyond 0.12 the East Asian bound
 # is limited by the number of pairs (no event at all), not by the model.
-FMR_TABLE = ((0.04, 2.0e-3), (0.06, 5.4e-4), (0.08, 1.1e-4), (0.10, 7.1e-5), (0.12, 4.8e-5),
-             (0.14, 4.4e-5), (0.16, 4.4e-5), (0.18, 4.4e-5), (0.20, 4.4e-5))
+FMR_TABLE = (
+    (0.04, 2.0e-3),
+    (0.06, 5.4e-4),
+    (0.08, 1.1e-4),
+    (0.10, 7.1e-5),
+    (0.12, 4.8e-5),
+    (0.14, 4.4e-5),
+    (0.16, 4.4e-5),
+    (0.18, 4.4e-5),
+    (0.20, 4.4e-5),
+)
 FMR_TABLE_PAIRS = 68_458  # the smaller population's pairs: what a calibrated table must beat to replace it
 # Bounds per stranger face on the expected number of enrolled subjects it is wrongly matched to:
 PROBABLE_BOUND = 0.01  # a single photo at probable
@@ -176,13 +185,19 @@ class Context:
         return margin_for(self.registry_size, GROUP_MEMBER_BOUND, self.table)
 
     def record(self) -> dict:
-        return {"policy": self.policy_version, "registry_size": self.registry_size,
-                "reference_people": self.reference_people,
-                "cohort_people": self.cohort_people, "normalised": self.normalises,
-                "probable_margin": self.probable_margin,
-                "group_margin": self.group_margin, "probable_bound": PROBABLE_BOUND,
-                "group_member_bound": GROUP_MEMBER_BOUND, "fmr_table": self.table_source,
-                "faces_decided": self.faces_decided}
+        return {
+            "policy": self.policy_version,
+            "registry_size": self.registry_size,
+            "reference_people": self.reference_people,
+            "cohort_people": self.cohort_people,
+            "normalised": self.normalises,
+            "probable_margin": self.probable_margin,
+            "group_margin": self.group_margin,
+            "probable_bound": PROBABLE_BOUND,
+            "group_member_bound": GROUP_MEMBER_BOUND,
+            "fmr_table": self.table_source,
+            "faces_decided": self.faces_decided,
+        }
 
 
 def table_from_calibration(measured: dict | None) -> tuple[tuple, str]:
@@ -197,9 +212,15 @@ def table_from_calibration(measured: dict | None) -> tuple[tuple, str]:
 def thresholds(ctx: Context | None = None) -> dict:
     """Return every threshold of this policy, to be recorded with each decision (with the
     calibrated distance scale of an operator's model, when `ctx` has one)."""
-    extra = {} if ctx is None or ctx.scale is None else {
-        "base_policy": POLICY_VERSION, "distance_scale": ctx.scale.version,
-        "distance_scale_knots": {"model": list(ctx.scale.model), "reference": list(ctx.scale.reference)}}
+    extra = (
+        {}
+        if ctx is None or ctx.scale is None
+        else {
+            "base_policy": POLICY_VERSION,
+            "distance_scale": ctx.scale.version,
+            "distance_scale_knots": {"model": list(ctx.scale.model), "reference": list(ctx.scale.reference)},
+        }
+    )
     return {
         "policy": POLICY_VERSION if ctx is None else ctx.policy_version,
         **extra,
@@ -266,20 +287,23 @@ class FaceHit:
         """The evidence of the normalisation, recorded with every same-person finding."""
         m = self.normalised_margin
         fmr = fmr_at(m, ctx.table)
-        return {"margin": None if m is None else round(m, 6),
-                "cohort_face_mean": None if self.cohort_face is None else round(self.cohort_face, 6),
-                "cohort_template_mean": None if self.cohort_template is None else round(self.cohort_template, 6),
-                "people_nearby": self.people_nearby,
-                "fallback": None if m is not None else f"fewer than {COHORT_MIN_PEOPLE} other people to compare "
-                                                       f"with: only distances <= {CROWDED_ABS_MAX} count",
-                "false_match_rate_per_subject": fmr,
-                "expected_false_matches": None if fmr is None else round(min(1.0, ctx.registry_size * fmr), 6)}
+        return {
+            "margin": None if m is None else round(m, 6),
+            "cohort_face_mean": None if self.cohort_face is None else round(self.cohort_face, 6),
+            "cohort_template_mean": None if self.cohort_template is None else round(self.cohort_template, 6),
+            "people_nearby": self.people_nearby,
+            "fallback": None
+            if m is not None
+            else f"fewer than {COHORT_MIN_PEOPLE} other people to compare "
+            f"with: only distances <= {CROWDED_ABS_MAX} count",
+            "false_match_rate_per_subject": fmr,
+            "expected_false_matches": None if fmr is None else round(min(1.0, ctx.registry_size * fmr), 6),
+        }
 
 
 def face_band(hit: FaceHit, ctx: Context) -> str | None:
     """Return the band one face earns on its own (never 'confident')."""
-    if hit.distance <= FACE_PROBABLE_MAX and hit.margin >= FACE_PROBABLE_MARGIN \
-            and hit.stands_out(ctx.probable_margin):
+    if hit.distance <= FACE_PROBABLE_MAX and hit.margin >= FACE_PROBABLE_MARGIN and hit.stands_out(ctx.probable_margin):
         return "probable"
     if hit.distance <= FACE_POSSIBLE_MAX:
         return "possible"
@@ -293,16 +317,22 @@ def cap_reason(hit: FaceHit, ctx: Context, band: str | None) -> str | None:
         return None
     m = hit.normalised_margin
     if m is None:
-        return (f"too few people to compare with ({ctx.cohort_people} in the registry and the reference cohort, "
-                f"{COHORT_MIN_PEOPLE} needed; facetrace calibrate builds a reference cohort): a single face "
-                f"counts only within {CROWDED_ABS_MAX}")
+        return (
+            f"too few people to compare with ({ctx.cohort_people} in the registry and the reference cohort, "
+            f"{COHORT_MIN_PEOPLE} needed; facetrace calibrate builds a reference cohort): a single face "
+            f"counts only within {CROWDED_ABS_MAX}"
+        )
     if ctx.probable_margin is None:
-        return (f"the registry's {ctx.registry_size} people exceed what the measured false-match rates "
-                f"can bound for a single photo (at most {PROBABLE_BOUND / ctx.table[-1][1]:.0f})")
+        return (
+            f"the registry's {ctx.registry_size} people exceed what the measured false-match rates "
+            f"can bound for a single photo (at most {PROBABLE_BOUND / ctx.table[-1][1]:.0f})"
+        )
     if m < ctx.probable_margin:
-        return (f"this face's neighbourhood is crowded: it is only {m:.3f} closer to the subject than to "
-                f"the {COHORT_K} nearest other people, where {ctx.probable_margin} is needed at a registry "
-                f"of {ctx.registry_size}")
+        return (
+            f"this face's neighbourhood is crowded: it is only {m:.3f} closer to the subject than to "
+            f"the {COHORT_K} nearest other people, where {ctx.probable_margin} is needed at a registry "
+            f"of {ctx.registry_size}"
+        )
     return None
 
 
@@ -354,7 +384,7 @@ def group_decisions(hits: list[FaceHit], subject_centroid, ctx: Context) -> dict
         # every consistent group is judged, not only the largest: a subject's nearest faces can
         # also include a cluster of look-alikes (or background faces) next to the person's own
         for label in sorted(set(labels.tolist())):
-            group = [h for h, x in zip(members, labels) if x == label]
+            group = [h for h, x in zip(members, labels, strict=False) if x == label]
             photos = len({h.photo for h in group})
             if photos < GROUP_MIN_PHOTOS:
                 continue
@@ -362,11 +392,16 @@ def group_decisions(hits: list[FaceHit], subject_centroid, ctx: Context) -> dict
             d_centroid = float(ctx.to_scale(np.linalg.norm(centroid - subject_centroid(subject))))
             d_mean = float(np.mean([h.distance for h in group]))
             margins = [h.normalised_margin for h in group]
-            evidence = {"group_photos": photos, "group_faces": len(group),
-                        "group_centroid_distance": round(d_centroid, 6), "group_mean_distance": round(d_mean, 6),
-                        "group_least_margin": None if None in margins else round(min(margins), 6),
-                        "group_best_margin": None if None in margins else round(max(margins), 6),
-                        "group_margin_needed": ctx.group_margin, "member_margin_needed": member_margin}
+            evidence = {
+                "group_photos": photos,
+                "group_faces": len(group),
+                "group_centroid_distance": round(d_centroid, 6),
+                "group_mean_distance": round(d_mean, 6),
+                "group_least_margin": None if None in margins else round(min(margins), 6),
+                "group_best_margin": None if None in margins else round(max(margins), 6),
+                "group_margin_needed": ctx.group_margin,
+                "member_margin_needed": member_margin,
+            }
             strong = any(h.stands_out(ctx.group_margin) for h in group)
             if d_centroid <= GROUP_CENTROID_MAX and d_mean <= GROUP_MEAN_MAX and strong:
                 for h in group:

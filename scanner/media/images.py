@@ -49,7 +49,8 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     if width * height > max_pixels:
         raise ImageDecodeError(
             f"{width}x{height} = {width * height} pixels, over the limit of {max_pixels} "
-            "(possible decompression bomb): not decoded")
+            "(possible decompression bomb): not decoded"
+        )
     fmt = im.format or "unknown"
     try:
         frames = int(getattr(im, "n_frames", 1) or 1)
@@ -79,15 +80,25 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
         raise ImageDecodeError(f"image data is truncated or corrupt: {exc}") from None
     if frames > 1:
         opened.seek(0)
-    return DecodedImage(rgb, fmt, orientation if orientation in range(1, 9) else 1, capture, frames,
-                        opened if frames > 1 else None)
+    return DecodedImage(
+        rgb, fmt, orientation if orientation in range(1, 9) else 1, capture, frames, opened if frames > 1 else None
+    )
 
 
-_MAKE, _MODEL, _SOFTWARE, _DATETIME, _EXIF_IFD, _GPS_IFD, _TAKEN = 0x010F, 0x0110, 0x0131, 0x0132, 0x8769, 0x8825, 0x9003
+_MAKE, _MODEL, _SOFTWARE, _DATETIME, _EXIF_IFD, _GPS_IFD, _TAKEN = (
+    0x010F,
+    0x0110,
+    0x0131,
+    0x0132,
+    0x8769,
+    0x8825,
+    0x9003,
+)
 
 
 def capture_metadata(exif) -> dict | None:
     """The EXIF facts that tell how a photo was captured, or None when the photo carries none."""
+
     def text(value):
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
@@ -95,8 +106,13 @@ def capture_metadata(exif) -> dict | None:
 
     sub = exif.get_ifd(_EXIF_IFD) if _EXIF_IFD in exif else {}
     gps = exif.get_ifd(_GPS_IFD) if _GPS_IFD in exif else {}
-    out = {"make": text(exif.get(_MAKE)), "model": text(exif.get(_MODEL)), "software": text(exif.get(_SOFTWARE)),
-           "taken": text(sub.get(_TAKEN) or exif.get(_DATETIME)), "gps": bool(gps)}
+    out = {
+        "make": text(exif.get(_MAKE)),
+        "model": text(exif.get(_MODEL)),
+        "software": text(exif.get(_SOFTWARE)),
+        "taken": text(sub.get(_TAKEN) or exif.get(_DATETIME)),
+        "gps": bool(gps),
+    }
     return out if any(v for v in out.values()) else None
 
 

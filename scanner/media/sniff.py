@@ -23,13 +23,31 @@ IMAGE_MIMES = {
     "image/heif",
     "image/avif",
 }
-ARCHIVE_MIMES = {"application/zip", "application/x-tar", "application/gzip", "application/x-7z-compressed",
-                 "application/x-bzip2", "application/x-xz"}
+ARCHIVE_MIMES = {
+    "application/zip",
+    "application/x-tar",
+    "application/gzip",
+    "application/x-7z-compressed",
+    "application/x-bzip2",
+    "application/x-xz",
+}
 VIDEO_MIMES_PREFIX = "video/"
 
 IMAGE_EXTENSIONS = {
-    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
-    ".heic", ".heif", ".avif",
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".jfif",
+    ".png",
+    ".webp",
+    ".gif",
+    ".bmp",
+    ".dib",
+    ".tif",
+    ".tiff",
+    ".heic",
+    ".heif",
+    ".avif",
 }
 
 
@@ -49,7 +67,11 @@ def sniff(header: bytes) -> tuple[str, Kind]:
 
 def _magic(header: bytes) -> str:
     # BMP's two-byte "BM" signature is checked strictly (filetype accepts any "BM" text file).
-    if header[:2] == b"BM" and len(header) >= 26 and header[14:15] in (b"\x0c", b"\x28", b"\x38", b"\x40", b"\x6c", b"\x7c"):
+    if (
+        header[:2] == b"BM"
+        and len(header) >= 26
+        and header[14:15] in (b"\x0c", b"\x28", b"\x38", b"\x40", b"\x6c", b"\x7c")
+    ):
         return "image/bmp"
     import filetype  # light, pure Python; imported late to keep `facetrace --help` instant
 
@@ -83,8 +105,23 @@ def claims_image(name: str) -> bool:
 
 
 _POINT = None
-_PRICE_WORDS = ("price", "yuan", "usd", "rmb", "per person", "for sale", "wechat", "telegram", "元", "价格", "每人",
-                "出售", "一套", "打包", "微信")
+_PRICE_WORDS = (
+    "price",
+    "yuan",
+    "usd",
+    "rmb",
+    "per person",
+    "for sale",
+    "wechat",
+    "telegram",
+    "元",
+    "价格",
+    "每人",
+    "出售",
+    "一套",
+    "打包",
+    "微信",
+)
 
 
 def content_hint(name: str, header: bytes, mime: str) -> str | None:
@@ -104,8 +141,9 @@ def content_hint(name: str, header: bytes, mime: str) -> str | None:
         return "landmarks"
     if not (mime.startswith("text/") or mime in ("application/json", "application/octet-stream")) or b"\x00" in header:
         return None
-    if len(_POINT.findall(header)) >= 5 and (lower.endswith((".txt", ".json", ".pts", ".csv", ".xml"))
-                                             or mime == "application/json"):
+    if len(_POINT.findall(header)) >= 5 and (
+        lower.endswith((".txt", ".json", ".pts", ".csv", ".xml")) or mime == "application/json"
+    ):
         return "landmarks"
     try:
         text = header.decode("utf-8").lower()

@@ -53,8 +53,9 @@ def _thumb(image):
     return np.asarray(image.convert("L").resize(THUMB), dtype=np.float32)
 
 
-def _select(frames: Iterator[tuple[int, object]], state: Sampling, every_ms: int, scene_change: float,
-            max_frames: int) -> Iterator[SampledFrame]:
+def _select(
+    frames: Iterator[tuple[int, object]], state: Sampling, every_ms: int, scene_change: float, max_frames: int
+) -> Iterator[SampledFrame]:
     """Keep one frame per `every_ms` and every scene change from (ms, PIL image) frames."""
     import numpy as np
 
@@ -76,16 +77,18 @@ def _select(frames: Iterator[tuple[int, object]], state: Sampling, every_ms: int
             yield SampledFrame(ms, image, cut and not due)
 
 
-def sample_video(source: bytes | str, state: Sampling, *, every_ms: int, scene_change: float, max_frames: int,
-                 max_pixels: int) -> Iterator[SampledFrame]:
+def sample_video(
+    source: bytes | str, state: Sampling, *, every_ms: int, scene_change: float, max_frames: int, max_pixels: int
+) -> Iterator[SampledFrame]:
     """Yield the sampled frames of a video given as bytes or a path; fill `state` as it goes."""
     try:
         import av
     except ImportError as exc:  # pragma: no cover - a dependency of the package
         raise VideoDecodeError(f"PyAV is not importable ({exc})") from None
     try:
-        container = av.open(io.BytesIO(source) if isinstance(source, bytes) else source, mode="r",
-                            metadata_errors="ignore")
+        container = av.open(
+            io.BytesIO(source) if isinstance(source, bytes) else source, mode="r", metadata_errors="ignore"
+        )
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise VideoDecodeError(f"not a decodable video: {_av_reason(exc)}") from None
     with container:
@@ -103,8 +106,7 @@ def sample_video(source: bytes | str, state: Sampling, *, every_ms: int, scene_c
         elif container.duration is not None:
             duration = int(container.duration / 1000)
         rate = stream.average_rate or stream.guessed_rate
-        state.info = VideoInfo(container.format.name, ctx.name, width, height,
-                               float(rate) if rate else None, duration)
+        state.info = VideoInfo(container.format.name, ctx.name, width, height, float(rate) if rate else None, duration)
 
         def frames():
             try:
@@ -120,8 +122,9 @@ def sample_video(source: bytes | str, state: Sampling, *, every_ms: int, scene_c
 MAX_ANIMATION_PIXELS_FACTOR = 20  # an animation may decode up to 20x the single-image pixel limit in all
 
 
-def sample_animation(image, state: Sampling, *, every_ms: int, scene_change: float, max_frames: int,
-                     max_pixels: int) -> Iterator[SampledFrame]:
+def sample_animation(
+    image, state: Sampling, *, every_ms: int, scene_change: float, max_frames: int, max_pixels: int
+) -> Iterator[SampledFrame]:
     """Yield the sampled frames of an animated Pillow image (GIF, WebP, APNG)."""
     from PIL import ImageSequence
 
@@ -129,10 +132,13 @@ def sample_animation(image, state: Sampling, *, every_ms: int, scene_change: flo
 
     n = getattr(image, "n_frames", 1)
     if n * image.width * image.height > MAX_ANIMATION_PIXELS_FACTOR * max_pixels:
-        raise VideoDecodeError(f"animation of {n} frames of {image.width}x{image.height}: over the limit of "
-                               f"{MAX_ANIMATION_PIXELS_FACTOR * max_pixels} pixels in all (possible bomb)")
-    state.info = VideoInfo(f"animated {image.format or 'image'}", image.format or "", image.width, image.height,
-                           None, None)
+        raise VideoDecodeError(
+            f"animation of {n} frames of {image.width}x{image.height}: over the limit of "
+            f"{MAX_ANIMATION_PIXELS_FACTOR * max_pixels} pixels in all (possible bomb)"
+        )
+    state.info = VideoInfo(
+        f"animated {image.format or 'image'}", image.format or "", image.width, image.height, None, None
+    )
 
     def frames():
         ms = 0
@@ -160,7 +166,7 @@ def frames_at(source, times_ms: list[int], max_pixels: int) -> dict[int, object]
     if not wanted:
         return out
     sample = sample_animation if isinstance(source, Image.Image) else sample_video
-    frames = sample(source, Sampling(), every_ms=1, scene_change=255.0, max_frames=10 ** 9, max_pixels=max_pixels)
+    frames = sample(source, Sampling(), every_ms=1, scene_change=255.0, max_frames=10**9, max_pixels=max_pixels)
     for frame in frames:
         ms, image = frame.ms, frame.image
         while wanted and wanted[0] <= ms:

@@ -40,13 +40,18 @@ def add_dataset(store, name: str, path: str) -> dict:
     items, problems = fingerprint_dataset(path)
     store.add_dataset(name, path, items, HASHER)
     marked = {s["id"]: mark_known(store, s["id"]) for s in store.list_scans()}
-    return {"name": name, "items": len(items), "images": sum(1 for i in items if i["phash"]),
-            "problems": problems, "marked": marked}
+    return {
+        "name": name,
+        "items": len(items),
+        "images": sum(1 for i in items if i["phash"]),
+        "problems": problems,
+        "marked": marked,
+    }
 
 
 def mark_known(store, scan_id: str) -> int:
     """Mark each member of a scan that comes from a known dataset; return how many do."""
-    from indexes.hashes import BinaryHashIndex
+    from indexes.search.hashes import BinaryHashIndex
     from scanner.matching.policy import NEAR_COPY_MAX_BITS
 
     items = store.dataset_items()
@@ -68,12 +73,22 @@ def mark_known(store, scan_id: str) -> int:
         elif hit:
             item, bits = hit[0]
             name, rel, _ph = with_hash[item]
-            marks.append((member_id, {"dataset": name, "item": rel, "match": "near_copy", "phash_bits": bits,
-                                      "max_bits": NEAR_COPY_MAX_BITS}))
+            marks.append(
+                (
+                    member_id,
+                    {
+                        "dataset": name,
+                        "item": rel,
+                        "match": "near_copy",
+                        "phash_bits": bits,
+                        "max_bits": NEAR_COPY_MAX_BITS,
+                    },
+                )
+            )
         else:
             marks.append((member_id, None))
     # a duplicate carries no pHash of its own: it comes from where its first copy comes from
-    by_bytes = {sha: k for (_m, k), (_id, sha, _ph) in zip(marks, rows) if k}
-    marks = [(m, k or by_bytes.get(sha)) for (m, k), (_id, sha, _ph) in zip(marks, rows)]
+    by_bytes = {sha: k for (_m, k), (_id, sha, _ph) in zip(marks, rows, strict=False) if k}
+    marks = [(m, k or by_bytes.get(sha)) for (m, k), (_id, sha, _ph) in zip(marks, rows, strict=False)]
     store.set_known_sources(marks)
     return sum(1 for _m, k in marks if k)

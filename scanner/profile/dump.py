@@ -13,8 +13,14 @@ from collections import Counter, defaultdict
 from datetime import datetime
 
 # The bundle assessment: each signal adds its weight; LIKELY_BUNDLE or more says "likely".
-WEIGHTS = {"many_people": 0.2, "uniform_kits": 0.2, "one_person_per_unit": 0.2, "sidecars": 0.15,
-           "uniform_capture": 0.15, "videos_per_person": 0.1}
+WEIGHTS = {
+    "many_people": 0.2,
+    "uniform_kits": 0.2,
+    "one_person_per_unit": 0.2,
+    "sidecars": 0.15,
+    "uniform_capture": 0.15,
+    "videos_per_person": 0.1,
+}
 LIKELY_BUNDLE = 0.6
 ONE_PERSON_SHARE = 0.8
 CAPTURE_MAX_DAYS = 7  # photos taken within a week by one camera suggest one capture session or rig
@@ -29,8 +35,10 @@ def _engine_caveat(scan: dict) -> dict:
     embedder = (scan.get("engine") or {}).get("embedder") or ""
     if not embedder.startswith(MODEL_PREFIX):
         return {}
-    return {"caveat": f"counted from {embedder}'s encodings with a cut and gates measured on dlib's: not calibrated "
-                      "for this model (docs/engines.md)"}
+    return {
+        "caveat": f"counted from {embedder}'s encodings with a cut and gates measured on dlib's: not calibrated "
+        "for this model (docs/engines.md)"
+    }
 
 
 def build_profile(store, scan_id: str | None = None) -> dict:
@@ -45,10 +53,14 @@ def build_profile(store, scan_id: str | None = None) -> dict:
     # the count's range (people counted with the density gates a little stricter and looser) is stored
     # with the scan; a scan made before it was (or never clustered) has its faces clustered for it
     clustered = ensure_people(store, scan["id"])
-    people_range = (clustered or {}).get("people_range") or (scan["counts"] or {}).get("people_range") \
+    people_range = (
+        (clustered or {}).get("people_range")
+        or (scan["counts"] or {}).get("people_range")
         or assign_people(list(store.iter_faces(scan["id"])))[1]["people_range"]
-    people: dict[int, dict] = defaultdict(lambda: {"photos": set(), "videos": set(), "units": set(),
-                                                   "prefixes": set(), "faces": 0})
+    )
+    people: dict[int, dict] = defaultdict(
+        lambda: {"photos": set(), "videos": set(), "units": set(), "prefixes": set(), "faces": 0}
+    )
     unit_people: dict[str, Counter] = defaultdict(Counter)  # unit -> person -> primary faces
     prefix_people: dict[str, Counter] = defaultdict(Counter)
     patterns: Counter = Counter()
@@ -117,10 +129,15 @@ def build_profile(store, scan_id: str | None = None) -> dict:
     profile = {
         "scan_id": scan["id"],
         "members": members,
-        "people": {"count": n_people, "count_range": list(people_range), "background_faces": background,
-                   "method": f"faces clustered by {METHOD} (docs/profile.md)",
-                   **_engine_caveat(scan),
-                   "photos_per_person": _spread(photos), "videos_per_person": _spread(videos)},
+        "people": {
+            "count": n_people,
+            "count_range": list(people_range),
+            "background_faces": background,
+            "method": f"faces clustered by {METHOD} (docs/profile.md)",
+            **_engine_caveat(scan),
+            "photos_per_person": _spread(photos),
+            "videos_per_person": _spread(videos),
+        },
         "packaging": packaging,
         "sidecars": {k: {"count": len(v), "examples": v[:5]} for k, v in sorted(sidecars.items())},
         "capture": capture,
@@ -172,30 +189,53 @@ def _packaging(people, unit_people, prefix_people, photos, videos, patterns) -> 
         one = sum(1 for c in groups.values() if c.most_common(1)[0][1] >= ONE_PERSON_SHARE * sum(c.values()))
         return one / len(groups) if groups else 0.0
 
-    by_folder = {"units": len(unit_people), "one_person_share": purity(unit_people),
-                 "people_in_one_unit_share": (sum(1 for p in people.values() if len(p["units"]) == 1) / len(people)
-                                              if people else 0.0)}
-    by_prefix = {"units": len(prefix_people), "one_person_share": purity(prefix_people),
-                 "people_in_one_unit_share": (sum(1 for p in people.values() if len(p["prefixes"]) == 1) / len(people)
-                                              if people else 0.0)}
+    by_folder = {
+        "units": len(unit_people),
+        "one_person_share": purity(unit_people),
+        "people_in_one_unit_share": (
+            sum(1 for p in people.values() if len(p["units"]) == 1) / len(people) if people else 0.0
+        ),
+    }
+    by_prefix = {
+        "units": len(prefix_people),
+        "one_person_share": purity(prefix_people),
+        "people_in_one_unit_share": (
+            sum(1 for p in people.values() if len(p["prefixes"]) == 1) / len(people) if people else 0.0
+        ),
+    }
     folder_score = by_folder["one_person_share"] * by_folder["people_in_one_unit_share"]
     prefix_score = by_prefix["one_person_share"] * by_prefix["people_in_one_unit_share"]
-    unit = "folder" if folder_score >= prefix_score or len(unit_people) > 1 and folder_score > 0.9 else "file name prefix"
+    unit = (
+        "folder" if folder_score >= prefix_score or len(unit_people) > 1 and folder_score > 0.9 else "file name prefix"
+    )
     chosen = by_folder if unit == "folder" else by_prefix
     n = len(people)
     med_p, med_v = (statistics.median(photos) if photos else 0), (statistics.median(videos) if videos else 0)
-    signature = (f"{n:,} people; median {med_p:g} photos and {med_v:g} videos per person; "
-                 f"{chosen['one_person_share']:.0%} of {unit}s hold exactly one person")
-    return {"unit": unit, "by_folder": by_folder, "by_prefix": by_prefix, "signature": signature,
-            "naming_patterns": [{"pattern": p, "count": c} for p, c in patterns.most_common(5)]}
+    signature = (
+        f"{n:,} people; median {med_p:g} photos and {med_v:g} videos per person; "
+        f"{chosen['one_person_share']:.0%} of {unit}s hold exactly one person"
+    )
+    return {
+        "unit": unit,
+        "by_folder": by_folder,
+        "by_prefix": by_prefix,
+        "signature": signature,
+        "naming_patterns": [{"pattern": p, "count": c} for p, c in patterns.most_common(5)],
+    }
 
 
 def _capture(images, with_exif, with_gps, cameras, software, days, resolutions) -> dict:
-    out = {"images": images, "with_exif": with_exif, "with_gps": with_gps,
-           "cameras": [{"camera": c, "photos": n} for c, n in cameras.most_common(5)],
-           "software": [{"software": c, "photos": n} for c, n in software.most_common(5)],
-           "resolutions": [{"resolution": r, "photos": n} for r, n in resolutions.most_common(5)],
-           "days": len(days), "first_day": min(days) if days else None, "last_day": max(days) if days else None}
+    out = {
+        "images": images,
+        "with_exif": with_exif,
+        "with_gps": with_gps,
+        "cameras": [{"camera": c, "photos": n} for c, n in cameras.most_common(5)],
+        "software": [{"software": c, "photos": n} for c, n in software.most_common(5)],
+        "resolutions": [{"resolution": r, "photos": n} for r, n in resolutions.most_common(5)],
+        "days": len(days),
+        "first_day": min(days) if days else None,
+        "last_day": max(days) if days else None,
+    }
     evidence = []
     if cameras and with_exif and cameras.most_common(1)[0][1] >= 0.8 * with_exif:
         cam, n = cameras.most_common(1)[0]
@@ -231,8 +271,11 @@ def assess_bundle(profile: dict) -> dict:
     if n >= MIN_PEOPLE and pp["median"] >= 3 and pp["max"] <= 2 * pp["median"] and pp["min"] >= 0.5 * pp["median"]:
         add("uniform_kits", f"every person has {pp['min']}-{pp['max']} photos (median {pp['median']:g})")
     if n >= MIN_PEOPLE and chosen["one_person_share"] >= 0.9 and chosen["people_in_one_unit_share"] >= 0.9:
-        add("one_person_per_unit", f"{chosen['one_person_share']:.0%} of {pack['unit']}s hold exactly one person, "
-                                   f"and {chosen['people_in_one_unit_share']:.0%} of people are in one {pack['unit']}")
+        add(
+            "one_person_per_unit",
+            f"{chosen['one_person_share']:.0%} of {pack['unit']}s hold exactly one person, "
+            f"and {chosen['people_in_one_unit_share']:.0%} of people are in one {pack['unit']}",
+        )
     side = {k: v["count"] for k, v in profile["sidecars"].items()}
     if side:
         add("sidecars", "sidecar files: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in side.items()))
@@ -241,10 +284,17 @@ def assess_bundle(profile: dict) -> dict:
     if n >= MIN_PEOPLE and people["videos_per_person"]["median"] >= 1:
         add("videos_per_person", f"median {people['videos_per_person']['median']:g} videos per person")
     score = round(score, 3)
-    out = {"score": score, "likely_bundle": score >= LIKELY_BUNDLE, "threshold": LIKELY_BUNDLE, "reasons": reasons,
-           "not_a_verdict": "signals of how the dump was collected and packaged; not proof of a sale"}
+    out = {
+        "score": score,
+        "likely_bundle": score >= LIKELY_BUNDLE,
+        "threshold": LIKELY_BUNDLE,
+        "reasons": reasons,
+        "not_a_verdict": "signals of how the dump was collected and packaged; not proof of a sale",
+    }
     known = sum(k["members"] for k in profile.get("known_datasets", []))
     if known:
-        out["caveat"] = (f"{known} of {profile['members']} members come from known public datasets "
-                         f"({', '.join(sorted({k['dataset'] for k in profile['known_datasets']}))})")
+        out["caveat"] = (
+            f"{known} of {profile['members']} members come from known public datasets "
+            f"({', '.join(sorted({k['dataset'] for k in profile['known_datasets']}))})"
+        )
     return out

@@ -31,7 +31,7 @@ SHARED_PERSON = 0.45  # centroid distance for "the same person in both dumps"
 
 def compare(a_items: list[tuple[str, str | None]], b_items: list[tuple[str, str | None]]) -> dict:
     """Shared items between an older dump A and a newer dump B, each [(sha256, phash)]."""
-    from indexes.hashes import BinaryHashIndex
+    from indexes.search.hashes import BinaryHashIndex
     from scanner.matching.policy import NEAR_COPY_MAX_BITS
 
     a_shas = {sha for sha, _ in a_items}
@@ -45,14 +45,19 @@ def compare(a_items: list[tuple[str, str | None]], b_items: list[tuple[str, str 
     for sha in b_shas & a_shas:
         exact_b += 1
         a_reached.add(sha)
-    for (_sha, _ph), hit in zip(queries, hits):
+    for (_sha, _ph), hit in zip(queries, hits, strict=False):
         if hit:
             near_b += 1
             a_reached.update(a_hashed[i][0] for i, _bits in hit)
     shared_b = exact_b + near_b
-    return {"a_items": len(a_shas), "b_items": len(b_shas), "exact": exact_b, "near_copies": near_b,
-            "share_of_b": shared_b / len(b_shas) if b_shas else 0.0,
-            "share_of_a": len(a_reached) / len(a_shas) if a_shas else 0.0}
+    return {
+        "a_items": len(a_shas),
+        "b_items": len(b_shas),
+        "exact": exact_b,
+        "near_copies": near_b,
+        "share_of_b": shared_b / len(b_shas) if b_shas else 0.0,
+        "share_of_a": len(a_reached) / len(a_shas) if a_shas else 0.0,
+    }
 
 
 def shared_people(a: dict[int, list[float]], b: dict[int, list[float]]) -> int:
@@ -104,18 +109,34 @@ def relate_to_earlier(store, scan_id: str) -> list[dict]:
         kind = classify(c, people)
         if kind == "unrelated":
             continue
-        rows.append({"earlier_scan_id": earlier["id"], "kind": kind,
-                     "evidence": {**{k: round(v, 4) if isinstance(v, float) else v for k, v in c.items()},
-                                  "people_shared": people, "people_in_new": len(b_people),
-                                  "people_in_earlier": len(a_people),
-                                  "description": f"{describe(kind)} scan {earlier['id']}"}})
+        rows.append(
+            {
+                "earlier_scan_id": earlier["id"],
+                "kind": kind,
+                "evidence": {
+                    **{k: round(v, 4) if isinstance(v, float) else v for k, v in c.items()},
+                    "people_shared": people,
+                    "people_in_new": len(b_people),
+                    "people_in_earlier": len(a_people),
+                    "description": f"{describe(kind)} scan {earlier['id']}",
+                },
+            }
+        )
     store.set_lineage(scan_id, rows)
     return rows
 
 
 def lineage_graph(store) -> dict:
     """Every scan (a node with its first-seen time and inputs) and every relation (an edge)."""
-    nodes = [{"scan_id": s["id"], "first_seen": s["started_at"], "status": s["status"],
-              "inputs": [i["path"] for i in s["inputs"]], "files": (s["counts"] or {}).get("files"),
-              "people": (s["counts"] or {}).get("people")} for s in store.list_scans()]
+    nodes = [
+        {
+            "scan_id": s["id"],
+            "first_seen": s["started_at"],
+            "status": s["status"],
+            "inputs": [i["path"] for i in s["inputs"]],
+            "files": (s["counts"] or {}).get("files"),
+            "people": (s["counts"] or {}).get("people"),
+        }
+        for s in store.list_scans()
+    ]
     return {"scans": nodes, "relations": store.lineage()}

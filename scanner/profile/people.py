@@ -56,8 +56,10 @@ GATE_SPREAD = 0.03  # the count's range: both gates 3% looser and 3% stricter
 WARD_EXACT_MAX = 6000
 WARD_BLOCK = 3000
 PRIMARY_MIN_SHARE = 0.1  # a face box at least this share of the photo's shorter side
-METHOD = (f"Ward linkage cut at {WARD_CUT}, merges gated by local density (centroids within {GATE_CENTROID}x "
-          f"and faces on average within {GATE_AVERAGE}x the distance to the nearest other people)")
+METHOD = (
+    f"Ward linkage cut at {WARD_CUT}, merges gated by local density (centroids within {GATE_CENTROID}x "
+    f"and faces on average within {GATE_AVERAGE}x the distance to the nearest other people)"
+)
 
 
 def cluster(encodings: np.ndarray, must_link_groups: list[list[int]] = ()) -> list[int]:
@@ -66,8 +68,9 @@ def cluster(encodings: np.ndarray, must_link_groups: list[list[int]] = ()) -> li
     return cluster_spread(encodings, must_link_groups, (1.0,))[0]
 
 
-def cluster_spread(encodings: np.ndarray, must_link_groups: list[list[int]] = (),
-                   factors: tuple[float, ...] = (1.0,)) -> list[list[int]]:
+def cluster_spread(
+    encodings: np.ndarray, must_link_groups: list[list[int]] = (), factors: tuple[float, ...] = (1.0,)
+) -> list[list[int]]:
     """`cluster` with the density gates multiplied by each of `factors` (1.0: as chosen; above:
     looser, fewer people; below: stricter), one labelling per factor, sharing the local scales."""
     n = len(encodings)
@@ -92,7 +95,7 @@ def cluster_spread(encodings: np.ndarray, must_link_groups: list[list[int]] = ()
     out = []
     for obs_labels in _people(obs, factors)[0]:
         labels = [0] * n
-        for idx, label in zip(obs_index, obs_labels):
+        for idx, label in zip(obs_index, obs_labels, strict=False):
             for i in idx:
                 labels[i] = int(label)
         out.append(_renumber(labels))
@@ -169,7 +172,8 @@ def gated_ward(x: np.ndarray, dist: np.ndarray, sigma: np.ndarray, factor: float
         # for a whole row at once, so that only pairs that pass it come up as candidates
         r2 = cost_k * (size[k] + size) / (2.0 * size[k] * size)
         return (r2 <= gate_centroid2 * (sigma_sum[k] / size[k]) * (sigma_sum / size)) | (
-            np.minimum(size, size[k]) > GATE_MAX_SIZE)
+            np.minimum(size, size[k]) > GATE_MAX_SIZE
+        )
 
     def nearest(k: int) -> tuple[float, int]:
         row = np.where(barred[k] | ~centroid_gate(k, cost[k]), np.inf, cost[k])
@@ -240,7 +244,7 @@ def _gated_blocks(x: np.ndarray, factors: tuple[float, ...]) -> tuple[list[np.nd
         for f in range(len(factors)):
             labels[f][idx] = local[f] + next_label[f]
             next_label[f] = int(labels[f][idx].max()) + 1
-    return [_join_blocks(x, lab, sigma, factor) for lab, factor in zip(labels, factors)], sigma
+    return [_join_blocks(x, lab, sigma, factor) for lab, factor in zip(labels, factors, strict=False)], sigma
 
 
 def _join_blocks(x: np.ndarray, labels: np.ndarray, sigma: np.ndarray, factor: float) -> np.ndarray:
@@ -279,6 +283,7 @@ def _renumber(labels) -> list[int]:
 def is_primary(box: dict, all_boxes: list[dict], width: int, height: int) -> bool:
     """Whether `box` is the photo's subject: its largest face (the one nearest the centre among
     equals: HOG boxes come in a few sizes), and not a speck."""
+
     def side(b):
         return max(b["right"] - b["left"], b["bottom"] - b["top"])
 
@@ -297,7 +302,7 @@ def pairwise_scores(labels: list[int], truth: list[str]) -> dict:
     def pairs(counter):
         return sum(c * (c - 1) // 2 for c in counter.values())
 
-    both = pairs(Counter(zip(labels, truth)))
+    both = pairs(Counter(zip(labels, truth, strict=False)))
     predicted = pairs(Counter(labels))
     actual = pairs(Counter(truth))
     precision = both / predicted if predicted else 1.0
@@ -326,8 +331,7 @@ def assign_people(faces: list[dict]) -> tuple[list[tuple[int, int, bool]], dict]
     for i, f in enumerate(faces):
         if f["video"] and f["track"] is not None:
             tracks[(f["seq"], f["track"])].append(i)
-    labels, *nearby = cluster_spread(encodings, list(tracks.values()),
-                                     (1.0, 1.0 - GATE_SPREAD, 1.0 + GATE_SPREAD))
+    labels, *nearby = cluster_spread(encodings, list(tracks.values()), (1.0, 1.0 - GATE_SPREAD, 1.0 + GATE_SPREAD))
     by_frame: dict[tuple, list[dict]] = defaultdict(list)
     for f in faces:
         by_frame[(f["seq"], f["frame_ms"])].append(f)
@@ -339,15 +343,20 @@ def assign_people(faces: list[dict]) -> tuple[list[tuple[int, int, bool]], dict]
         primary.append(is_primary(f, by_frame[(f["seq"], f["frame_ms"])], width, height))
     members_of: dict[int, set[int]] = defaultdict(set)
     has_primary: set[int] = set()
-    for f, label, p in zip(faces, labels, primary):
+    for f, label, p in zip(faces, labels, primary, strict=False):
         members_of[label].add(f["seq"])
         if p:
             has_primary.add(label)
     people = has_primary  # a cluster of background faces only is passers-by, however often they pass
-    out = [(f["face_id"], label, label not in people) for f, label in zip(faces, labels)]
-    counts = [len(people)] + [len({lab for lab, p in zip(other, primary) if p}) for other in nearby]
-    return out, {"people": len(people), "people_range": [min(counts), max(counts)], "faces": len(faces),
-                 "background_faces": sum(1 for _, label, bg in out if bg), "method": METHOD}
+    out = [(f["face_id"], label, label not in people) for f, label in zip(faces, labels, strict=False)]
+    counts = [len(people)] + [len({lab for lab, p in zip(other, primary, strict=False) if p}) for other in nearby]
+    return out, {
+        "people": len(people),
+        "people_range": [min(counts), max(counts)],
+        "faces": len(faces),
+        "background_faces": sum(1 for _, label, bg in out if bg),
+        "method": METHOD,
+    }
 
 
 def ensure_people(store, scan_id: str) -> dict | None:

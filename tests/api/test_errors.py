@@ -13,7 +13,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-import scanner.fingerprints.modelfile  # noqa: F401 - defines subclasses of the tree
+import scanner.fingerprints.modelfile
 import scanner.registry  # noqa: F401 - defines subclasses of the tree
 from cli.common import EXIT_CODES, translate_errors
 from scanner import errors
@@ -25,8 +25,14 @@ def _classes():
 
 def test_the_tree_is_complete_and_its_codes_are_distinct():
     classes = _classes()
-    assert {"SimilarSubject", "EnrollmentRefused", "ModelChanged", "VerificationRefused",
-            "NothingReadableError", "VerificationFailed"} <= {c.__name__ for c in classes}
+    assert {
+        "SimilarSubject",
+        "EnrollmentRefused",
+        "ModelChanged",
+        "VerificationRefused",
+        "NothingReadableError",
+        "VerificationFailed",
+    } <= {c.__name__ for c in classes}
     codes = [c.code for c in classes]
     assert len(codes) == len(set(codes)), codes  # one class, one code a client can branch on
     for cls in classes:
@@ -34,8 +40,14 @@ def test_the_tree_is_complete_and_its_codes_are_distinct():
 
 
 def test_the_exit_codes_in_help_come_from_the_classes():
-    for cls in (errors.UsageError, errors.WorkspaceError, errors.DependencyError, errors.NothingReadableError,
-                errors.VerificationFailed, errors.AcquisitionError):
+    for cls in (
+        errors.UsageError,
+        errors.WorkspaceError,
+        errors.DependencyError,
+        errors.NothingReadableError,
+        errors.VerificationFailed,
+        errors.AcquisitionError,
+    ):
         assert cls.summary in " ".join(EXIT_CODES.split()), cls
         assert f"{cls.exit_code} " in EXIT_CODES
     assert f"{errors.INTERRUPTED_EXIT} interrupted" in EXIT_CODES
@@ -82,8 +94,11 @@ def test_enrolling_someone_already_enrolled_is_409_already_enrolled(live):
     version = requests.get(f"{url}/v1/consent-text").json()["version"]
 
     def enroll(some):
-        return requests.post(f"{url}/v1/subjects", data={"consent": "true", "consent_version": version},
-                             files=[("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in some])
+        return requests.post(
+            f"{url}/v1/subjects",
+            data={"consent": "true", "consent_version": version},
+            files=[("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in some],
+        )
 
     assert enroll(photos[:3]).status_code == 200
     again = enroll([photos[3], photos[4], photos[5]])

@@ -24,15 +24,26 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    app = create_app(str(tmp_path_factory.mktemp("fuzz") / "ws"),
-                     settings=Settings(max_upload_bytes=1 << 20, key_rate_per_minute=10 ** 6,
-                                       address_rate_per_minute=10 ** 6, auth_failure_rate_per_minute=10 ** 6))
+    app = create_app(
+        str(tmp_path_factory.mktemp("fuzz") / "ws"),
+        settings=Settings(
+            max_upload_bytes=1 << 20,
+            key_rate_per_minute=10**6,
+            address_rate_per_minute=10**6,
+            auth_failure_rate_per_minute=10**6,
+        ),
+    )
     keys = {role: app.state.service.keys.create_key(role, "fuzzer")[1] for role in ("admin", "intake")}
     with LiveServer(app) as srv:
         yield srv.url, keys

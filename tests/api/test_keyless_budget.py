@@ -46,8 +46,9 @@ def test_enrollment_analysis_runs_outside_the_lock_within_its_own_budget(service
 
     def enroll(i):
         files = [("photos", (f"{i}-{k}.png", b"png", "image/png")) for k in range(3)]
-        answers[i] = requests.post(f"{url}/v1/subjects", files=files,
-                                   data={"consent": "true", "consent_version": version}, timeout=60)
+        answers[i] = requests.post(
+            f"{url}/v1/subjects", files=files, data={"consent": "true", "consent_version": version}, timeout=60
+        )
 
     threads = [threading.Thread(target=enroll, args=(i,)) for i in range(4)]
     try:
@@ -65,8 +66,13 @@ def test_enrollment_analysis_runs_outside_the_lock_within_its_own_budget(service
         svc.lock.release()
         platform = svc.keys.create_key("platform", "test")[1]
         t = time.monotonic()
-        r = requests.post(f"{url}/v1/screen", params={"filename": "x.bin"}, data=b"not a photo",
-                          headers={"Authorization": f"Bearer {platform}"}, timeout=20)
+        r = requests.post(
+            f"{url}/v1/screen",
+            params={"filename": "x.bin"},
+            data=b"not a photo",
+            headers={"Authorization": f"Bearer {platform}"},
+            timeout=20,
+        )
         assert r.status_code == 200 and time.monotonic() - t < 10
     finally:
         release.set()

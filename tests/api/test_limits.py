@@ -13,9 +13,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
-import pytest
 import requests
-
 
 BOUNDARY = "facetrace-test-boundary"
 FORM = f"multipart/form-data; boundary={BOUNDARY}"
@@ -26,8 +24,11 @@ def _exchange(url: str, method: str, path: str, headers: dict, chunks=(), timeou
     port = urlsplit(url).port
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
-        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n"
+        )
         sock.sendall(head.encode())
         for chunk in chunks:
             sock.sendall(chunk)
@@ -68,8 +69,9 @@ def test_an_oversized_photo_is_refused_while_it_streams(live):
     start = _part("consent", b"true") + _part("consent_version", b"1")
     photo = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="photos"; filename="a.jpg"\r\n\r\n'.encode()
     chunks = [_chunked(start + photo)] + [_chunked(b"\xff" * 10_000) for _ in range(12)]  # 120 kB, no end
-    status, body = _exchange(url, "POST", "/v1/subjects", {"Content-Type": FORM, "Transfer-Encoding": "chunked"},
-                             chunks)
+    status, body = _exchange(
+        url, "POST", "/v1/subjects", {"Content-Type": FORM, "Transfer-Encoding": "chunked"}, chunks
+    )
     assert status == 413 and _error(body)["code"] == "too_large"
     assert "100000" in _error(body)["message"] and "photo" in _error(body)["message"]
 
@@ -77,8 +79,9 @@ def test_an_oversized_photo_is_refused_while_it_streams(live):
 def test_an_undeclared_body_past_the_form_limit_is_refused_while_it_streams(live):
     _app, url = live(max_photo_bytes=200_000, max_form_bytes=300_000)
     chunks = [_chunked(_part("photos", b"\xff" * 190_000, f"{i}.jpg")) for i in range(2)]  # 380 kB, no end
-    status, body = _exchange(url, "POST", "/v1/subjects", {"Content-Type": FORM, "Transfer-Encoding": "chunked"},
-                             chunks)
+    status, body = _exchange(
+        url, "POST", "/v1/subjects", {"Content-Type": FORM, "Transfer-Encoding": "chunked"}, chunks
+    )
     assert status == 413 and _error(body)["code"] == "too_large" and "300000" in _error(body)["message"]
 
 
@@ -93,8 +96,9 @@ def test_too_many_photos_are_refused(live):
 def test_a_body_that_does_not_arrive_in_time_is_refused(live):
     _app, url = live(form_timeout_s=1.0)
     t = time.monotonic()
-    status, body = _exchange(url, "POST", "/v1/subjects", {"Content-Type": FORM, "Content-Length": "5000"},
-                             [_part("consent", b"true")])
+    status, body = _exchange(
+        url, "POST", "/v1/subjects", {"Content-Type": FORM, "Content-Length": "5000"}, [_part("consent", b"true")]
+    )
     assert status == 408 and _error(body)["code"] == "too_slow"
     assert time.monotonic() - t < 5
 
@@ -102,10 +106,15 @@ def test_a_body_that_does_not_arrive_in_time_is_refused(live):
 def test_other_routes_take_small_bodies_only(live):
     _app, url = live()
     # no key is needed to be refused: the body is not read (FastAPI reads a JSON body before the key check)
-    status, body = _exchange(url, "POST", "/v1/keys", {"Content-Type": "application/json",
-                                                       "Content-Length": str(100 << 20)})
+    status, body = _exchange(
+        url, "POST", "/v1/keys", {"Content-Type": "application/json", "Content-Length": str(100 << 20)}
+    )
     assert status == 413 and _error(body)["code"] == "too_large"
-    status, body = _exchange(url, "PUT", "/v1/subjects/0123456789abcdef/webhook",
-                             {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
-                             [_chunked(b'{"url": "' + b"x" * 70_000)])
+    status, body = _exchange(
+        url,
+        "PUT",
+        "/v1/subjects/0123456789abcdef/webhook",
+        {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        [_chunked(b'{"url": "' + b"x" * 70_000)],
+    )
     assert status == 413 and _error(body)["code"] == "too_large"

@@ -36,10 +36,12 @@ class FlakyReceiver(Receiver):
 def test_a_failing_receiver_gets_retries_then_the_delivery(tmp_path):
     rx = FlakyReceiver(fail=2)
     audit = []
-    payload = finding_payload("finding", [{"subject_id": "a" * 16, "kind": "same_person", "band": "probable",
-                                           "member_seq": 1}], "s1")
-    assert deliver(rx.url, payload, "k" * 64, lambda action, d: audit.append(d), "subject:x", backoff_s=0.01,
-                   lab_networks=LOOPBACK)
+    payload = finding_payload(
+        "finding", [{"subject_id": "a" * 16, "kind": "same_person", "band": "probable", "member_seq": 1}], "s1"
+    )
+    assert deliver(
+        rx.url, payload, "k" * 64, lambda action, d: audit.append(d), "subject:x", backoff_s=0.01, lab_networks=LOOPBACK
+    )
     assert [d["outcome"] for d in audit] == ["HTTP 500", "HTTP 500", "HTTP 204"]
     ids = {h["X-Facetrace-Delivery"] for h, _ in rx.received}
     assert len(rx.received) == 3 and len(ids) == 1  # one delivery id, retried
@@ -49,8 +51,16 @@ def test_a_failing_receiver_gets_retries_then_the_delivery(tmp_path):
 
 def test_an_unreachable_receiver_gives_up_after_the_retries():
     audit = []
-    assert not deliver("http://127.0.0.1:9/hook", {"event": "x"}, "s", lambda a, d: audit.append(d), "key:k",
-                       retries=2, backoff_s=0.01, lab_networks=LOOPBACK)
+    assert not deliver(
+        "http://127.0.0.1:9/hook",
+        {"event": "x"},
+        "s",
+        lambda a, d: audit.append(d),
+        "key:k",
+        retries=2,
+        backoff_s=0.01,
+        lab_networks=LOOPBACK,
+    )
     assert [d["attempt"] for d in audit] == [1, 2, 3] and not any(d["delivered"] for d in audit)
 
 
@@ -60,7 +70,7 @@ def test_a_cli_scan_that_finds_a_subject_notifies_their_webhook(tmp_path, monkey
     from click.testing import CliRunner
 
     from cli.main import cli
-    from indexes.service import ServiceStore
+    from indexes.store.keys import ServiceStore
     from scanner.consent import ConsentInput
     from scanner.pipeline import match_against_registry, open_store
     from scanner.registry import enroll, erase, open_registry, verify_erasure
@@ -83,12 +93,24 @@ def test_a_cli_scan_that_finds_a_subject_notifies_their_webhook(tmp_path, monkey
     assert match_against_registry(store, root, summary.scan_id, actor="tester")
     assert rx.wait(1, timeout=0.5) == []  # not verified: delivered synchronously, so nothing came
     # `facetrace registry verify` with a new photo of her: the next scan tells her at once
-    out = CliRunner().invoke(cli, ["registry", "verify", sid, str(person[5]), str(person[7]), "--method", "in_person",
-                                   "--workspace", str(tmp_path / "ws")])
+    out = CliRunner().invoke(
+        cli,
+        [
+            "registry",
+            "verify",
+            sid,
+            str(person[5]),
+            str(person[7]),
+            "--method",
+            "in_person",
+            "--workspace",
+            str(tmp_path / "ws"),
+        ],
+    )
     assert out.exit_code == 0 and f"Verified {sid}" in out.output, out.output
     summary, _ = run_scan([dump], tmp_path / "ws")
     match_against_registry(store, root, summary.scan_id, actor="tester")
-    (headers, body), = rx.wait(1)
+    ((headers, body),) = rx.wait(1)
     assert verify_signature(body, secret, headers["X-Facetrace-Signature"])
     assert json.loads(body)["scan_id"] == summary.scan_id
     erase(reg, sid)
@@ -122,8 +144,7 @@ def test_a_signature_signs_its_timestamp_and_expires_after_the_tolerance():
 def test_each_delivery_is_signed_with_its_own_time_and_a_replay_fails(tmp_path):
     rx = FlakyReceiver(fail=1)
     before = int(time.time())
-    assert deliver(rx.url, {"event": "x"}, "s" * 32, lambda a, d: None, "key:k", backoff_s=1.1,
-                   lab_networks=LOOPBACK)
+    assert deliver(rx.url, {"event": "x"}, "s" * 32, lambda a, d: None, "key:k", backoff_s=1.1, lab_networks=LOOPBACK)
     (h1, b1), (h2, b2) = rx.received
     t1, t2 = (int(h["X-Facetrace-Signature"].split(",")[0][2:]) for h in (h1, h2))
     assert before <= t1 < t2 <= int(time.time())  # the retry is signed again, at its own time
@@ -140,7 +161,7 @@ def test_the_receiver_example_in_the_docs_verifies_a_delivery_and_refuses_a_repl
     doc = (REPO / "docs" / "api.md").read_text()
     [example] = re.findall(r"```python\n(import hashlib, hmac, time\n.*?)```", doc, re.S)
     namespace: dict = {}
-    exec(compile(example, "docs/api.md", "exec"), namespace)  # noqa: S102 - the project's own doc
+    exec(compile(example, "docs/api.md", "exec"), namespace)
     rx = Receiver()
     assert deliver(rx.url, {"event": "x"}, "s" * 32, lambda a, d: None, "key:k", lab_networks=LOOPBACK)
     [(headers, body)] = rx.wait(1)
@@ -172,17 +193,36 @@ def test_a_delivery_connects_to_the_address_it_checked(fake_dns, loopback_only):
     port = rx.httpd.server_address[1]
     fake_dns.answer("hooks.rebind.test", ["93.184.215.14"], ["127.0.0.1"])  # public first, then loopback
     audit = []
-    assert not deliver(f"http://hooks.rebind.test:{port}/hook", {"event": "x"}, "s", lambda a, d: audit.append(d),
-                       "subject:x", retries=0)
+    assert not deliver(
+        f"http://hooks.rebind.test:{port}/hook",
+        {"event": "x"},
+        "s",
+        lambda a, d: audit.append(d),
+        "subject:x",
+        retries=0,
+    )
     assert rx.received == [] and loopback_only == ["93.184.215.14"] and fake_dns.lookups["hooks.rebind.test"] == 1
     fake_dns.answer("hooks.inside.test", ["127.0.0.1"])
-    assert not deliver(f"http://hooks.inside.test:{port}/hook", {"event": "x"}, "s", lambda a, d: audit.append(d),
-                       "subject:x", retries=0)
+    assert not deliver(
+        f"http://hooks.inside.test:{port}/hook",
+        {"event": "x"},
+        "s",
+        lambda a, d: audit.append(d),
+        "subject:x",
+        retries=0,
+    )
     assert audit[-1]["outcome"].startswith("refused: 'hooks.inside.test' resolves to 127.0.0.1 (loopback)")
     assert rx.received == [] and loopback_only == ["93.184.215.14"]
     # with the lab option, the same name is delivered to, on the address checked, with its own Host header
-    assert deliver(f"http://hooks.inside.test:{port}/hook", {"event": "x"}, "s", lambda a, d: audit.append(d),
-                   "subject:x", retries=0, lab_networks=("127.0.0.1/32",))
+    assert deliver(
+        f"http://hooks.inside.test:{port}/hook",
+        {"event": "x"},
+        "s",
+        lambda a, d: audit.append(d),
+        "subject:x",
+        retries=0,
+        lab_networks=("127.0.0.1/32",),
+    )
     [(headers, _body)] = rx.received
     assert headers["Host"] == f"hooks.inside.test:{port}"
 
@@ -205,21 +245,25 @@ def test_a_delivery_s_audit_keeps_the_host_and_a_keyed_hash_never_the_path_or_qu
     unreachable = f"http://127.0.0.1:9{PERSONAL_HOOK_PATH}"
     refused = f"http://169.254.169.254{PERSONAL_HOOK_PATH}"
     assert deliver(delivered, {"event": "x"}, secret, record, "subject:x", lab_networks=LOOPBACK)
-    assert not deliver(unreachable, {"event": "x"}, secret, record, "subject:x", retries=1, backoff_s=0.01,
-                       lab_networks=LOOPBACK)
+    assert not deliver(
+        unreachable, {"event": "x"}, secret, record, "subject:x", retries=1, backoff_s=0.01, lab_networks=LOOPBACK
+    )
     assert not deliver(refused, {"event": "x"}, secret, record, "subject:x", backoff_s=0.01)
     text = json.dumps(audit)
     for personal in ("jane", "email", "example.org", "/hooks"):
         assert personal not in text, (personal, audit)
-    assert [d["outcome"].split(":")[0] for d in audit] == ["HTTP 204", "ConnectionError", "ConnectionError",
-                                                           "refused"]
+    assert [d["outcome"].split(":")[0] for d in audit] == ["HTTP 204", "ConnectionError", "ConnectionError", "refused"]
     assert "Connection refused" in audit[1]["outcome"]  # what went wrong is still said
-    for d, url in zip(audit, [delivered, unreachable, unreachable, refused]):
+    for d, url in zip(audit, [delivered, unreachable, unreachable, refused], strict=False):
         port_of = {delivered: port, unreachable: 9, refused: None}[url]
-        assert d["target"] == {"scheme": "http", "host": url.split("//")[1].split(":")[0].split("/")[0],
-                               "port": port_of,
-                               "url_hmac": hmac.new(secret.encode(), b"facetrace-webhook-url\x00" + url.encode(),
-                                                    hashlib.sha256).hexdigest()}
+        assert d["target"] == {
+            "scheme": "http",
+            "host": url.split("//")[1].split(":")[0].split("/")[0],
+            "port": port_of,
+            "url_hmac": hmac.new(
+                secret.encode(), b"facetrace-webhook-url\x00" + url.encode(), hashlib.sha256
+            ).hexdigest(),
+        }
 
 
 def test_an_erased_subject_s_webhook_leaves_no_url_in_the_audit_and_verify_erasure_says_so(tmp_path):
@@ -230,13 +274,17 @@ def test_an_erased_subject_s_webhook_leaves_no_url_in_the_audit_and_verify_erasu
     from tests.api.server import LiveServer
     from tests.api.test_security import TOKEN, _subject
 
-    app = create_app(str(tmp_path / "ws"), settings=Settings(webhook_retries=1, webhook_backoff_s=0.01,
-                                                             lab_networks=LOOPBACK))
+    app = create_app(
+        str(tmp_path / "ws"), settings=Settings(webhook_retries=1, webhook_backoff_s=0.01, lab_networks=LOOPBACK)
+    )
     svc = app.state.service
     with LiveServer(app) as srv:
         sid = _subject(app)
-        r = requests.put(f"{srv.url}/v1/subjects/{sid}/webhook", headers={"X-Deletion-Token": TOKEN},
-                         json={"url": f"http://127.0.0.1:9{PERSONAL_HOOK_PATH}"})
+        r = requests.put(
+            f"{srv.url}/v1/subjects/{sid}/webhook",
+            headers={"X-Deletion-Token": TOKEN},
+            json={"url": f"http://127.0.0.1:9{PERSONAL_HOOK_PATH}"},
+        )
         assert r.status_code == 200, r.text
         assert svc.notify("subject", sid, finding_payload("finding", [], "s1"))
         for delivery in svc.deliveries:

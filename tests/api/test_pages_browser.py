@@ -18,8 +18,10 @@ CHROMIUM = shutil.which("chromium")
 
 
 @pytest.mark.facedata
-@pytest.mark.skipif(DRIVER is None or CHROMIUM is None,
-                    reason="Debian's chromium and chromium-driver are not installed (make test installs them as root)")
+@pytest.mark.skipif(
+    DRIVER is None or CHROMIUM is None,
+    reason="Debian's chromium and chromium-driver are not installed (make test installs them as root)",
+)
 def test_enroll_check_and_erase_in_a_browser(tmp_path):
     import os
 
@@ -31,8 +33,14 @@ def test_enroll_check_and_erase_in_a_browser(tmp_path):
     app = create_app(str(tmp_path / "ws"), settings=Settings())
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=420,900", f"--user-data-dir={tmp_path / 'profile'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=420,900",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         opts.add_argument(flag)
     with LiveServer(app) as srv:
         driver = webdriver.Chrome(service=DriverService(DRIVER), options=opts)

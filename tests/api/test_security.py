@@ -5,7 +5,7 @@ of the pages that show a deletion token, the interactive docs, and the exposure 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -20,20 +20,36 @@ def _subject(app, token: str = TOKEN) -> str:
     from scanner.consent import ConsentInput
 
     c = ConsentInput()
-    consent = {"purpose": c.purpose, "scope": c.scope, "text_version": c.text_version, "text_sha256": c.text_sha256,
-               "granted_at": datetime.now(timezone.utc), "expires_at": None, "withdrawn_at": None,
-               "jurisdiction": "test"}
+    consent = {
+        "purpose": c.purpose,
+        "scope": c.scope,
+        "text_version": c.text_version,
+        "text_sha256": c.text_sha256,
+        "granted_at": datetime.now(UTC),
+        "expires_at": None,
+        "withdrawn_at": None,
+        "jurisdiction": "test",
+    }
     sid, _ = app.state.service.registry.store.create_subject(
-        label=None, token_sha256=hashlib.sha256(token.encode()).hexdigest(), consent=consent, templates=[],
-        actor="test")
+        label=None, token_sha256=hashlib.sha256(token.encode()).hexdigest(), consent=consent, templates=[], actor="test"
+    )
     return sid
 
 
 # -- item 8: webhooks to internal addresses --------------------------------------------------------
 
-INTERNAL_HOOKS = ["http://127.0.0.1:18432/hook", "http://[::1]/hook", "http://0x7f000001/hook", "http://localhost/hook",
-                  "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/hook", "http://2130706433/",
-                  "https://printer.localhost/x", "http://[::ffff:169.254.169.254]/", "http://0/"]
+INTERNAL_HOOKS = [
+    "http://127.0.0.1:18432/hook",
+    "http://[::1]/hook",
+    "http://0x7f000001/hook",
+    "http://localhost/hook",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://10.0.0.1/hook",
+    "http://2130706433/",
+    "https://printer.localhost/x",
+    "http://[::ffff:169.254.169.254]/",
+    "http://0/",
+]
 
 
 def test_webhooks_to_internal_addresses_are_refused_at_registration(live, loopback_only):
@@ -53,11 +69,15 @@ def test_webhooks_to_internal_addresses_are_refused_at_registration(live, loopba
 def test_a_lab_network_allows_its_webhooks_only(live):
     app, url = live(lab_networks=("127.0.0.0/8",))
     sid = _subject(app)
-    ok = requests.put(f"{url}/v1/subjects/{sid}/webhook", json={"url": "http://127.0.0.1:18432/hook"},
-                      headers={"X-Deletion-Token": TOKEN})
+    ok = requests.put(
+        f"{url}/v1/subjects/{sid}/webhook",
+        json={"url": "http://127.0.0.1:18432/hook"},
+        headers={"X-Deletion-Token": TOKEN},
+    )
     assert ok.status_code == 200, ok.text
-    other = requests.put(f"{url}/v1/subjects/{sid}/webhook", json={"url": "http://169.254.169.254/"},
-                         headers={"X-Deletion-Token": TOKEN})
+    other = requests.put(
+        f"{url}/v1/subjects/{sid}/webhook", json={"url": "http://169.254.169.254/"}, headers={"X-Deletion-Token": TOKEN}
+    )
     assert other.status_code == 422 and other.json()["error"]["code"] == "address_refused"
 
 
@@ -66,8 +86,9 @@ def test_a_lab_network_allows_its_webhooks_only(live):
 
 def test_x_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(live):
     _app, url = live(address_rate_per_minute=3)
-    codes = [requests.get(f"{url}/v1/health", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
-             for i in range(5)]
+    codes = [
+        requests.get(f"{url}/v1/health", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(5)
+    ]
     assert codes == [200, 200, 200, 429, 429]  # a new forwarded address each time buys nothing
 
 
@@ -86,8 +107,10 @@ def test_a_trusted_proxy_s_forwarded_address_is_the_client(live):
 def test_failed_api_keys_are_rate_limited_per_address(live):
     app, url = live(auth_failure_rate_per_minute=3)
     good = app.state.service.keys.create_key("platform", "test")[1]
-    codes = [requests.post(f"{url}/v1/screen", data=b"x", headers={"Authorization": f"Bearer ftk_0_guess{i}"})
-             for i in range(5)]
+    codes = [
+        requests.post(f"{url}/v1/screen", data=b"x", headers={"Authorization": f"Bearer ftk_0_guess{i}"})
+        for i in range(5)
+    ]
     assert [r.status_code for r in codes] == [401, 401, 401, 429, 429]
     assert codes[0].json()["error"]["code"] == "invalid_key" and codes[-1].json()["error"]["code"] == "rate_limited"
     # while the address is locked out, no key is checked: a good guess cannot be told from a bad one
@@ -98,8 +121,10 @@ def test_failed_api_keys_are_rate_limited_per_address(live):
 def test_wrong_deletion_tokens_are_rate_limited_per_address(live):
     app, url = live(auth_failure_rate_per_minute=2)
     sid = _subject(app)
-    codes = [requests.get(f"{url}/v1/subjects/{sid}/exposure", headers={"X-Deletion-Token": f"guess{i}"}).status_code
-             for i in range(3)]
+    codes = [
+        requests.get(f"{url}/v1/subjects/{sid}/exposure", headers={"X-Deletion-Token": f"guess{i}"}).status_code
+        for i in range(3)
+    ]
     assert codes == [403, 403, 429]
     page = requests.post(f"{url}/exposure", data={"subject_id": sid, "token": TOKEN})
     assert page.status_code == 429 and "data-code='rate_limited'" in page.text
@@ -158,14 +183,25 @@ def test_exposure_says_when_each_finding_was_made(live):
     # each finding's time is shown to a verified subject (an unverified one gets delayed counts:
     # tests/api/test_verification.py)
     assert app.state.service.registry.store.set_verified(sid, by="key:test", method="in_person", actor="test")
-    before = datetime.now(timezone.utc)
-    app.state.service.registry.store.add_findings([{
-        "scan_id": "s" * 32, "subject_id": sid, "kind": "same_person", "band": "probable",
-        "logical_path": "kit/1.jpg", "member_seq": 1, "face_index": 0, "evidence": {}}])
+    before = datetime.now(UTC)
+    app.state.service.registry.store.add_findings(
+        [
+            {
+                "scan_id": "s" * 32,
+                "subject_id": sid,
+                "kind": "same_person",
+                "band": "probable",
+                "logical_path": "kit/1.jpg",
+                "member_seq": 1,
+                "face_index": 0,
+                "evidence": {},
+            }
+        ]
+    )
     r = requests.get(f"{url}/v1/subjects/{sid}/exposure", headers={"X-Deletion-Token": TOKEN})
     [finding] = r.json()["findings"]
     found = datetime.fromisoformat(finding["found_at"])
-    assert found.tzinfo is not None and before - timedelta(seconds=5) <= found <= datetime.now(timezone.utc)
+    assert found.tzinfo is not None and before - timedelta(seconds=5) <= found <= datetime.now(UTC)
     page = requests.post(f"{url}/exposure", data={"subject_id": sid, "token": TOKEN})
     assert f"<td>{finding['found_at'][:19]}</td>" in page.text
 
@@ -181,8 +217,13 @@ def test_the_consent_version_is_required(live):
     page = requests.post(f"{url}/enroll", files=files, data={"consent": "true", "consent_version": ""})
     assert page.status_code == 409 and "data-code='consent_text_changed'" in page.text
     schema = requests.get(f"{url}/openapi.json").json()
-    form = next(iter(schema["components"]["schemas"][name] for name in schema["components"]["schemas"]
-                     if "consent_version" in schema["components"]["schemas"][name].get("properties", {})))
+    form = next(
+        iter(
+            schema["components"]["schemas"][name]
+            for name in schema["components"]["schemas"]
+            if "consent_version" in schema["components"]["schemas"][name].get("properties", {})
+        )
+    )
     assert "consent_version" in form["required"]
 
 
@@ -202,16 +243,23 @@ def test_a_wrong_token_and_an_unknown_subject_answer_alike(live):
     answers = set()
     for subject_id, token in probes:
         h = {"X-Deletion-Token": token}
-        for r in (requests.get(f"{url}/v1/subjects/{subject_id}/exposure", headers=h),
-                  requests.delete(f"{url}/v1/subjects/{subject_id}", headers=h),
-                  requests.put(f"{url}/v1/subjects/{subject_id}/webhook", headers=h,
-                               json={"url": "https://hooks.example.org/x"})):
+        for r in (
+            requests.get(f"{url}/v1/subjects/{subject_id}/exposure", headers=h),
+            requests.delete(f"{url}/v1/subjects/{subject_id}", headers=h),
+            requests.put(
+                f"{url}/v1/subjects/{subject_id}/webhook", headers=h, json={"url": "https://hooks.example.org/x"}
+            ),
+        ):
             answers.add((r.status_code, r.text))
     assert len(answers) == 1, answers  # one status, code and message for all of them
     [(status, text)] = answers
     assert status == 403 and '"code":"bad_token"' in text
-    pages = {(r.status_code, r.text) for subject_id, token in probes for path in ("/exposure", "/erase")
-             for r in [requests.post(url + path, data={"subject_id": subject_id, "token": token})]}
+    pages = {
+        (r.status_code, r.text)
+        for subject_id, token in probes
+        for path in ("/exposure", "/erase")
+        for r in [requests.post(url + path, data={"subject_id": subject_id, "token": token})]
+    }
     assert len(pages) == 1 and "data-code='bad_token'" in next(iter(pages))[1]
     # the same lookups for a real id with a wrong token as for an unknown id: no timing to tell them apart
     calls: list[str] = []

@@ -20,7 +20,6 @@ from tests.api.server import LiveServer
 from tests.conftest import facedata_path, lfw_people, reference_cohort
 from tests.webserver import LOOPBACK
 
-
 COHORT = 64  # reference people (LFW, with 7 or more photos each)
 
 
@@ -31,7 +30,7 @@ class Receiver:
         received = self.received = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.append((dict(self.headers), body))
                 self.send_response(204)
@@ -58,8 +57,9 @@ def _key(app, role):
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     # the lab option: the test's webhook receiver is on loopback, refused without it
-    app = create_app(str(tmp_path_factory.mktemp("api") / "ws"),
-                     settings=Settings(webhook_backoff_s=0.05, lab_networks=LOOPBACK))
+    app = create_app(
+        str(tmp_path_factory.mktemp("api") / "ws"), settings=Settings(webhook_backoff_s=0.05, lab_networks=LOOPBACK)
+    )
     with LiveServer(app) as srv:
         yield app, srv.url
 
@@ -71,8 +71,9 @@ def test_enroll_screen_notify_check_erase_screen_again(service):
     strangers = sorted(facedata_path("lfw_deepfunneled", "Abdullah_Gul").iterdir())[:3]
     consent = requests.get(f"{url}/v1/consent-text").json()
     files = [("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in person[:3]]
-    r = requests.post(f"{url}/v1/subjects", files=files,
-                      data={"consent": "true", "consent_version": consent["version"]})
+    r = requests.post(
+        f"{url}/v1/subjects", files=files, data={"consent": "true", "consent_version": consent["version"]}
+    )
     assert r.status_code == 200, r.text
     enrolled = r.json()
     sid, token = enrolled["subject_id"], enrolled["deletion_token"]
@@ -84,13 +85,18 @@ def test_enroll_screen_notify_check_erase_screen_again(service):
     # the decision is the matcher's, and a registry of one needs a crowd to compare a face with
     reference_cohort(app.state.service.root, lfw_people(exclude=("Ana_Palacio", "Abdullah_Gul"))[:COHORT])
     intake = {"Authorization": f"Bearer {_key(app, 'intake')}"}
-    r = requests.post(f"{url}/v1/verifications", headers=intake, data={"subject_id": sid, "method": "in_person"},
-                      files=[("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in (person[5], person[7])])
+    r = requests.post(
+        f"{url}/v1/verifications",
+        headers=intake,
+        data={"subject_id": sid, "method": "in_person"},
+        files=[("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in (person[5], person[7])],
+    )
     assert r.status_code == 200 and r.json()["verified"], r.text
 
     receiver = Receiver()
-    hook = requests.put(f"{url}/v1/subjects/{sid}/webhook", json={"url": receiver.url},
-                        headers={"X-Deletion-Token": token}).json()
+    hook = requests.put(
+        f"{url}/v1/subjects/{sid}/webhook", json={"url": receiver.url}, headers={"X-Deletion-Token": token}
+    ).json()
     platform = _key(app, "platform")
     auth = {"Authorization": f"Bearer {platform}"}
 
@@ -109,7 +115,7 @@ def test_enroll_screen_notify_check_erase_screen_again(service):
     assert result["bundle"] is not None and "score" in result["bundle"]
     assert not list((app.state.service.uploads).iterdir())  # the upload is gone; only hashes stay
 
-    (headers, body), = receiver.wait(1)
+    ((headers, body),) = receiver.wait(1)
     from scanner.notify import verify_signature
 
     assert verify_signature(body, hook["secret"], headers["X-Facetrace-Signature"])
@@ -154,8 +160,9 @@ def test_every_route_is_declared_and_enforced(service):
         else:  # a page: the same refusal, as HTML
             assert "id='error' data-code='missing_token'" in r.text
         if who == "roles:admin":
-            r = requests.request(method, url + concrete, json={"role": "platform"},
-                                 headers={"Authorization": f"Bearer {platform}"})
+            r = requests.request(
+                method, url + concrete, json={"role": "platform"}, headers={"Authorization": f"Bearer {platform}"}
+            )
             assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_role"
     r = requests.post(f"{url}/v1/screen", data=b"x", headers={"Authorization": "Bearer ftk_0_forged"})
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_key"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -37,13 +37,17 @@ def _enrolled(live):
     reference_cohort(app.state.service.root, lfw_people(exclude=(PERSON, STRANGER))[:COHORT])
     photos = sorted(facedata_path("lfw_deepfunneled", PERSON).iterdir())
     version = requests.get(f"{url}/v1/consent-text").json()["version"]
-    r = requests.post(f"{url}/v1/subjects", data={"consent": "true", "consent_version": version},
-                      files=[("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in photos[:3]])
+    r = requests.post(
+        f"{url}/v1/subjects",
+        data={"consent": "true", "consent_version": version},
+        files=[("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in photos[:3]],
+    )
     assert r.status_code == 200, r.text
     sid, token = r.json()["subject_id"], r.json()["deletion_token"]
     receiver = Receiver()
-    hook = requests.put(f"{url}/v1/subjects/{sid}/webhook", json={"url": receiver.url},
-                        headers={"X-Deletion-Token": token})
+    hook = requests.put(
+        f"{url}/v1/subjects/{sid}/webhook", json={"url": receiver.url}, headers={"X-Deletion-Token": token}
+    )
     assert hook.status_code == 200, hook.text
     platform = {"Authorization": f"Bearer {app.state.service.keys.create_key('platform', 'p')[1]}"}
     return app, url, sid, token, photos, receiver, hook.json()["secret"], platform
@@ -66,9 +70,12 @@ def _settle(app):
 
 
 def _verify(url, key, sid, photos, method="in_person"):
-    return requests.post(f"{url}/v1/verifications", headers={"Authorization": f"Bearer {key}"},
-                         data={"subject_id": sid, "method": method},
-                         files=[("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in photos])
+    return requests.post(
+        f"{url}/v1/verifications",
+        headers={"Authorization": f"Bearer {key}"},
+        data={"subject_id": sid, "method": method},
+        files=[("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in photos],
+    )
 
 
 @pytest.mark.facedata
@@ -84,13 +91,15 @@ def test_an_unverified_subject_gets_delayed_counts_and_no_real_time_notice(live)
     assert exp["verified"] is False and exp["findings"] == [] and "intake" in exp["limited"]
     assert exp["summary"]["findings"] == 0  # made minutes ago: not yet in the counts
     cut = datetime.fromisoformat(exp["summary"]["as_of"])
-    assert cut <= datetime.now(timezone.utc) - timedelta(days=1) and (cut.hour, cut.minute, cut.second) == (0, 0, 0)
+    assert cut <= datetime.now(UTC) - timedelta(days=1) and (cut.hour, cut.minute, cut.second) == (0, 0, 0)
     assert result["scan_id"] not in json.dumps(exp)
 
     # two days later (the findings' times moved back), the counts include them; nothing else shows
     with svc.store.engine.begin() as conn:
-        conn.execute(text("UPDATE findings SET created_at = :t WHERE subject_id = :s"),
-                     {"t": datetime.now(timezone.utc) - timedelta(days=2), "s": sid})
+        conn.execute(
+            text("UPDATE findings SET created_at = :t WHERE subject_id = :s"),
+            {"t": datetime.now(UTC) - timedelta(days=2), "s": sid},
+        )
     made = svc.registry.store.findings(subject_id=sid)
     exp = requests.get(f"{url}/v1/subjects/{sid}/exposure", headers={"X-Deletion-Token": token}).json()
     assert exp["summary"]["findings"] == len(made) >= 3 and exp["findings"] == []
@@ -101,14 +110,16 @@ def test_an_unverified_subject_gets_delayed_counts_and_no_real_time_notice(live)
 
     # the webhook gets those counts as a digest, once: an unchanged digest is not sent again
     assert svc.send_digests() == [sid]
-    (headers, body), = receiver.wait(1)
+    ((headers, body),) = receiver.wait(1)
     assert verify_signature(body, secret, headers["X-Facetrace-Signature"])
     digest = json.loads(body)
     assert digest["event"] == "digest" and digest["findings"] == len(made) and digest["scan_id"] is None
     assert result["scan_id"] not in body.decode() and "member_seq" not in body.decode()
     assert svc.send_digests() == []
-    assert any(e["action"] == "webhook_delivery" and e["details"]["event"] == "digest"
-               for e in svc.registry.store.audit_entries(sid))
+    assert any(
+        e["action"] == "webhook_delivery" and e["details"]["event"] == "digest"
+        for e in svc.registry.store.audit_entries(sid)
+    )
 
 
 @pytest.mark.facedata
@@ -139,8 +150,12 @@ def test_intake_verifies_with_new_photos_of_the_person_and_only_intake_may(live)
     assert len(refused) == 2 and all(e["actor"] == f"key:{intake[0]}" for e in refused)
 
     r = _verify(url, intake[1], sid, live_photos)
-    assert r.status_code == 200 and r.json() == {"subject_id": sid, "verified": True, "method": "in_person",
-                                                 "band": "confident"}, r.text
+    assert r.status_code == 200 and r.json() == {
+        "subject_id": sid,
+        "verified": True,
+        "method": "in_person",
+        "band": "confident",
+    }, r.text
     verified = store.get_subject(sid)["verified"]
     assert verified["by"] == f"key:{intake[0]}" and verified["method"] == "in_person"
     [entry] = [e for e in store.audit_entries(sid) if e["action"] == "subject_verified"]
@@ -149,7 +164,7 @@ def test_intake_verifies_with_new_photos_of_the_person_and_only_intake_may(live)
 
     # verified: told as the screen finds her, and the exposure route lists each finding
     result = _screen(url, photos, platform)
-    (_headers, body), = receiver.wait(1)
+    ((_headers, body),) = receiver.wait(1)
     assert json.loads(body)["event"] == "finding" and json.loads(body)["scan_id"] == result["scan_id"]
     exp = requests.get(f"{url}/v1/subjects/{sid}/exposure", headers={"X-Deletion-Token": token}).json()
     assert exp["verified"] is True and exp["limited"] is None and len(exp["findings"]) >= 3
@@ -164,16 +179,24 @@ def test_intake_verifies_with_new_photos_of_the_person_and_only_intake_may(live)
 
 
 def test_the_counts_cutoff_is_a_day_old_and_rounded_to_the_day():
-    now = datetime(2026, 12, 7, 16, 30, tzinfo=timezone.utc)
-    assert disclosure.cutoff(now) == datetime(2026, 12, 6, tzinfo=timezone.utc)
-    findings = [{"band": band, "kind": "same_person", "created_at": at.isoformat()} for band, at in (
-        ("confident", datetime(2026, 12, 5, 23, 59, tzinfo=timezone.utc)),
-        ("probable", datetime(2026, 12, 6, 0, 0, tzinfo=timezone.utc)),
-        ("possible", datetime(2026, 12, 6, 0, 1, tzinfo=timezone.utc)),  # after the cutoff: not yet counted
-        ("confident", datetime(2026, 12, 7, 16, 29, tzinfo=timezone.utc)))]
+    now = datetime(2026, 12, 7, 16, 30, tzinfo=UTC)
+    assert disclosure.cutoff(now) == datetime(2026, 12, 6, tzinfo=UTC)
+    findings = [
+        {"band": band, "kind": "same_person", "created_at": at.isoformat()}
+        for band, at in (
+            ("confident", datetime(2026, 12, 5, 23, 59, tzinfo=UTC)),
+            ("probable", datetime(2026, 12, 6, 0, 0, tzinfo=UTC)),
+            ("possible", datetime(2026, 12, 6, 0, 1, tzinfo=UTC)),  # after the cutoff: not yet counted
+            ("confident", datetime(2026, 12, 7, 16, 29, tzinfo=UTC)),
+        )
+    ]
     counts = disclosure.summary(findings, disclosure.cutoff(now))
-    assert counts == {"as_of": "2026-12-06T00:00:00+00:00", "findings": 2,
-                      "bands": {"confident": 1, "probable": 1, "possible": 0}, "kinds": {"same_person": 2}}
+    assert counts == {
+        "as_of": "2026-12-06T00:00:00+00:00",
+        "findings": 2,
+        "bands": {"confident": 1, "probable": 1, "possible": 0},
+        "kinds": {"same_person": 2},
+    }
     assert disclosure.summary(findings, None)["findings"] == 4
     subject = {"id": "s", "status": "active", "verified": None}
     assert disclosure.exposure(subject, findings, now=now)["findings"] == []

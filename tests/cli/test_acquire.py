@@ -41,8 +41,10 @@ def _lfw_zip(path: Path) -> bytes:
 def test_lfw_zip_behind_two_redirects_is_acquired_scanned_and_reported(tmp_path, server):
     data = _lfw_zip(tmp_path / "kit.zip")
     sha = hashlib.sha256(data).hexdigest()
-    server.route("/files/kit.zip", File(data, content_type="application/zip",
-                                        extra_headers={"X-Amz-Request-Id": "4442587FB7D0A2F9"}))
+    server.route(
+        "/files/kit.zip",
+        File(data, content_type="application/zip", extra_headers={"X-Amz-Request-Id": "4442587FB7D0A2F9"}),
+    )
     server.route("/dl/abc", Redirect(server.url("/files/kit.zip"), 307))
     url = server.route("/s/abc", Redirect("/dl/abc", 302))
     ws = str(tmp_path / "ws")
@@ -58,7 +60,9 @@ def test_lfw_zip_behind_two_redirects_is_acquired_scanned_and_reported(tmp_path,
     record = web["record"]
     hops = [server.url("/s/abc"), server.url("/dl/abc"), server.url("/files/kit.zip")]
     assert [(h["from"], h["status"], h["to"]) for h in record["redirects"]] == [
-        (hops[0], 302, hops[1]), (hops[1], 307, hops[2])]
+        (hops[0], 302, hops[1]),
+        (hops[1], 307, hops[2]),
+    ]
     assert [x["url"] for x in record["requests"]] == hops
     assert all(x["peer"] == f"127.0.0.1:{server.port}" and x["sent_at"] for x in record["requests"])
     final_headers = dict(record["requests"][-1]["headers"])
@@ -72,8 +76,18 @@ def test_lfw_zip_behind_two_redirects_is_acquired_scanned_and_reported(tmp_path,
     assert doc["custody"][0]["details"]["record_sha256"] == web["record_sha256"]
 
     page = (out / "report.html").read_text()
-    for text in [*hops, sha, record["md5"], "4442587FB7D0A2F9", "X-Amz-Request-Id", f"127.0.0.1:{server.port}",
-                 "302 Found", "307 Temporary Redirect", "Acquired from the web (1)", web["record_sha256"]]:
+    for text in [
+        *hops,
+        sha,
+        record["md5"],
+        "4442587FB7D0A2F9",
+        "X-Amz-Request-Id",
+        f"127.0.0.1:{server.port}",
+        "302 Found",
+        "307 Temporary Redirect",
+        "Acquired from the web (1)",
+        web["record_sha256"],
+    ]:
         assert text in page, text
     manifest = (out / "manifest.txt").read_text()
     assert f"acquired from {hops[0]}" in manifest and f"SHA-256 {sha})" in manifest
@@ -90,8 +104,11 @@ def test_lfw_zip_behind_two_redirects_is_acquired_scanned_and_reported(tmp_path,
     # CASE/UCO: the download is an action whose object is the URL and whose result is the scanned file
     graph = json.loads((out / "report.jsonld").read_text())["@graph"]
     [action] = [n for n in graph if n.get("uco-core:name") == "web acquisition"]
-    urls = {n["@id"]: n["uco-core:hasFacet"][0]["uco-observable:fullValue"] for n in graph
-            if n["@type"] == "uco-observable:URL"}
+    urls = {
+        n["@id"]: n["uco-core:hasFacet"][0]["uco-observable:fullValue"]
+        for n in graph
+        if n["@type"] == "uco-observable:URL"
+    }
     assert [urls[o["@id"]] for o in action["uco-action:object"]] == [hops[0], hops[2]]
     assert sha in action["uco-core:description"]
     case_validate = pytest.importorskip("case_utils.case_validate", reason="case-utils is not installed")
@@ -143,8 +160,10 @@ def test_a_file_over_the_size_limit_is_refused_with_a_clear_message(tmp_path, se
     url = server.route("/big.bin", File(b"b" * 5000))
     result = _run(["acquire", "--workspace", str(tmp_path / "ws"), "--max-bytes", "4K", *FAST, url])
     assert result.exit_code == 5
-    assert (f"FAILED {url}: size limit: the server announces 5,000 bytes, over the limit of 4,096 bytes "
-            "(raise it with --max-bytes)") in result.stdout
+    assert (
+        f"FAILED {url}: size limit: the server announces 5,000 bytes, over the limit of 4,096 bytes "
+        "(raise it with --max-bytes)"
+    ) in result.stdout
     assert "Error: 1 acquisition(s) failed" in result.stderr
     assert not list((tmp_path / "ws" / "acquired" / "partial").glob("*/data.part"))
 
@@ -180,8 +199,9 @@ def test_a_self_signed_certificate_is_refused_unless_trusted(tmp_path):
 
 def test_scan_of_a_page_follows_links_only_when_asked(tmp_path, server):
     server.route("/files/price-list.txt", File(b"100 faces: 50 USD", content_type="text/plain"))
-    page = server.route("/post/9", File(b'<p>kit: <a href="/files/price-list.txt">list</a></p>',
-                                        content_type="text/html"))
+    page = server.route(
+        "/post/9", File(b'<p>kit: <a href="/files/price-list.txt">list</a></p>', content_type="text/html")
+    )
     ws = str(tmp_path / "ws")
     listed = _run(["scan", "-q", "--workspace", ws, *FAST, page])
     assert listed.exit_code == 2 and "it offers 1 link(s):" in listed.stdout
@@ -199,8 +219,18 @@ def test_scan_of_a_page_follows_links_only_when_asked(tmp_path, server):
 
 
 def test_out_puts_the_files_and_records_elsewhere(tmp_path, server):
-    result = _run(["acquire", "--json", "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "evidence"),
-                   *FAST, server.route("/a.bin", File(b"a" * 100))])
+    result = _run(
+        [
+            "acquire",
+            "--json",
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--out",
+            str(tmp_path / "evidence"),
+            *FAST,
+            server.route("/a.bin", File(b"a" * 100)),
+        ]
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     sha = hashlib.sha256(b"a" * 100).hexdigest()
@@ -243,8 +273,9 @@ def test_acquiring_a_large_file_keeps_memory_flat(tmp_path, server):
     size = 64 << 20
     url = server.route("/big.bin", File(size=size, block=os.urandom(1 << 20)))
     exe = Path(sys.executable).parent / "facetrace"
-    rc, peak_mib, err = run_measured([str(exe), "acquire", "--json", "-q", *FAST, "--workspace", str(tmp_path / "ws"),
-                                      url], tmp_path / "out.jsonl")
+    rc, peak_mib, err = run_measured(
+        [str(exe), "acquire", "--json", "-q", *FAST, "--workspace", str(tmp_path / "ws"), url], tmp_path / "out.jsonl"
+    )
     assert rc == 0, err
     record = json.loads((tmp_path / "out.jsonl").read_text())
     assert record["bytes"] == size and record["status"] == "complete"

@@ -250,17 +250,28 @@ def test_build_accounts_for_every_file_with_a_stand_in_engine(tmp_path, monkeypa
         for name in (b"b.jpg", b"sub/a.jpg", b"\xff.jpg"):
             with open(os.path.join(person, name), "wb") as fh:
                 fh.write(b"photo %d %s" % (i, name))
-    for name, body in ((b"p01/none.jpg", b"faces:0"), (b"p01/two.jpg", b"faces:2"), (b"p02/x.jpg", b"boom"),
-                       (b"p03/copy.jpg", b"photo 3 b.jpg"), (b"loose.jpg", b"photo loose")):
+    for name, body in (
+        (b"p01/none.jpg", b"faces:0"),
+        (b"p01/two.jpg", b"faces:2"),
+        (b"p02/x.jpg", b"boom"),
+        (b"p03/copy.jpg", b"photo 3 b.jpg"),
+        (b"loose.jpg", b"photo loose"),
+    ):
         with open(os.path.join(root, name), "wb") as fh:
             fh.write(body)
     enc, person, people, stats = calibration.build(tmp_path)
     assert people[0] == "p01" and people[-1] == os.fsdecode(ODD_PERSON) and len(people) == 11  # byte order
     assert enc.shape == (33, 128) and enc.dtype == np.float32 and list(person[:3]) == [0, 0, 0]
-    assert stats["skipped"] == {"no_face": 1, "several_faces": 1, "unreadable": 1, "duplicate": 1, "too_large": 0,
-                                "not_a_file": 0, "outside_person_folder": 1}
+    assert stats["skipped"] == {
+        "no_face": 1,
+        "several_faces": 1,
+        "unreadable": 1,
+        "duplicate": 1,
+        "too_large": 0,
+        "not_a_file": 0,
+        "outside_person_folder": 1,
+    }
     assert stats["files"] == 33 + 5
     assert ("p02/x.jpg", "unreadable") in stats["skipped_photos"]
     # within a person, file-name order (b.jpg, sub/a.jpg, then the \xff name): the first row is the template
-    assert np.allclose(enc[:3], [_stand_in(b"photo 1 " + n) for n in (b"b.jpg", b"sub/a.jpg", b"\xff.jpg")],
-                       atol=1e-6)
+    assert np.allclose(enc[:3], [_stand_in(b"photo 1 " + n) for n in (b"b.jpg", b"sub/a.jpg", b"\xff.jpg")], atol=1e-6)

@@ -43,8 +43,13 @@ def _subjects(ws) -> list[dict]:
 
 def test_a_killed_enrollment_leaves_no_unreachable_subject(tmp_path):
     ws = tmp_path / "ws"
-    killed = subprocess.run([sys.executable, "-c", KILLED_ENROLL, "enroll", *_photos(), "--consent", "default",
-                             "--workspace", str(ws)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_ENROLL, "enroll", *_photos(), "--consent", "default", "--workspace", str(ws)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -9, killed.stderr
     assert "Deletion token" not in killed.stdout  # the person never got it
     markers = list((ws / "pending").glob("*.json"))
@@ -63,7 +68,8 @@ def test_a_killed_enrollment_leaves_no_unreachable_subject(tmp_path):
 
 def test_a_completed_enrollment_leaves_no_marker(tmp_path):
     ws = tmp_path / "ws"
-    out = CliRunner().invoke(cli, ["enroll", *_photos(), "--consent", "default", "--workspace", str(ws)],
-                             catch_exceptions=False)
+    out = CliRunner().invoke(
+        cli, ["enroll", *_photos(), "--consent", "default", "--workspace", str(ws)], catch_exceptions=False
+    )
     assert out.exit_code == 0 and "Deletion token" in out.output
     assert not list((ws / "pending").glob("*.json"))

@@ -30,9 +30,9 @@ def _overlapping_zip(path, entries: int = 2000, size: int = 64 << 20) -> None:
         zf.writestr("m.bin", b"\0" * size)
     data = buf.getvalue()
     eocd = data.rfind(b"PK\x05\x06")
-    cd_off = struct.unpack("<I", data[eocd + 16:eocd + 20])[0]
+    cd_off = struct.unpack("<I", data[eocd + 16 : eocd + 20])[0]
     cd, local = data[cd_off:eocd] * entries, data[:cd_off]
-    end = bytearray(data[eocd:eocd + 22])
+    end = bytearray(data[eocd : eocd + 22])
     end[8:12] = struct.pack("<HH", entries, entries)
     end[12:20] = struct.pack("<II", len(cd), len(local))
     path.write_bytes(local + cd + bytes(end))

@@ -21,8 +21,9 @@ def _run(args, **kw):
 def test_json_lines_one_object_per_member(tmp_path):
     photo = facedata_path("fr_examples", "biden", "biden.jpg")
     (tmp_path / "notes.txt").write_text("hello")
-    result = _run(["scan", "-q", "--json", "--workspace", str(tmp_path / "ws"), str(photo),
-                   str(tmp_path / "notes.txt")])
+    result = _run(
+        ["scan", "-q", "--json", "--workspace", str(tmp_path / "ws"), str(photo), str(tmp_path / "notes.txt")]
+    )
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in result.stdout.splitlines()]
     assert [x["path"] for x in lines] == [str(photo), str(tmp_path / "notes.txt")]
@@ -67,7 +68,9 @@ def test_facetrace_home_is_the_default_workspace(tmp_path, monkeypatch):
 
 
 def test_installed_console_script_runs():
-    exe = __import__("shutil").which("facetrace") or str(__import__("pathlib").Path(sys.executable).parent / "facetrace")
+    exe = __import__("shutil").which("facetrace") or str(
+        __import__("pathlib").Path(sys.executable).parent / "facetrace"
+    )
     out = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "facetrace" in out.stdout
 
@@ -89,8 +92,8 @@ def test_both_engines_give_the_same_faces_and_record_their_runtime(tmp_path):
         runtimes[engine] = (scan["engine"]["runtime"], scan["parameters"]["engine"], scan["engine"]["embedder"])
         store.close()
     assert [f["box"] for f in faces["onnx"]] == [f["box"] for f in faces["dlib"]] and faces["onnx"]
-    for a, b in zip(faces["onnx"], faces["dlib"]):
-        assert max(abs(x - y) for x, y in zip(a["encoding"], b["encoding"])) <= 1e-4
+    for a, b in zip(faces["onnx"], faces["dlib"], strict=False):
+        assert max(abs(x - y) for x, y in zip(a["encoding"], b["encoding"], strict=False)) <= 1e-4
     assert runtimes["onnx"][0].startswith("onnxruntime ") and runtimes["dlib"][0].startswith("dlib ")
     assert (runtimes["onnx"][1], runtimes["dlib"][1]) == ("onnx", "dlib")
     assert runtimes["onnx"][2] == runtimes["dlib"][2]  # one model: a registry made with one is searched with the other

@@ -11,8 +11,13 @@ from click.testing import CliRunner
 from cli.common import terminal_text
 from cli.main import cli
 
-HOSTILE = ["clear\x1b[2Jscreen.jpg", "hide\x1b[8mrest.jpg", "over\rwrite.jpg", "forged\nRegistry: 0 findings.jpg",
-           "gpj.\u202eexe.jpg"]
+HOSTILE = [
+    "clear\x1b[2Jscreen.jpg",
+    "hide\x1b[8mrest.jpg",
+    "over\rwrite.jpg",
+    "forged\nRegistry: 0 findings.jpg",
+    "gpj.\u202eexe.jpg",
+]
 
 
 def test_the_scan_summary_escapes_names(tmp_path):
@@ -20,8 +25,9 @@ def test_the_scan_summary_escapes_names(tmp_path):
     dump.mkdir()
     for name in HOSTILE:
         (dump / name).write_text("not an image")  # each is named as an image: listed as unreadable, with its name
-    result = CliRunner().invoke(cli, ["scan", "--workspace", str(tmp_path / "ws"), "--workers", "1", str(dump)],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["scan", "--workspace", str(tmp_path / "ws"), "--workers", "1", str(dump)], catch_exceptions=False
+    )
     out = result.output
     assert "\x1b" not in out and "\r" not in out and "\u202e" not in out
     assert not any(line.startswith("Registry: 0 findings") for line in out.splitlines())

@@ -1,12 +1,12 @@
-"""indexes/acquisitions.py: records round-trip on both backends; a workspace at revision 0001 gains the table."""
+"""indexes/store/acquisitions.py: records round-trip on both backends; a workspace at revision 0001 gains the table."""
 
 from __future__ import annotations
 
 from sqlalchemy import inspect, text
 
-from indexes.acquisitions import AcquisitionStore
-from indexes.casestore import CaseStore
-from indexes.migrations import HEAD
+from indexes.store.acquisitions import AcquisitionStore
+from indexes.store.cases import CaseStore
+from indexes.store.migrations import HEAD
 
 
 def _url(tmp_path, db_url):
@@ -14,11 +14,21 @@ def _url(tmp_path, db_url):
 
 
 def _record(i: str, status="complete", sha="ab" * 32, path="/ws/acquired/x/kit.zip", parent=None) -> dict:
-    return {"id": i, "requested_url": f"https://example.org/{i}", "final_url": "https://cdn.example.org/kit.zip",
-            "status": status, "reason": None if status == "complete" else "HTTP 404 Not Found", "kind": "file",
-            "parent_id": parent, "sha256": sha if status == "complete" else None, "bytes": 123,
-            "path": path, "started_at": f"2027-01-15T10:00:0{i[-1]}.000+00:00",
-            "finished_at": "2027-01-15T10:00:09.000+00:00", "requests": [{"attempt": 1, "headers": [["ETag", '"v1"']]}]}
+    return {
+        "id": i,
+        "requested_url": f"https://example.org/{i}",
+        "final_url": "https://cdn.example.org/kit.zip",
+        "status": status,
+        "reason": None if status == "complete" else "HTTP 404 Not Found",
+        "kind": "file",
+        "parent_id": parent,
+        "sha256": sha if status == "complete" else None,
+        "bytes": 123,
+        "path": path,
+        "started_at": f"2027-01-15T10:00:0{i[-1]}.000+00:00",
+        "finished_at": "2027-01-15T10:00:09.000+00:00",
+        "requests": [{"attempt": 1, "headers": [["ETag", '"v1"']]}],
+    }
 
 
 def test_records_round_trip_and_are_found_by_bytes_or_path(tmp_path, db_url):

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from indexes.hashes import BinaryHashIndex, BruteForceHashIndex, hamming, hex_to_codes
+from indexes.search.hashes import BinaryHashIndex, BruteForceHashIndex, hamming, hex_to_codes
 
 
 @given(st.integers(0, 2**64 - 1))
@@ -15,7 +15,7 @@ def test_hex_codes_round_trip(value):
 
 def _random_hashes(n, rng):
     hi, lo = rng.integers(0, 2**32, n), rng.integers(0, 2**32, n)
-    return [f"{(int(a) << 32) | int(b):016x}" for a, b in zip(hi, lo)]
+    return [f"{(int(a) << 32) | int(b):016x}" for a, b in zip(hi, lo, strict=False)]
 
 
 def test_faiss_binary_range_search_agrees_with_popcount():

@@ -1,13 +1,13 @@
-"""Schema migrations (Alembic, indexes/migrations): the newest revision is the models' schema, on
+"""Schema migrations (Alembic, indexes/store/migrations): the newest revision is the models' schema, on
 both backends, and a workspace made before migrations existed is brought to it with its data."""
 
 from __future__ import annotations
 
 from sqlalchemy import create_engine, inspect, text
 
-from indexes.casestore import CaseStore
-from indexes.db import Base
-from indexes.migrations import HEAD
+from indexes.store.cases import CaseStore
+from indexes.store.db import Base
+from indexes.store.migrations import HEAD
 
 
 def _url(tmp_path, db_url):
@@ -21,7 +21,7 @@ def test_head_is_the_newest_revision_of_the_chain():
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    import indexes.migrations as migrations
+    import indexes.store.migrations as migrations
 
     config = Config()
     config.set_main_option("script_location", str(Path(migrations.__file__).parent))
@@ -71,7 +71,7 @@ def test_a_database_at_0002_gains_verification_and_its_subjects_stay_unverified(
     from alembic import command
     from alembic.config import Config
 
-    import indexes.migrations as migrations
+    import indexes.store.migrations as migrations
 
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     engine = create_engine(url)
@@ -85,7 +85,7 @@ def test_a_database_at_0002_gains_verification_and_its_subjects_stay_unverified(
     engine.dispose()
 
     store = CaseStore(url)
-    from indexes.registry import RegistryStore
+    from indexes.store.subjects import RegistryStore
 
     registry = RegistryStore(store.engine)
     assert registry.get_subject("a1")["verified"] is None and registry.verified_subjects({"a1"}) == set()

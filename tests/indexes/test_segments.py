@@ -9,9 +9,15 @@ import faiss
 import numpy as np
 import pytest
 
-from indexes import segments
-from indexes.hashes import BruteForceHashIndex, ShardedHashIndex, load_hash_index, save_hash_index, stored_hash_ids
-from indexes.vectors import IndexMismatch, IVFIndex, load_index, save_index, stored_ids
+from indexes.search import segments
+from indexes.search.hashes import (
+    BruteForceHashIndex,
+    ShardedHashIndex,
+    load_hash_index,
+    save_hash_index,
+    stored_hash_ids,
+)
+from indexes.search.vectors import IndexMismatch, IVFIndex, load_index, save_index, stored_ids
 
 RNG = np.random.default_rng(11)
 
@@ -115,11 +121,22 @@ def test_one_file_ivf_index_is_read_and_converted(tmp_path):
     idx, ids, x = _ivf(2000)
     path = tmp_path / "t.faiss"
     faiss.write_index(idx.faiss_index, str(path))  # an index saved by an older facetrace (format 1)
-    from indexes.vectors import _sha256
+    from indexes.search.vectors import _sha256
 
-    (tmp_path / "t.faiss.json").write_text(json.dumps({
-        "format": 1, "kind": "faiss-ivf-flat", "embedder": "emb", "embedder_version": "1", "dim": 128,
-        "metric": "l2", "count": 2000, "sha256": _sha256(path)}))
+    (tmp_path / "t.faiss.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "kind": "faiss-ivf-flat",
+                "embedder": "emb",
+                "embedder_version": "1",
+                "dim": 128,
+                "metric": "l2",
+                "count": 2000,
+                "sha256": _sha256(path),
+            }
+        )
+    )
     old = load_index(path, "emb", "1")
     assert len(old) == 2000
     old.remove(ids[:1])
@@ -130,7 +147,7 @@ def test_one_file_ivf_index_is_read_and_converted(tmp_path):
 
 def _hashes(n):
     hi, lo = RNG.integers(0, 2**32, n), RNG.integers(0, 2**32, n)
-    return [f"{(int(a) << 32) | int(b):016x}" for a, b in zip(hi, lo)]
+    return [f"{(int(a) << 32) | int(b):016x}" for a, b in zip(hi, lo, strict=False)]
 
 
 def test_sharded_hash_index_agrees_with_popcount_and_saves_incrementally(tmp_path):
@@ -156,17 +173,27 @@ def test_sharded_hash_index_agrees_with_popcount_and_saves_incrementally(tmp_pat
 
 
 def test_one_file_hash_index_is_read_and_converted(tmp_path):
-    from indexes.hashes import BITS, hex_to_codes
-    from indexes.vectors import _sha256
+    from indexes.search.hashes import BITS, hex_to_codes
+    from indexes.search.vectors import _sha256
 
     hexes = _hashes(500)
     old = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(BITS))  # what older versions wrote
     old.add_with_ids(hex_to_codes(hexes), np.arange(500, dtype=np.int64))
     path = tmp_path / "h.faissb"
     faiss.write_index_binary(old, str(path))
-    (tmp_path / "h.faissb.json").write_text(json.dumps({
-        "format": 1, "kind": "faiss-binary-flat", "hasher": "phash", "bits": 64, "metric": "hamming",
-        "count": 500, "sha256": _sha256(path)}))
+    (tmp_path / "h.faissb.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "kind": "faiss-binary-flat",
+                "hasher": "phash",
+                "bits": 64,
+                "metric": "hamming",
+                "count": 500,
+                "sha256": _sha256(path),
+            }
+        )
+    )
     index = load_hash_index(path, "phash")
     assert len(index) == 500 and index.range_search([hexes[9]], 0) == [[(9, 0)]]
     index.remove([9])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexes.vectors import BruteForceIndex, FlatIndex, IndexMismatch, IVFIndex, load_index, save_index
+from indexes.search.vectors import BruteForceIndex, FlatIndex, IndexMismatch, IVFIndex, load_index, save_index
 
 RNG = np.random.default_rng(3)
 

@@ -49,7 +49,9 @@ def test_two_redirects_every_hop_header_time_and_peer_recorded(tmp_path, server,
     assert r.complete and r.kind == "file" and result.files() == [r]
     assert r.sha256 == SHA and r.md5 == hashlib.md5(DATA).hexdigest() and r.bytes == r.expected_bytes == len(DATA)
     assert [(h["status"], h["from"], h["to"]) for h in r.redirects] == [
-        (301, url, server.url("/dl")), (302, server.url("/dl"), server.url("/kit.zip"))]
+        (301, url, server.url("/dl")),
+        (302, server.url("/dl"), server.url("/kit.zip")),
+    ]
     assert r.final_url == server.url("/kit.zip") and r.http_status == 200
     assert [e.attempt for e in r.exchanges] == [1, 2, 3]
     for e in r.exchanges:  # each request: its own time, the socket's peer, every header as received
@@ -67,7 +69,8 @@ def test_two_redirects_every_hop_header_time_and_peer_recorded(tmp_path, server,
     assert json.loads(copy.read_text()) == row["record"]
     assert verify_acquisitions(store) == (1, [])
     assert not (Path(root) / "acquired" / "partial" / "x").exists() and not list(
-        (Path(root) / "acquired" / "partial").iterdir())  # nothing half-done is left behind
+        (Path(root) / "acquired" / "partial").iterdir()
+    )  # nothing half-done is left behind
     store.close()
 
 
@@ -176,8 +179,10 @@ def test_a_206_that_does_not_continue_the_kept_bytes_restarts_from_zero(ws, serv
 def test_size_limit_refused_from_content_length_before_any_byte(ws, server):
     url = server.route("/huge.bin", File(DATA))
     r = _get(ws, url, AcquireOptions(max_bytes=1 << 20, retries=0)).record
-    assert not r.complete and r.reason == (f"size limit: the server announces {len(DATA):,} bytes, over the limit "
-                                           f"of 1,048,576 bytes (raise it with --max-bytes)")
+    assert not r.complete and r.reason == (
+        f"size limit: the server announces {len(DATA):,} bytes, over the limit "
+        f"of 1,048,576 bytes (raise it with --max-bytes)"
+    )
     assert r.exchanges[-1].body_bytes == 0 and r.path is None and r.bytes == 0
 
 
@@ -315,8 +320,10 @@ PAGE = b"""<html><head><base href="/files/"></head><body>
 
 def _page(server, path="/post/1"):
     server.route("/files/kit.zip", File(DATA, content_type="application/zip"))
-    server.route("/files/sub.html", File(f'<a href="http://127.0.0.1:{server.port}/deep.bin">deep</a>'.encode(),
-                                         content_type="text/html"))
+    server.route(
+        "/files/sub.html",
+        File(f'<a href="http://127.0.0.1:{server.port}/deep.bin">deep</a>'.encode(), content_type="text/html"),
+    )
     server.route("/deep.bin", File(b"deep bytes"))
     server.route("/other.zip", File(b"other host"))
     body = PAGE.replace(b"PORT", str(server.port).encode())
@@ -330,8 +337,11 @@ def test_an_html_page_is_kept_as_evidence_and_its_links_listed_without_following
     assert r.complete and r.kind == "page" and r.file_name == "1.html" and result.files() == []
     base = server.url("/files/")
     assert [(link["url"], link["tag"]) for link in r.links] == [
-        (base + "kit.zip", "a"), (f"http://localhost:{server.port}/other.zip", "a"),
-        (server.url("/thumb.jpg"), "img"), (base + "sub.html", "a")]
+        (base + "kit.zip", "a"),
+        (f"http://localhost:{server.port}/other.zip", "a"),
+        (server.url("/thumb.jpg"), "img"),
+        (base + "sub.html", "a"),
+    ]
     assert r.links[0]["text"] == "the kit"
     assert [e["path"] for e in server.log] == ["/post/1"]  # nothing else was fetched
     assert Path(r.path).read_bytes().startswith(b"<html>")
@@ -341,9 +351,15 @@ def test_follow_fetches_linked_files_on_allowed_hosts_only(ws, server):
     url = _page(server)
     result = _get(ws, url, AcquireOptions(retries=0, follow_depth=2))
     got = {r.requested_url: r for r in result.followed}
-    assert set(got) == {server.url("/files/kit.zip"), server.url("/thumb.jpg"), server.url("/files/sub.html"),
-                        server.url("/deep.bin")}  # localhost is another host: not allowed by default
-    assert got[server.url("/files/kit.zip")].sha256 == SHA and got[server.url("/thumb.jpg")].reason.startswith("HTTP 404")
+    assert set(got) == {
+        server.url("/files/kit.zip"),
+        server.url("/thumb.jpg"),
+        server.url("/files/sub.html"),
+        server.url("/deep.bin"),
+    }  # localhost is another host: not allowed by default
+    assert got[server.url("/files/kit.zip")].sha256 == SHA and got[server.url("/thumb.jpg")].reason.startswith(
+        "HTTP 404"
+    )
     assert got[server.url("/deep.bin")].parent_id == got[server.url("/files/sub.html")].id
     assert got[server.url("/deep.bin")].depth == 2 and got[server.url("/files/kit.zip")].parent_id == result.record.id
     assert sorted(r.file_name for r in result.files()) == ["deep.bin", "kit.zip"]
@@ -388,8 +404,9 @@ def test_an_edited_record_no_longer_matches_its_audit_entry(ws, server):
         doc["requested_url"] = "http://innocent.example/"
         conn.execute(text("UPDATE acquisitions SET record = :r WHERE id = :i"), {"r": json.dumps(doc), "i": r.id})
     _checked, problems = verify_acquisitions(store)
-    assert problems == [f"acquisition {r.id} ({r.requested_url}): its record was altered (its SHA-256 no longer "
-                        "matches the stored one)"]
+    assert problems == [
+        f"acquisition {r.id} ({r.requested_url}): its record was altered (its SHA-256 no longer matches the stored one)"
+    ]
 
 
 def test_two_acquisitions_of_one_url_do_not_share_a_part_file(ws, server):
@@ -412,15 +429,18 @@ def test_not_an_http_url_is_a_usage_error(ws):
         _get(ws, "https://example.org/", AcquireOptions(insecure=True, ca_bundle=__file__))
 
 
-@pytest.mark.parametrize(("url", "disposition", "page", "name"), [
-    ("http://h/a/kit%20v2.zip?x=1", None, False, "kit v2.zip"),
-    ("http://h/dl?id=7", 'attachment; filename="seller kit.7z"', False, "seller kit.7z"),
-    ("http://h/dl", "attachment; filename*=UTF-8''%E4%BA%BA%E8%84%B8.zip", False, "人脸.zip"),
-    ("http://h/dl", 'attachment; filename="../../etc/passwd"', False, "_.._etc_passwd"),
-    ("http://h/", None, False, "download"),
-    ("http://h/", None, True, "index.html"),
-    ("http://h/post/42", None, True, "42.html"),
-])
+@pytest.mark.parametrize(
+    ("url", "disposition", "page", "name"),
+    [
+        ("http://h/a/kit%20v2.zip?x=1", None, False, "kit v2.zip"),
+        ("http://h/dl?id=7", 'attachment; filename="seller kit.7z"', False, "seller kit.7z"),
+        ("http://h/dl", "attachment; filename*=UTF-8''%E4%BA%BA%E8%84%B8.zip", False, "人脸.zip"),
+        ("http://h/dl", 'attachment; filename="../../etc/passwd"', False, "_.._etc_passwd"),
+        ("http://h/", None, False, "download"),
+        ("http://h/", None, True, "index.html"),
+        ("http://h/post/42", None, True, "42.html"),
+    ],
+)
 def test_file_names_come_from_the_server_and_stay_inside_their_folder(url, disposition, page, name):
     assert filename_for(url, disposition, page) == name
 
@@ -430,8 +450,21 @@ def test_file_names_come_from_the_server_and_stay_inside_their_folder(url, dispo
 PUBLIC_IP = "93.184.215.14"  # a globally routable address; the loopback_only fixture never lets a test reach it
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "0x7f000001", "2130706433", "127.1", "localhost",
-                                  "169.254.169.254", "10.0.0.7", "[::ffff:127.0.0.1]", "0.0.0.0"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "[::1]",
+        "0x7f000001",
+        "2130706433",
+        "127.1",
+        "localhost",
+        "169.254.169.254",
+        "10.0.0.7",
+        "[::ffff:127.0.0.1]",
+        "0.0.0.0",
+    ],
+)
 def test_internal_addresses_are_refused_by_default_before_connecting(ws, server, loopback_only, host):
     url = f"http://{host}:{server.port}/kit.zip"
     server.route("/kit.zip", File(DATA))
@@ -445,9 +478,17 @@ def test_internal_addresses_are_refused_by_default_before_connecting(ws, server,
 
 def test_a_redirect_to_an_internal_address_is_refused_and_each_hop_recorded(ws, server, loopback_only):
     lab = ("127.0.0.1/32",)  # the test server's own address only: every other internal one stays refused
-    for n, target in enumerate(["http://169.254.169.254/latest/meta-data/", f"http://127.0.0.2:{server.port}/x",
-                                f"http://[::1]:{server.port}/x", f"http://0x7f000002:{server.port}/x",
-                                "http://10.1.2.3/", "http://[fe80::1]/", "http://224.0.0.1/"]):
+    for n, target in enumerate(
+        [
+            "http://169.254.169.254/latest/meta-data/",
+            f"http://127.0.0.2:{server.port}/x",
+            f"http://[::1]:{server.port}/x",
+            f"http://0x7f000002:{server.port}/x",
+            "http://10.1.2.3/",
+            "http://[fe80::1]/",
+            "http://224.0.0.1/",
+        ]
+    ):
         url = server.route(f"/share/{n}", Redirect(target))
         r = _get(ws, url, lab_networks=lab).record
         assert not r.complete and r.reason.startswith(f"redirect to {target} refused (hop 1): "), r.reason
@@ -509,8 +550,13 @@ def test_through_a_proxy_only_literal_internal_targets_are_refused(ws, server, l
 def test_follow_stays_on_the_page_port_unless_another_is_allowed(ws, server):
     with LoopbackServer() as other:
         other.route("/admin", File(b"another service on the same host"))
-        url = server.route("/post/9", File(f'<a href="http://127.0.0.1:{other.port}/admin">x</a>'
-                                           f'<a href="/kit.zip">kit</a>'.encode(), content_type="text/html"))
+        url = server.route(
+            "/post/9",
+            File(
+                f'<a href="http://127.0.0.1:{other.port}/admin">x</a><a href="/kit.zip">kit</a>'.encode(),
+                content_type="text/html",
+            ),
+        )
         server.route("/kit.zip", File(DATA))
         result = _get(ws, url, AcquireOptions(retries=0, follow_depth=1))
         assert [r.requested_url for r in result.followed] == [server.url("/kit.zip")] and other.log == []

@@ -47,11 +47,19 @@ def cluster():
 
 def _essence(results):
     """What must not depend on where the analysis ran: every member and its fingerprints, bit for bit."""
-    return [(r.member.seq, r.member.logical_path.split("/dump/", 1)[-1], r.member.sha256, r.status.value, r.reason,
-             None if r.image is None else (r.image.phash, r.image.dhash, r.image.width, r.image.height),
-             tuple((f.box, f.encoding, f.frame_ms, f.track) for f in r.faces),
-             None if r.video is None else r.video.as_record())
-            for r in results]
+    return [
+        (
+            r.member.seq,
+            r.member.logical_path.split("/dump/", 1)[-1],
+            r.member.sha256,
+            r.status.value,
+            r.reason,
+            None if r.image is None else (r.image.phash, r.image.dhash, r.image.width, r.image.height),
+            tuple((f.box, f.encoding, f.frame_ms, f.track) for f in r.faces),
+            None if r.video is None else r.video.as_record(),
+        )
+        for r in results
+    ]
 
 
 @pytest.mark.slow
@@ -122,7 +130,6 @@ def test_an_unreachable_scheduler_is_a_clear_error(dump, tmp_path, monkeypatch):
     import socket
 
     import scanner.workers
-
     from scanner.errors import UsageError
     from scanner.pipeline import open_store, scan
 

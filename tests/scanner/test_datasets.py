@@ -41,7 +41,9 @@ def test_known_dataset_items_are_marked_in_a_later_dump(tmp_path):
     assert all(v is None for k, v in marks.items() if k.startswith("other_"))
     profile = build_profile(store, summary.scan_id)
     assert {(k["dataset"], k["match"], k["members"]) for k in profile["known_datasets"]} == {
-        ("lfw", "exact", 1), ("lfw", "near_copy", 1)}
+        ("lfw", "exact", 1),
+        ("lfw", "near_copy", 1),
+    }
     assert "2 of 4 members come from known public datasets" in profile["bundle"]["caveat"]
 
 

@@ -47,14 +47,18 @@ def workspace(tmp_path_factory):
 def test_the_same_person_cannot_enroll_twice(workspace):
     reg, first, photos, before, _ = workspace
     assert {f["subject_id"] for f in before if f["band"] == "confident"} == {first.subject_id}
-    findings_before = sorted((f["logical_path"], f["kind"], f["band"]) for f in reg.store.findings(subject_id=first.subject_id))
+    findings_before = sorted(
+        (f["logical_path"], f["kind"], f["band"]) for f in reg.store.findings(subject_id=first.subject_id)
+    )
     subjects = reg.store.count_active_subjects()
     with pytest.raises(SimilarSubject) as refused:
         enroll(reg, [(p.name, p.read_bytes()) for p in photos[3:6]], ConsentInput())  # photos that are in the dump
     assert first.subject_id not in str(refused.value)  # the refusal does not say who is enrolled
     assert reg.store.count_active_subjects() == subjects
-    assert sorted((f["logical_path"], f["kind"], f["band"])
-                  for f in reg.store.findings(subject_id=first.subject_id)) == findings_before
+    assert (
+        sorted((f["logical_path"], f["kind"], f["band"]) for f in reg.store.findings(subject_id=first.subject_id))
+        == findings_before
+    )
     audit = [e for e in reg.store.audit_entries() if e["action"] == "enroll_refused_similar"]
     assert audit and audit[-1]["details"]["similar_subjects"] == [first.subject_id]
 
@@ -62,15 +66,19 @@ def test_the_same_person_cannot_enroll_twice(workspace):
 def test_a_copy_of_an_enrolled_photo_is_refused_too(workspace):
     reg, _first, photos, _before, _ = workspace
     with pytest.raises(SimilarSubject):
-        enroll(reg, [(p.name, p.read_bytes()) for p in photos[:1]] + [(p.name, p.read_bytes()) for p in photos[4:6]],
-               ConsentInput())
+        enroll(
+            reg,
+            [(p.name, p.read_bytes()) for p in photos[:1]] + [(p.name, p.read_bytes()) for p in photos[4:6]],
+            ConsentInput(),
+        )
 
 
 def test_other_people_still_enroll_and_an_operator_may_allow_a_similar_one(workspace):
     reg, _first, photos, _before, rest = workspace
     other = sorted(rest[0].iterdir())[:3]
     enroll(reg, [(p.name, p.read_bytes()) for p in other], ConsentInput(), search_earlier=False)
-    twin = enroll(reg, [(p.name, p.read_bytes()) for p in photos[3:6]], ConsentInput(), search_earlier=False,
-                  allow_similar=True)
+    twin = enroll(
+        reg, [(p.name, p.read_bytes()) for p in photos[3:6]], ConsentInput(), search_earlier=False, allow_similar=True
+    )
     assert twin.subject_id
     assert any(e["action"] == "enroll_similar_allowed" for e in reg.store.audit_entries())

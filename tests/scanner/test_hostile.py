@@ -19,7 +19,6 @@ import io
 import json
 import os
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -269,8 +268,9 @@ def _files(root: Path, skip: Path, ours: Path) -> dict[str, tuple]:
             if p == ours:
                 continue
             st = p.lstat()
-            out[str(p.relative_to(root))] = ((st.st_mode,) if p.is_dir() and not p.is_symlink()
-                                             else (st.st_mode, st.st_size, st.st_mtime_ns))
+            out[str(p.relative_to(root))] = (
+                (st.st_mode,) if p.is_dir() and not p.is_symlink() else (st.st_mode, st.st_size, st.st_mtime_ns)
+            )
     return out
 
 
@@ -296,9 +296,21 @@ def scanned(corpus: Corpus) -> ScanRun:
     rss_file = c.root / "rss.txt"
     # a launcher process runs the scan and reports the peak RSS of its own descendants only (the CLI
     # and its workers), whatever other tests of this pytest run started before
-    cmd = [sys.executable, "-c", _LAUNCHER, str(rss_file),
-           *_facetrace(), "scan", "--workspace", str(c.workspace), "--json", "--quiet", "--workers", "2",
-           str(c.dump)]
+    cmd = [
+        sys.executable,
+        "-c",
+        _LAUNCHER,
+        str(rss_file),
+        *_facetrace(),
+        "scan",
+        "--workspace",
+        str(c.workspace),
+        "--json",
+        "--quiet",
+        "--workers",
+        "2",
+        str(c.dump),
+    ]
 
     files_before = _files(c.root, c.workspace, rss_file)
     parent_before = set(os.listdir(c.root.parent))
@@ -307,15 +319,25 @@ def scanned(corpus: Corpus) -> ScanRun:
     lines: list[tuple[float, str]] = []
     err: list[str] = []
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=c.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, encoding="utf-8", start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=c.cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        start_new_session=True,
+    )
 
     def read_stdout():
         for line in proc.stdout:
             lines.append((time.monotonic() - started, line))
 
-    readers = [threading.Thread(target=read_stdout, daemon=True),
-               threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)]
+    readers = [
+        threading.Thread(target=read_stdout, daemon=True),
+        threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True),
+    ]
     for t in readers:
         t.start()
     try:
@@ -323,8 +345,9 @@ def scanned(corpus: Corpus) -> ScanRun:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the scan's own session: the CLI and its workers
         proc.wait()
-        pytest.fail(f"the scan of the hostile dump did not finish in {SCAN_TIMEOUT_S} s "
-                    f"({len(lines)} lines printed so far)")
+        pytest.fail(
+            f"the scan of the hostile dump did not finish in {SCAN_TIMEOUT_S} s ({len(lines)} lines printed so far)"
+        )
     wall = time.monotonic() - started
     for t in readers:
         t.join(timeout=30)
@@ -336,9 +359,21 @@ def scanned(corpus: Corpus) -> ScanRun:
         if "status" in obj:  # relation lines ("relation": ...) carry no status
             records.append(obj)
             arrivals.append(at)
-    return ScanRun(returncode, records, arrivals, "".join(err), wall, rss_before, rss_after,
-                   files_before, _files(c.root, c.workspace, rss_file), parent_before, set(os.listdir(c.root.parent)),
-                   escapes_before, {str(t): t.exists() for t in targets})
+    return ScanRun(
+        returncode,
+        records,
+        arrivals,
+        "".join(err),
+        wall,
+        rss_before,
+        rss_after,
+        files_before,
+        _files(c.root, c.workspace, rss_file),
+        parent_before,
+        set(os.listdir(c.root.parent)),
+        escapes_before,
+        {str(t): t.exists() for t in targets},
+    )
 
 
 _LAUNCHER = """
@@ -353,23 +388,32 @@ def _rel(corpus: Corpus, record: dict) -> str:
     """The record's logical path below dump/ (archive members keep their raw names after '!/')."""
     prefix = str(corpus.dump) + os.sep
     assert record["path"].startswith(prefix), record["path"]
-    return record["path"][len(prefix):]
+    return record["path"][len(prefix) :]
 
 
 def _one(corpus: Corpus, scanned: ScanRun, top: str, suffix: str = "") -> dict:
     """The one record below dump/`top` whose logical path ends with `suffix` ('' : `top` itself)."""
     want = top if not suffix else None
-    found = [r for r in scanned.records
-             if (_rel(corpus, r) == want if want else
-                 _rel(corpus, r).startswith(top + "!/") and _rel(corpus, r).endswith(suffix))]
-    assert len(found) == 1, (f"expected one record for {top} {suffix!r}, found {len(found)}: "
-                             f"{[_rel(corpus, r) for r in found] or _listing(corpus, scanned, top)}")
+    found = [
+        r
+        for r in scanned.records
+        if (
+            _rel(corpus, r) == want
+            if want
+            else _rel(corpus, r).startswith(top + "!/") and _rel(corpus, r).endswith(suffix)
+        )
+    ]
+    assert len(found) == 1, (
+        f"expected one record for {top} {suffix!r}, found {len(found)}: "
+        f"{[_rel(corpus, r) for r in found] or _listing(corpus, scanned, top)}"
+    )
     return found[0]
 
 
 def _listing(corpus: Corpus, scanned: ScanRun, top: str) -> list[tuple]:
-    return [(_rel(corpus, r), r["status"], r["reason"]) for r in scanned.records
-            if _rel(corpus, r).split("!/")[0] == top]
+    return [
+        (_rel(corpus, r), r["status"], r["reason"]) for r in scanned.records if _rel(corpus, r).split("!/")[0] == top
+    ]
 
 
 def _reason(record: dict) -> str:
@@ -394,7 +438,7 @@ def test_scan_wall_time_is_bounded(scanned):
 def test_each_case_is_bounded_in_time(corpus, scanned):
     """Records come in the dump's (sorted) order: charge each top-level file the time since the previous one."""
     last: dict[str, float] = {}
-    for record, at in zip(scanned.records, scanned.arrivals):
+    for record, at in zip(scanned.records, scanned.arrivals, strict=False):
         last[_rel(corpus, record).split("!/")[0]] = at
     spans, previous = {}, 0.0
     for top, at in sorted(last.items(), key=lambda kv: kv[1]):
@@ -409,7 +453,8 @@ def test_peak_memory_under_1_gib(scanned):
     # its workers), measured apart from everything else this pytest run started
     assert scanned.maxrss_after_kib < MAX_RSS_KIB, (
         f"peak RSS {scanned.maxrss_after_kib / 1024:.0f} MiB (before the scan: "
-        f"{scanned.maxrss_before_kib / 1024:.0f} MiB)")
+        f"{scanned.maxrss_before_kib / 1024:.0f} MiB)"
+    )
 
 
 def test_nothing_written_outside_the_workspace(corpus, scanned):
@@ -461,8 +506,11 @@ def test_ratio_bomb_member_is_skipped(corpus, scanned):  # case 1
 def test_nested_zip_bomb_is_not_expanded(corpus, scanned):  # case 2
     members = [r for r in scanned.records if _rel(corpus, r).startswith("bomb_nested.zip!/")]
     leaves = [r for r in members if _rel(corpus, r).endswith("/zeros.bin")]
-    wrong = [(_rel(corpus, r), r["status"], r["reason"]) for r in leaves
-             if r["status"] != "skipped" or "possible decompression bomb" not in _reason(r)]
+    wrong = [
+        (_rel(corpus, r), r["status"], r["reason"])
+        for r in leaves
+        if r["status"] != "skipped" or "possible decompression bomb" not in _reason(r)
+    ]
     assert not wrong, f"200 MB members not refused as bombs: {wrong}"
     big_ok = [(_rel(corpus, r), r["size"]) for r in members if r["status"] == "ok" and r["size"] > 100 * 1_000_000]
     assert not big_ok, big_ok
@@ -510,8 +558,9 @@ def test_zero_byte_files(corpus, scanned):  # case 8
 
 def test_deep_nesting_stops_with_a_reason(corpus, scanned):  # case 9
     deep = [r for r in scanned.records if _rel(corpus, r).split("!/")[0] == "deep.zip"]
-    assert any(r["status"] == "skipped" and "nested more than" in _reason(r) for r in deep), \
-        _listing(corpus, scanned, "deep.zip")
+    assert any(r["status"] == "skipped" and "nested more than" in _reason(r) for r in deep), _listing(
+        corpus, scanned, "deep.zip"
+    )
 
 
 def test_gbk_member_names_decoded(corpus, scanned):  # case 10

@@ -22,9 +22,16 @@ from tests.conftest import facedata_path, reference_cohort, run_scan
 # slow: every test needs the module's East Asian dump, scanned once (about 15 s)
 pytestmark = [pytest.mark.facedata, pytest.mark.slow]
 
-ENROLLED = ["asianfaces_tfp/xi-jinping", "asianfaces_tfp/yao-ming", "asianfaces_tfp/kim-soo-hyun",
-            "asianfaces_tfp/bae-doona", "asian_faces_nz/cn101_chenweiting", "nuaa_clientraw/subject_0001",
-            "nuaa_clientraw/subject_0007", "jaffe/KA"]
+ENROLLED = [
+    "asianfaces_tfp/xi-jinping",
+    "asianfaces_tfp/yao-ming",
+    "asianfaces_tfp/kim-soo-hyun",
+    "asianfaces_tfp/bae-doona",
+    "asian_faces_nz/cn101_chenweiting",
+    "nuaa_clientraw/subject_0001",
+    "nuaa_clientraw/subject_0007",
+    "jaffe/KA",
+]
 STRANGERS = 40  # single-photo people of asianfaces_tfp, the first by name
 REFERENCE = 70  # people of asianfaces_tfp with 2 to 4 photos: the operator's reference cohort
 
@@ -69,8 +76,11 @@ def east_asian_dump(tmp_path_factory):
 @pytest.mark.parametrize("cohort", ["alone", "with_cohort"])
 def test_no_east_asian_stranger_is_accused(east_asian_dump, cohort):
     findings = east_asian_dump[0][cohort]
-    accused = [(f["logical_path"], f["band"], f["evidence"].get("normalised")) for f in findings
-               if "/strangers/" in f["logical_path"] and f["band"] in ("probable", "confident")]
+    accused = [
+        (f["logical_path"], f["band"], f["evidence"].get("normalised"))
+        for f in findings
+        if "/strangers/" in f["logical_path"] and f["band"] in ("probable", "confident")
+    ]
     assert accused == []
 
 

@@ -141,8 +141,7 @@ def test_batches_collect_images_and_each_member_gets_its_own_result():
     ex = workers.BatchingExecutor(pool, photos=4, max_bytes=10)
     futures = [ex.submit(workers.analyse, bytes([i]) * (i + 1)) for i in range(6)]
     # 4 images at most (1 + 2 + 3 + 4 bytes), then 10 bytes at most: 5 goes alone when 6 comes
-    assert pool.tasks == [("analyse_many", [bytes([i]) * (i + 1) for i in range(4)]),
-                          ("analyse_many", [b"\x04" * 5])]
+    assert pool.tasks == [("analyse_many", [bytes([i]) * (i + 1) for i in range(4)]), ("analyse_many", [b"\x04" * 5])]
     assert not futures[5].done()  # still collecting ...
     ex.flush()  # ... until the pipeline waits for it
     assert [f.result().image.width for f in futures] == [1, 2, 3, 4, 5, 6]

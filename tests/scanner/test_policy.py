@@ -10,9 +10,20 @@ from scanner.matching import policy
 
 
 def _hit(distance, cohort_face=None, cohort_template=None, second=None):
-    return policy.FaceHit(key=(0, 0), logical_path="p", photo="p", encoding=(0.0,) * 128, subject_id="s",
-                          distance=distance, template_id=1, templates_within=1, second_subject=None,
-                          second_distance=second, cohort_face=cohort_face, cohort_template=cohort_template)
+    return policy.FaceHit(
+        key=(0, 0),
+        logical_path="p",
+        photo="p",
+        encoding=(0.0,) * 128,
+        subject_id="s",
+        distance=distance,
+        template_id=1,
+        templates_within=1,
+        second_subject=None,
+        second_distance=second,
+        cohort_face=cohort_face,
+        cohort_template=cohort_template,
+    )
 
 
 def test_margins_tighten_with_the_registry_and_stop_where_the_rates_stop():
@@ -21,7 +32,7 @@ def test_margins_tighten_with_the_registry_and_stop_where_the_rates_stop():
     group = [policy.margin_for(n, policy.GROUP_MEMBER_BOUND) for n in sizes]
     assert probable[:6] == [0.08, 0.08, 0.10, 0.12, 0.12, 0.14] and probable[6:] == [None] * 6
     assert group[:9] == [0.08] * 7 + [0.10, 0.14] and group[9:] == [None] * 3
-    for n, m in zip(sizes, probable):  # the bound holds wherever a margin is given
+    for n, m in zip(sizes, probable, strict=False):  # the bound holds wherever a margin is given
         if m is not None:
             assert n * policy.fmr_at(m) <= policy.PROBABLE_BOUND
 

@@ -72,11 +72,18 @@ def test_a_per_person_kit_is_assessed_as_a_trading_bundle_with_reasons(kit):
     assert profile["people"]["count_range"] == [KIT_PEOPLE, KIT_PEOPLE]  # a clear kit: no doubt about the count
     bundle = profile["bundle"]
     assert bundle["likely_bundle"] and bundle["score"] >= 0.9
-    assert {r["signal"] for r in bundle["reasons"]} == {"many_people", "uniform_kits", "one_person_per_unit",
-                                                       "sidecars", "uniform_capture", "videos_per_person"}
+    assert {r["signal"] for r in bundle["reasons"]} == {
+        "many_people",
+        "uniform_kits",
+        "one_person_per_unit",
+        "sidecars",
+        "uniform_capture",
+        "videos_per_person",
+    }
     assert profile["packaging"]["signature"] == (
         f"{KIT_PEOPLE} people; median {PHOTOS_EACH} photos and 1 videos per person; "
-        "100% of folders hold exactly one person")
+        "100% of folders hold exactly one person"
+    )
     assert profile["sidecars"]["landmarks"]["count"] == KIT_PEOPLE
     assert profile["sidecars"]["price_list"]["count"] == 1
     cap = profile["capture"]
@@ -208,7 +215,6 @@ def test_the_evidence_report_carries_the_dump_profile(kit, tmp_path):
     out = write_report(store, root, str(tmp_path / "r"), summary.scan_id, actor="tester", pictures=False)
     doc = json.loads(open(out["json"], encoding="utf-8").read())
     assert doc["profile"]["packaging"]["signature"] == profile["packaging"]["signature"]
-    assert doc["profile"]["bundle"]["likely_bundle"] and doc["profile"]["sidecars"] == {"landmarks": 8,
-                                                                                         "price_list": 1}
+    assert doc["profile"]["bundle"]["likely_bundle"] and doc["profile"]["sidecars"] == {"landmarks": 8, "price_list": 1}
     page = open(out["html"], encoding="utf-8").read()
     assert profile["packaging"]["signature"] in page and "likely a face-data bundle" in page

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
 
 from scanner.consent import ConsentInput
-from scanner.pipeline import match_against_registry, open_store
 from scanner.matching.matcher import match_photo
+from scanner.pipeline import match_against_registry, open_store
 from scanner.registry import EnrollmentRefused, enroll, erase, open_registry, verify_erasure, withdraw
 from tests.conftest import facedata_path, reference_cohort, run_scan
 
@@ -168,8 +169,7 @@ def test_erasure_really_erases(tmp_path, db_url):
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as con:
             con.execute(text("CHECKPOINT"))
             datadir = Path(con.execute(text("SHOW data_directory")).scalar())
-            files = [datadir / con.execute(text(f"SELECT pg_relation_filepath('{t}')")).scalar()
-                     for t in ERASED_TABLES]
+            files = [datadir / con.execute(text(f"SELECT pg_relation_filepath('{t}')")).scalar() for t in ERASED_TABLES]
         raw = b"".join(f.read_bytes() for f in files if f.exists())
         assert raw and not any(photo.encode() in raw for photo in receipt_photos(result))
 
@@ -182,9 +182,9 @@ def receipt_photos(result):
 def test_erased_vectors_and_hashes_are_in_no_index_file(tmp_path, kind, monkeypatch):
     """Both index layouts (one flat file; IVF segments, the layout above 50,000 templates): after
     an erasure, no file under indexes/ holds the erased subject's encodings or photo hashes."""
-    import indexes.registry_index as registry_index
-    from indexes.hashes import hex_to_codes
-    from indexes.vectors import IVFIndex
+    import indexes.search.subject_index as registry_index
+    from indexes.search.hashes import hex_to_codes
+    from indexes.search.vectors import IVFIndex
 
     if kind == "ivf":
         monkeypatch.setattr(registry_index, "make_index", lambda n, dim=128: IVFIndex(dim=dim))
@@ -211,7 +211,7 @@ def test_erased_vectors_and_hashes_are_in_no_index_file(tmp_path, kind, monkeypa
 
 
 def test_an_exact_index_grown_past_its_size_becomes_ivf(tmp_path, monkeypatch):
-    import indexes.registry_index as registry_index
+    import indexes.search.subject_index as registry_index
 
     monkeypatch.setattr(registry_index, "APPROX_ABOVE", 3)
     store, root = open_store(str(tmp_path / "ws"), None)
@@ -229,7 +229,7 @@ def test_an_exact_index_grown_past_its_size_becomes_ivf(tmp_path, monkeypatch):
 def test_current_indexes_open_without_reading_ids_and_stale_ones_are_caught(tmp_path, monkeypatch):
     """The manifests' change count spares reading every id when the files are current; a change the
     index files missed (a crash between commit and save) is caught by the count and rebuilt."""
-    from indexes.registry import RegistryStore
+    from indexes.store.subjects import RegistryStore
 
     store, root = open_store(str(tmp_path / "ws"), None)
     reg = open_registry(store, root)
@@ -351,8 +351,8 @@ def test_concurrent_audit_appends_keep_one_unbroken_chain(tmp_path, db_url):
     errors = []
 
     def append(worker):
-        from indexes.casestore import CaseStore
-        from indexes.registry import RegistryStore
+        from indexes.store.cases import CaseStore
+        from indexes.store.subjects import RegistryStore
 
         own = CaseStore(store.url)  # a connection pool of its own, as another process would have
         try:
@@ -401,7 +401,7 @@ def test_cutting_the_end_of_the_audit_log_is_detected(tmp_path):
 def test_rewriting_the_whole_chain_after_an_entry_is_detected(tmp_path):
     from sqlalchemy import text
 
-    from indexes.registry import GENESIS, _entry_hash
+    from indexes.store.subjects import GENESIS, _entry_hash
 
     store, root = open_store(str(tmp_path / "ws"))
     reg = open_registry(store, root)
@@ -414,8 +414,10 @@ def test_rewriting_the_whole_chain_after_an_entry_is_detected(tmp_path):
         for r in rows:
             actor = "someone else" if r.seq == 3 else r.actor
             h = _entry_hash(r.seq, r.at, actor, r.action, r.subject_id, r.details, prev)
-            con.execute(text("update audit_log set actor = :a, prev_hash = :p, hash = :h where seq = :s"),
-                        {"a": actor, "p": prev, "h": h, "s": r.seq})
+            con.execute(
+                text("update audit_log set actor = :a, prev_hash = :p, hash = :h where seq = :s"),
+                {"a": actor, "p": prev, "h": h, "s": r.seq},
+            )
             prev = h
         con.execute(text("update meta set value = :v where key = 'audit_head'"), {"v": f"{rows[-1].seq}:{prev}"})
     problems = reg.store.verify_audit()
@@ -485,8 +487,8 @@ def test_a_published_head_must_stay_in_the_log(tmp_path, db_url):
 def test_concurrent_appends_each_sign_their_head(tmp_path):
     import threading
 
-    from indexes.casestore import CaseStore
-    from indexes.registry import RegistryStore
+    from indexes.store.cases import CaseStore
+    from indexes.store.subjects import RegistryStore
 
     store, root = open_store(str(tmp_path / "ws"))
 
@@ -512,31 +514,57 @@ def test_concurrent_appends_each_sign_their_head(tmp_path):
 def test_verify_erasure_reports_personal_data_left_in_the_audit_log(tmp_path, db_url):
     """The audit log is hash-chained: an entry cannot be edited, so verify-erasure says which still hold
     a URL's path or query, an e-mail address or a label (ids and counts only pass)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     store, root = open_store(str(tmp_path / "ws"), db_url)
     reg = open_registry(store, root)
     c = ConsentInput()
-    consent = {"purpose": c.purpose, "scope": c.scope, "text_version": c.text_version, "text_sha256": c.text_sha256,
-               "granted_at": datetime.now(timezone.utc), "expires_at": None, "withdrawn_at": None,
-               "jurisdiction": "test"}
+    consent = {
+        "purpose": c.purpose,
+        "scope": c.scope,
+        "text_version": c.text_version,
+        "text_sha256": c.text_sha256,
+        "granted_at": datetime.now(UTC),
+        "expires_at": None,
+        "withdrawn_at": None,
+        "jurisdiction": "test",
+    }
 
     def subject():
-        return reg.store.create_subject(label="Jane Doe", token_sha256="0" * 64, consent=consent, templates=[],
-                                        actor="t")[0]
+        return reg.store.create_subject(
+            label="Jane Doe", token_sha256="0" * 64, consent=consent, templates=[], actor="t"
+        )[0]
 
     leaky, clean = subject(), subject()
-    old_outcome = ("ConnectionError: HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: "
-                   "/hooks/jane-doe?email=jane.doe@example.org (Caused by NewConnectionError('refused'))")
-    reg.store.audit("webhook_delivery", "facetrace-service", leaky, {"owner": f"subject:{leaky}", "attempt": 1,
-                                                                     "outcome": old_outcome, "delivered": False})
-    reg.store.audit("webhook_delivery", "facetrace-service", leaky, {
-        "owner": f"subject:{leaky}", "outcome": "refused: https://hooks.example.org/u/jane-doe is not public"})
+    old_outcome = (
+        "ConnectionError: HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: "
+        "/hooks/jane-doe?email=jane.doe@example.org (Caused by NewConnectionError('refused'))"
+    )
+    reg.store.audit(
+        "webhook_delivery",
+        "facetrace-service",
+        leaky,
+        {"owner": f"subject:{leaky}", "attempt": 1, "outcome": old_outcome, "delivered": False},
+    )
+    reg.store.audit(
+        "webhook_delivery",
+        "facetrace-service",
+        leaky,
+        {"owner": f"subject:{leaky}", "outcome": "refused: https://hooks.example.org/u/jane-doe is not public"},
+    )
     reg.store.audit("note", "t", leaky, {"label": "Jane Doe"})
-    reg.store.audit("webhook_delivery", "facetrace-service", clean, {
-        "owner": f"subject:{clean}", "attempt": 1, "outcome": "ConnectionError: [Errno 111] Connection refused",
-        "delivered": False, "target": {"scheme": "https", "host": "hooks.example.org", "port": None,
-                                       "url_hmac": "0" * 64}})
+    reg.store.audit(
+        "webhook_delivery",
+        "facetrace-service",
+        clean,
+        {
+            "owner": f"subject:{clean}",
+            "attempt": 1,
+            "outcome": "ConnectionError: [Errno 111] Connection refused",
+            "delivered": False,
+            "target": {"scheme": "https", "host": "hooks.example.org", "port": None, "url_hmac": "0" * 64},
+        },
+    )
     for sid in (leaky, clean):
         erase(reg, sid)
     problems = verify_erasure(reg, leaky)

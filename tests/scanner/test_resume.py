@@ -46,10 +46,12 @@ def _members(db: Path) -> list[tuple]:
     try:
         rows = con.execute(
             "SELECT m.seq, m.logical_path, m.sha256, m.status, m.reason, m.duplicate_of, i.phash, i.dhash "
-            "FROM members m LEFT JOIN images i ON i.member_id = m.id ORDER BY m.seq").fetchall()
+            "FROM members m LEFT JOIN images i ON i.member_id = m.id ORDER BY m.seq"
+        ).fetchall()
         faces = con.execute(
             "SELECT m.seq, f.face_index, f.top, f.right, f.bottom, f.left, f.encoding "
-            "FROM faces f JOIN members m ON m.id = f.member_id ORDER BY m.seq, f.face_index").fetchall()
+            "FROM faces f JOIN members m ON m.id = f.member_id ORDER BY m.seq, f.face_index"
+        ).fetchall()
         return rows, faces
     finally:
         con.close()
@@ -75,8 +77,12 @@ def test_a_scan_killed_part_way_resumes_without_redoing_finished_members(subset,
     run_scan([subset], tmp_path / "whole", workers=2)  # the uninterrupted reference
     ws = tmp_path / "killed"
     db = ws / "facetrace.db"
-    proc = subprocess.Popen([*_facetrace(), "scan", "--workspace", str(ws), "--quiet", "--workers", "2", str(subset)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [*_facetrace(), "scan", "--workspace", str(ws), "--quiet", "--workers", "2", str(subset)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while _count(db) < total // 3:
         assert proc.poll() is None, "the scan finished before it could be killed"
@@ -87,8 +93,12 @@ def test_a_scan_killed_part_way_resumes_without_redoing_finished_members(subset,
     stored = _count(db)
     assert 0 < stored < total
 
-    out = subprocess.run([*_facetrace(), "scan", "--workspace", str(ws), "--quiet", "--workers", "2", str(subset)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [*_facetrace(), "scan", "--workspace", str(ws), "--quiet", "--workers", "2", str(subset)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     first_line = out.stdout.splitlines()[0]
     # every stored member was taken as it was; only the others were analysed
@@ -132,10 +142,12 @@ def test_two_concurrent_scans_and_an_enrollment_into_one_workspace(subset, tmp_p
     enrolled = sorted(facedata_path("lfw_deepfunneled", "Ana_Palacio").iterdir())[:3]
     ws = tmp_path / "ws"
     db = ["--db", db_url] if db_url else []
-    commands = [[*_facetrace(), "scan", "--workspace", str(ws), *db, "--quiet", "--workers", "1", str(d)]
-                for d in (a, b)]
-    commands.append([*_facetrace(), "enroll", *map(str, enrolled), "--consent", "default", "--json",
-                     "--workspace", str(ws), *db])
+    commands = [
+        [*_facetrace(), "scan", "--workspace", str(ws), *db, "--quiet", "--workers", "1", str(d)] for d in (a, b)
+    ]
+    commands.append(
+        [*_facetrace(), "enroll", *map(str, enrolled), "--consent", "default", "--json", "--workspace", str(ws), *db]
+    )
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
@@ -145,15 +157,28 @@ def test_two_concurrent_scans_and_an_enrollment_into_one_workspace(subset, tmp_p
         with engine.connect() as con:
             if engine.dialect.name == "sqlite":
                 assert con.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-            per_scan = dict(con.execute(text(
-                "SELECT s.status || ':' || count(m.id), count(m.id) FROM scans s "
-                "JOIN members m ON m.scan_id = s.id GROUP BY s.id, s.status")).all())
-            dupes = con.execute(text("SELECT count(*) FROM (SELECT scan_id, seq FROM members GROUP BY scan_id, seq "
-                                     "HAVING count(*) > 1) AS d")).scalar()
+            per_scan = dict(
+                con.execute(
+                    text(
+                        "SELECT s.status || ':' || count(m.id), count(m.id) FROM scans s "
+                        "JOIN members m ON m.scan_id = s.id GROUP BY s.id, s.status"
+                    )
+                ).all()
+            )
+            dupes = con.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT scan_id, seq FROM members GROUP BY scan_id, seq "
+                    "HAVING count(*) > 1) AS d"
+                )
+            ).scalar()
             subjects = con.execute(text("SELECT id FROM subjects")).scalars().all()
             templates = con.execute(text("SELECT count(*), count(DISTINCT photo_sha256) FROM templates")).one()
-            hashes = con.execute(text("SELECT count(*) FROM (SELECT template_id, variant FROM template_hashes "
-                                      "GROUP BY template_id, variant HAVING count(*) > 1) AS d")).scalar()
+            hashes = con.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT template_id, variant FROM template_hashes "
+                    "GROUP BY template_id, variant HAVING count(*) > 1) AS d"
+                )
+            ).scalar()
             n_hashes = con.execute(text("SELECT count(*) FROM template_hashes")).scalar()
             changes = con.execute(text("SELECT value FROM meta WHERE key = 'registry_changes'")).scalar()
     finally:
@@ -163,6 +188,10 @@ def test_two_concurrent_scans_and_an_enrollment_into_one_workspace(subset, tmp_p
     assert dupes == 0
     assert subjects == [subject] and tuple(templates) == (3, 3) and hashes == 0 and n_hashes >= 3 * 8
     assert changes == "1"
-    audit = subprocess.run([*_facetrace(), "registry", "audit", "--verify", "--workspace", str(ws), *db],
-                           capture_output=True, text=True, timeout=120)
+    audit = subprocess.run(
+        [*_facetrace(), "registry", "audit", "--verify", "--workspace", str(ws), *db],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert audit.returncode == 0, audit.stdout + audit.stderr

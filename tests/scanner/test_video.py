@@ -91,8 +91,10 @@ def test_a_still_photo_animation_is_flagged_and_real_footage_is_not(video_case):
 def test_a_reencoded_copy_matches_its_original_and_nothing_else(video_case):
     summary, results, _, _ = video_case
     assert results["slideshow_copy.avi"].member.sha256 != results["slideshow.mp4"].member.sha256
-    pairs = {(r["evidence"]["original"].rsplit("/", 1)[1], r["evidence"]["copy"].rsplit("/", 1)[1]): r
-             for r in summary.relations}
+    pairs = {
+        (r["evidence"]["original"].rsplit("/", 1)[1], r["evidence"]["copy"].rsplit("/", 1)[1]): r
+        for r in summary.relations
+    }
     assert set(pairs) == {("slideshow.mp4", "slideshow_copy.avi")}
     rel = pairs["slideshow.mp4", "slideshow_copy.avi"]
     assert rel["kind"] == "reencoded_copy" and rel["evidence"]["shared_frames"] >= 0.8

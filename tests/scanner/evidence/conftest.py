@@ -35,5 +35,3 @@ def case(tmp_path_factory):
     out = write_report(store, root, str(base / "out"), actor="tester")
     sub = write_report(store, root, str(base / "out-subject"), subject_id=subject, actor="tester")
     return base, dump, subject, out, sub
-
-

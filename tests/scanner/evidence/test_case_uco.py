@@ -12,7 +12,9 @@ pytestmark = pytest.mark.facedata
 
 
 def _validate(path):
-    case_validate = pytest.importorskip("case_utils.case_validate", reason="case-utils (the CASE validator) is not installed")
+    case_validate = pytest.importorskip(
+        "case_utils.case_validate", reason="case-utils (the CASE validator) is not installed"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the validator warns about every unknown concept, then fails on it
         return case_validate.validate(str(path), case_version="case-1.5.0", allow_warnings=False)
@@ -39,8 +41,9 @@ def test_export_conforms_to_the_case_ontology_shapes(exported, tmp_path):
     (file_node,) = [n for n in bad["@graph"] if n["@type"] == "uco-observable:File"][:1]
     file_node["hasFacet"] = file_node.pop("uco-core:hasFacet")
     file_node["uco-core:hasFacett"] = []
-    hash_node = next(n for n in bad["@graph"] if n["@type"] == "uco-observable:File"
-                     and len(n.get("uco-core:hasFacet", [])) == 2)["uco-core:hasFacet"][1]["uco-observable:hash"][0]
+    hash_node = next(
+        n for n in bad["@graph"] if n["@type"] == "uco-observable:File" and len(n.get("uco-core:hasFacet", [])) == 2
+    )["uco-core:hasFacet"][1]["uco-observable:hash"][0]
     hash_node["uco-types:hashValue"]["@value"] = "not hex"
     (tmp_path / "bad.jsonld").write_text(json.dumps(bad))
     assert not _validate(tmp_path / "bad.jsonld").conforms
@@ -64,7 +67,9 @@ def test_export_carries_every_member_hash_finding_and_the_signed_report(exported
     notes = [n for n in nodes if n["@type"] == "uco-core:Annotation" and "facetrace-finding" in n["uco-core:tag"]]
     assert len(notes) == sum(len(s["items"]) for s in doc["findings"]) > 0
     assert all("distance" in n["uco-core:statement"] or "hamming_bits" in n["uco-core:statement"] for n in notes)
-    unreadable = [n for n in nodes if n["@type"] == "uco-core:Annotation" and "facetrace-member-status" in n["uco-core:tag"]]
+    unreadable = [
+        n for n in nodes if n["@type"] == "uco-core:Annotation" and "facetrace-member-status" in n["uco-core:tag"]
+    ]
     assert len(unreadable) == len(doc["acquisition"]["unreadable"]) == 1
     (action,) = [n for n in nodes if n["@type"] == "case-investigation:InvestigativeAction"]
     assert action["uco-action:startTime"]["@value"] == doc["acquisition"]["started_at"]

@@ -85,7 +85,7 @@ def test_html_is_self_contained_and_redacted(case):
     _, _, _, out, _ = case
     page = open(out["html"], encoding="utf-8").read()
     assert "<title>facetrace evidence report" in page and "faces redacted" in page
-    for forbidden in ("http://", "https://", "<script", "<link", "src=\"", "@import", "url("):
+    for forbidden in ("http://", "https://", "<script", "<link", 'src="', "@import", "url("):
         assert forbidden not in page, forbidden
     sources = page.split(" src='")[1:]
     assert sources and all(src.startswith("data:image/jpeg;base64,") for src in sources)
@@ -105,12 +105,17 @@ def _picture_array(pic):
 def _encoding_at_face_box(arr):
     """The face_recognition encoding of a face picture, at the box the picture was cut around."""
     import face_recognition
+
     from scanner.evidence.pictures import FACE_MARGIN
 
     h, w = arr.shape[:2]
     whole = 1 + 2 * FACE_MARGIN
-    box = (round(h * FACE_MARGIN / whole), round(w * (1 + FACE_MARGIN) / whole),
-           round(h * (1 + FACE_MARGIN) / whole), round(w * FACE_MARGIN / whole))
+    box = (
+        round(h * FACE_MARGIN / whole),
+        round(w * (1 + FACE_MARGIN) / whole),
+        round(h * (1 + FACE_MARGIN) / whole),
+        round(w * FACE_MARGIN / whole),
+    )
     return face_recognition.face_encodings(arr, [box])[0]
 
 
@@ -168,8 +173,11 @@ def test_unredacted_report_shows_faces_and_is_marked_and_audited(case, tmp_path)
         assert len(face_recognition.face_locations(arr, number_of_times_to_upsample=2)) == 1
         _, stored = _stored_face(base, item["logical_path"], item["face_index"])
         assert np.linalg.norm(_encoding_at_face_box(arr) - stored) < 0.3  # the same face, recognisably
-    (entry,) = [e for e in audit_log(store).audit_entries()
-                if e["action"] == "report" and e["details"].get("out") == str((tmp_path / "un").resolve())]
+    (entry,) = [
+        e
+        for e in audit_log(store).audit_entries()
+        if e["action"] == "report" and e["details"].get("out") == str((tmp_path / "un").resolve())
+    ]
     assert entry["details"]["unredacted"] is True and entry["subject_id"] == subject
     assert verify_report(out["json"]) == []
 

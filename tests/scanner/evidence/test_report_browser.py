@@ -16,15 +16,28 @@ pytestmark = [pytest.mark.facedata, pytest.mark.browser]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # As the workplace advises: no background traffic, and a dead proxy so nothing can leave anyway.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--proxy-server=127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+]
 
 
 def _chromium(args, tmp_path, name):
     netlog = tmp_path / f"{name}.netlog.json"
-    out = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / (name + '-profile')}",
-                          f"--log-net-log={netlog}", *args], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / (name + '-profile')}", f"--log-net-log={netlog}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return out.stdout, _page_requests(netlog)
 
 
@@ -32,9 +45,12 @@ def _page_requests(netlog) -> list[str]:
     """URLs the page itself asked for (the browser's own housekeeping has no origin)."""
     data = json.loads(netlog.read_text())
     names = {v: k for k, v in data["constants"]["logEventTypes"].items()}
-    return [e["params"]["url"] for e in data["events"]
-            if names.get(e["type"]) == "URL_REQUEST_START_JOB"
-            and e.get("params", {}).get("initiator") not in (None, "not an origin")]
+    return [
+        e["params"]["url"]
+        for e in data["events"]
+        if names.get(e["type"]) == "URL_REQUEST_START_JOB"
+        and e.get("params", {}).get("initiator") not in (None, "not an origin")
+    ]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it as root)")

@@ -15,16 +15,38 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-HOSTILE = ["clear\x1b[2Jscreen.txt", "hidden\x1b[8mtext.txt", "carriage\rreturn.txt", "new\nline.txt",
-           "comma,in,name.txt", "per%2Ccent.txt", "bidi\u202egpj.txt", "c1\x9bcontrol.txt", "del\x7f.txt",
-           "sep\u2028arator.txt", "plain.txt"]
+HOSTILE = [
+    "clear\x1b[2Jscreen.txt",
+    "hidden\x1b[8mtext.txt",
+    "carriage\rreturn.txt",
+    "new\nline.txt",
+    "comma,in,name.txt",
+    "per%2Ccent.txt",
+    "bidi\u202egpj.txt",
+    "c1\x9bcontrol.txt",
+    "del\x7f.txt",
+    "sep\u2028arator.txt",
+    "plain.txt",
+]
 # what must never reach a terminal or a browser raw (a newline only as a line end)
 RAW_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _doc(names):
-    manifest = [{"path": f"dump/{n}", "relpath": n, "size": i + 1, "sha256": f"{i:064x}", "type": "text/plain",
-                 "kind": "other", "status": "ok", "reason": None, "duplicate_of": None} for i, n in enumerate(names)]
+    manifest = [
+        {
+            "path": f"dump/{n}",
+            "relpath": n,
+            "size": i + 1,
+            "sha256": f"{i:064x}",
+            "type": "text/plain",
+            "kind": "other",
+            "status": "ok",
+            "reason": None,
+            "duplicate_of": None,
+        }
+        for i, n in enumerate(names)
+    ]
     return {"report_id": "r" * 32, "acquisition": {"scan_id": "s" * 32, "from_web": [], "manifest": manifest}}
 
 
@@ -48,7 +70,8 @@ def test_the_manifest_reads_back_exactly_what_was_written():
     doc = _doc(HOSTILE)
     entries = parse_manifest(render_manifest(doc))
     assert [(e["size"], e["sha256"], e["path"]) for e in entries] == [
-        (m["size"], m["sha256"], m["path"]) for m in doc["acquisition"]["manifest"]]
+        (m["size"], m["sha256"], m["path"]) for m in doc["acquisition"]["manifest"]
+    ]
 
 
 @settings(max_examples=300, deadline=None)

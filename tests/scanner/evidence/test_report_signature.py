@@ -100,7 +100,8 @@ def test_an_edited_case_uco_export_fails_verification(case, tmp_path):
     out = write_report(store, root, str(tmp_path / "out"), actor="tester", pictures=False, case_uco=True)
     assert check_report(out["json"]).covered == ["report.json", "report.html", "manifest.txt", "report.jsonld"]
     export = tmp_path / "out" / "report.jsonld"
-    export.write_text(export.read_text(encoding="utf-8").replace("facetrace-finding", "facetrace-note"),
-                      encoding="utf-8")
+    export.write_text(
+        export.read_text(encoding="utf-8").replace("facetrace-finding", "facetrace-note"), encoding="utf-8"
+    )
     problems = verify_report(out["json"])
     assert any("report.jsonld" in p for p in problems), problems

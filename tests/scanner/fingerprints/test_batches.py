@@ -29,8 +29,18 @@ def _items():
     small = jpeg_bytes(Image.open(lfw[0]).convert("RGB").resize((60, 60)))
     # faces, a group photo, no face, not an image, an animation (sampled like a video), a truncated
     # JPEG, a photo too small for any face, and the first photo again (its own result, not shared)
-    return [photos[0], group, nonface.read_bytes(), b"not an image at all", gif.getvalue(),
-            photos[1][: len(photos[1]) // 2], photos[2], small, photos[3], photos[0]]
+    return [
+        photos[0],
+        group,
+        nonface.read_bytes(),
+        b"not an image at all",
+        gif.getvalue(),
+        photos[1][: len(photos[1]) // 2],
+        photos[2],
+        small,
+        photos[3],
+        photos[0],
+    ]
 
 
 def test_a_batch_equals_one_image_at_a_time():
@@ -53,7 +63,7 @@ def test_a_chip_is_described_the_same_whatever_is_beside_it():
         chips.append(engine.located(decode_image(path.read_bytes(), 100_000_000).image)[1])
     chips = np.concatenate(chips)
     assert len(chips) >= 5
-    one_by_one = np.concatenate([engine.describe(chips[i:i + 1]) for i in range(len(chips))])
+    one_by_one = np.concatenate([engine.describe(chips[i : i + 1]) for i in range(len(chips))])
     assert np.array_equal(engine.describe(chips), one_by_one)
     assert np.array_equal(engine.describe(chips[::-1])[::-1], one_by_one)
 
@@ -68,8 +78,9 @@ def test_video_frames_share_network_calls_and_give_the_same_faces(monkeypatch):
     engine = workers._get_engine()
     root = facedata_path()
     paths = sorted((root / "lfw_deepfunneled").glob("*/*.jpg"))[:5] + [root / "multiface" / "fr_two_people.jpg"]
-    frames = [SimpleNamespace(ms=500 * i, image=decode_image(p.read_bytes(), 100_000_000).image)
-              for i, p in enumerate(paths)]
+    frames = [
+        SimpleNamespace(ms=500 * i, image=decode_image(p.read_bytes(), 100_000_000).image) for i, p in enumerate(paths)
+    ]
 
     class OneFrameAtATime:
         batches = False

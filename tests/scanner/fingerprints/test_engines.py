@@ -26,9 +26,15 @@ TOLERANCE = 1e-4  # the issue's contract; measured: about 4e-7
 def _sample():
     root = facedata_path()
     picks = []
-    for collection, per_folder, folders in (("lfw_deepfunneled", 1, 8), ("lfw_singletons", 1, 4),
-                                             ("fr_examples", 2, 6), ("fr_examples_partial", 2, 1),
-                                             ("multiface", 3, 1), ("nonface", 3, 1), ("misc_people", 2, 1)):
+    for collection, per_folder, folders in (
+        ("lfw_deepfunneled", 1, 8),
+        ("lfw_singletons", 1, 4),
+        ("fr_examples", 2, 6),
+        ("fr_examples_partial", 2, 1),
+        ("multiface", 3, 1),
+        ("nonface", 3, 1),
+        ("misc_people", 2, 1),
+    ):
         base = root / collection
         dirs = sorted(p for p in base.iterdir() if p.is_dir())[:folders] or [base]
         for d in dirs:
@@ -45,7 +51,9 @@ def engines():
 def _compare(reference, candidate, image):
     ref, got = reference.faces(image), candidate.faces(image)
     assert [f.box for f in got] == [f.box for f in ref]
-    return [float(np.abs(np.asarray(a.encoding) - np.asarray(b.encoding)).max()) for a, b in zip(ref, got)]
+    return [
+        float(np.abs(np.asarray(a.encoding) - np.asarray(b.encoding)).max()) for a, b in zip(ref, got, strict=False)
+    ]
 
 
 @pytest.mark.slow
@@ -61,8 +69,16 @@ def test_every_sampled_face_equals_face_recognition(engines):
 def test_video_frames_too(engines):
     from scanner.media.video import Sampling, sample_video
 
-    frames = list(sample_video(str(facedata_path("video", "short_hamilton_clip.mp4")), Sampling(), every_ms=3000,
-                               scene_change=255.0, max_frames=4, max_pixels=100_000_000))
+    frames = list(
+        sample_video(
+            str(facedata_path("video", "short_hamilton_clip.mp4")),
+            Sampling(),
+            every_ms=3000,
+            scene_change=255.0,
+            max_frames=4,
+            max_pixels=100_000_000,
+        )
+    )
     diffs = [d for frame in frames for d in _compare(*engines, frame.image)]
     assert diffs and max(diffs) <= TOLERANCE
 
@@ -94,9 +110,15 @@ def test_the_onnx_engine_writes_nothing_outside_the_workspace(tmp_path):
     home.mkdir()
     tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
-    code = ("from scanner.fingerprints.faces import make_engine; from scanner.models import ScanOptions; "
-            "import numpy; e = make_engine(ScanOptions()); "
-            "assert e._net(numpy.zeros((1, 150, 150, 3), numpy.uint8)).shape == (1, 128)")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
-                   env={**env, "HOME": str(home), "TMPDIR": str(tmp), "PYTHONPATH": str(Path(__file__).parents[3])})
+    code = (
+        "from scanner.fingerprints.faces import make_engine; from scanner.models import ScanOptions; "
+        "import numpy; e = make_engine(ScanOptions()); "
+        "assert e._net(numpy.zeros((1, 150, 150, 3), numpy.uint8)).shape == (1, 128)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=tmp_path,
+        env={**env, "HOME": str(home), "TMPDIR": str(tmp), "PYTHONPATH": str(Path(__file__).parents[3])},
+    )
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [Path("home"), Path("tmp")]

@@ -75,8 +75,10 @@ def central_encodings(results) -> dict:
     for r in results:
         if r.faces:
             cx, cy = r.image.width / 2, r.image.height / 2
-            face = min(r.faces, key=lambda f: ((f.box.left + f.box.right) / 2 - cx) ** 2
-                       + ((f.box.top + f.box.bottom) / 2 - cy) ** 2)
+            face = min(
+                r.faces,
+                key=lambda f: ((f.box.left + f.box.right) / 2 - cx) ** 2 + ((f.box.top + f.box.bottom) / 2 - cy) ** 2,
+            )
             central[r.member.logical_path] = np.array(face.encoding)
     return central
 

@@ -105,10 +105,24 @@ def test_vector_resizes_equal_the_portable_kernel(kernel, monkeypatch):
     monkeypatch.setattr(hog, "AVX2", kernel == "avx2")
     lanes = 16 if kernel == "avx512" else 8
     rng = np.random.default_rng(7)
-    sizes = [(250, 250, 501, 502), (501, 502, 417, 418), (417, 418, 347, 348), (40, 33, 81, 68), (31, 31, 63, 64),
-             (33, 32, 27, 26), (120, 200, 50, 90), (1000, 1200, 833, 1000), (20, 17, 24, 20), (16, 16, 33, 34)]
-    sizes += [(int(a), int(b), max(1, int(a * f)), max(1, int(b * f)))
-              for a, b, f in zip(rng.integers(20, 600, 60), rng.integers(20, 600, 60), rng.uniform(0.45, 2.2, 60))]
+    sizes = [
+        (250, 250, 501, 502),
+        (501, 502, 417, 418),
+        (417, 418, 347, 348),
+        (40, 33, 81, 68),
+        (31, 31, 63, 64),
+        (33, 32, 27, 26),
+        (120, 200, 50, 90),
+        (1000, 1200, 833, 1000),
+        (20, 17, 24, 20),
+        (16, 16, 33, 34),
+    ]
+    sizes += [
+        (int(a), int(b), max(1, int(a * f)), max(1, int(b * f)))
+        for a, b, f in zip(
+            rng.integers(20, 600, 60), rng.integers(20, 600, 60), rng.uniform(0.45, 2.2, 60), strict=False
+        )
+    ]
     blocked = 0
     for rows, cols, out_rows, out_cols in sizes:
         src = rng.integers(0, 256, (3, rows, cols)).astype(np.float32)
@@ -127,8 +141,9 @@ def test_vector_histogram_equals_the_portable_kernel():
     between channels and orientations (the tie rules are where a vector version could differ), in
     rows of every length class (the 16-pixel blocks overlap at a row's end; short rows fall back)."""
     if not (hog.AVX512 or hog.AVX2):
-        pytest.skip("this CPU (or $NUMBA_CPU_NAME/$NUMBA_CPU_FEATURES) has neither AVX-512 nor AVX2: "
-                    "the portable kernel runs")
+        pytest.skip(
+            "this CPU (or $NUMBA_CPU_NAME/$NUMBA_CPU_FEATURES) has neither AVX-512 nor AVX2: the portable kernel runs"
+        )
     rng = np.random.default_rng(11)
     pixels = _pixels(_sample()[1])
     level = np.empty((3,) + pixels.shape[:2], np.float32)
@@ -136,9 +151,11 @@ def test_vector_histogram_equals_the_portable_kernel():
     levels = [hog.resize_planar(level, *hog.pyramid_up_size(*level.shape[1:]))]
     while min(levels[-1].shape[1:]) > 60:
         levels.append(hog.resize_planar(levels[-1], 5 * levels[-1].shape[1] // 6, 5 * levels[-1].shape[2] // 6))
-    levels += [rng.integers(0, 3, (3, 50, 203)).astype(np.float32),
-               rng.integers(0, 256, (3, 70, 97)).astype(np.float32),
-               rng.integers(0, 2, (3, 33, 40)).astype(np.float32)]
+    levels += [
+        rng.integers(0, 3, (3, 50, 203)).astype(np.float32),
+        rng.integers(0, 256, (3, 70, 97)).astype(np.float32),
+        rng.integers(0, 2, (3, 33, 40)).astype(np.float32),
+    ]
     # short rows
     levels += [rng.integers(0, 3, (3, 24, w)).astype(np.float32) for w in (16, 20, 23, 25, 31, 33, 47)]
     for level in levels:

@@ -68,11 +68,11 @@ def people(tmp_path_factory):
         for photo in sorted(person.iterdir())[:2]:
             shutil.copyfile(photo, ref / person.name / photo.name)
     enroll = {}
-    for person in many[REF_PEOPLE:REF_PEOPLE + ENROLLED]:
+    for person in many[REF_PEOPLE : REF_PEOPLE + ENROLLED]:
         photos = sorted(person.iterdir())
         enroll[person.name] = photos[:PHOTOS]
         (dump / person.name).mkdir(parents=True)
-        for photo in photos[PHOTOS:PHOTOS + 3]:
+        for photo in photos[PHOTOS : PHOTOS + 3]:
             shutil.copyfile(photo, dump / person.name / photo.name)
     strangers = [p for p in folders if len(list(p.iterdir())) == 1][:10]
     (dump / "strangers").mkdir()
@@ -109,7 +109,9 @@ def _findings(ws: Path, subjects: dict) -> dict:
     for f in reg.store.findings():
         ev = f["evidence"]
         out[(Path(f["logical_path"]).name, subjects[f["subject_id"]], f["kind"])] = (
-            f["band"], round(ev.get("distance", ev.get("face_distance", 0.0)), 4))
+            f["band"],
+            round(ev.get("distance", ev.get("face_distance", 0.0)), 4),
+        )
     store.close()
     return out
 
@@ -119,10 +121,23 @@ def builtin_and_models(tmp_path_factory, people, model_files):
     dlib_file, lifted = model_files
     base = tmp_path_factory.mktemp("workspaces")
     builtin = _findings(*_workspace(base / "builtin", people))
-    exported = _workspace(base / "exported", people, dlib_file, "--alignment", "dlib-150", "--mean", "0", "--std", "1",
-                          "--no-l2")
-    lifted_ws = _workspace(base / "lifted", people, lifted, "--alignment", "dlib-150", "--mean", "0", "--std", "1",
-                           "--no-l2", "--label", "lifted")
+    exported = _workspace(
+        base / "exported", people, dlib_file, "--alignment", "dlib-150", "--mean", "0", "--std", "1", "--no-l2"
+    )
+    lifted_ws = _workspace(
+        base / "lifted",
+        people,
+        lifted,
+        "--alignment",
+        "dlib-150",
+        "--mean",
+        "0",
+        "--std",
+        "1",
+        "--no-l2",
+        "--label",
+        "lifted",
+    )
     return builtin, exported, lifted_ws
 
 
@@ -191,7 +206,9 @@ def test_an_uncalibrated_model_finds_copies_only(model_files, people, tmp_path):
     dlib_file, _ = model_files
     _ref, enroll, _dump = people
     ws = tmp_path / "ws"
-    _run("engine", "set", dlib_file, "--workspace", ws, "--alignment", "dlib-150", "--mean", "0", "--std", "1", "--no-l2")
+    _run(
+        "engine", "set", dlib_file, "--workspace", ws, "--alignment", "dlib-150", "--mean", "0", "--std", "1", "--no-l2"
+    )
     name, photos = next(iter(enroll.items()))
     _run("enroll", *photos, "--consent", "default", "--workspace", ws)
     dump = tmp_path / "dump"
@@ -233,9 +250,12 @@ def test_bad_model_files_are_refused_with_the_reason(tmp_path, bad, why):
     if bad is not None:
         path.write_bytes(bad.encode())
     else:  # two inputs
-        graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["c"])], "g",
-                                  [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in "ab"],
-                                  [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 4])])
+        graph = helper.make_graph(
+            [helper.make_node("Add", ["a", "b"], ["c"])],
+            "g",
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in "ab"],
+            [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 4])],
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 8  # what this ONNX Runtime reads
         onnx.save(model, str(path))

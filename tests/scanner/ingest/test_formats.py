@@ -100,7 +100,10 @@ def test_zip_bomb_member_is_stopped_and_the_rest_of_the_archive_read(photos, tmp
         z.write(photos[1], "after.jpg")
     _, results = run_scan([dump], tmp_path / "ws", workers=1)
     r = by_relpath(results)
-    assert r["bomb.zip!/zeros.bin"].status.value == "skipped" and "possible decompression bomb" in r["bomb.zip!/zeros.bin"].reason
+    assert (
+        r["bomb.zip!/zeros.bin"].status.value == "skipped"
+        and "possible decompression bomb" in r["bomb.zip!/zeros.bin"].reason
+    )
     assert r["bomb.zip!/zeros.bin"].member.sha256 is None and r["bomb.zip!/zeros.bin"].member.size < 300 << 20
     assert r["bomb.zip!/before.jpg"].status.value == "ok" and r["bomb.zip!/after.jpg"].status.value == "ok"
 

@@ -46,8 +46,9 @@ def _run(*args):
 
 def _gnu_tar(members: dict[bytes, bytes]) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT, encoding="utf-8",
-                      errors="surrogateescape") as tf:
+    with tarfile.open(
+        fileobj=buf, mode="w", format=tarfile.GNU_FORMAT, encoding="utf-8", errors="surrogateescape"
+    ) as tf:
         for raw, blob in members.items():
             ti = tarfile.TarInfo(os.fsdecode(raw))  # surrogate escapes: the bytes are written as they are
             ti.size = len(blob)
@@ -96,8 +97,13 @@ def test_the_service_screens_a_tar_with_legacy_names(tmp_path):
     app = create_app(str(tmp_path / "ws"))
     key = app.state.service.keys.create_key("platform", "test platform")[1]
     with LiveServer(app) as srv:
-        r = requests.post(f"{srv.url}/v1/screen", params={"filename": "kit.tar"}, headers={"Authorization": f"Bearer {key}"},
-                          data=_gnu_tar({GBK: _face_photo()}), timeout=120)
+        r = requests.post(
+            f"{srv.url}/v1/screen",
+            params={"filename": "kit.tar"},
+            headers={"Authorization": f"Bearer {key}"},
+            data=_gnu_tar({GBK: _face_photo()}),
+            timeout=120,
+        )
     assert r.status_code == 200, r.text
     items = [i for i in r.json()["items"] if i["path"].endswith("人脸.jpg")]
     assert len(items) == 1 and items[0]["faces"] == 1 and items[0]["status"] == "ok"

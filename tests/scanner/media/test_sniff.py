@@ -18,8 +18,17 @@ def _img(fmt: str) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("fmt,mime", [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp"),
-                                      ("GIF", "image/gif"), ("BMP", "image/bmp"), ("TIFF", "image/tiff")])
+@pytest.mark.parametrize(
+    "fmt,mime",
+    [
+        ("JPEG", "image/jpeg"),
+        ("PNG", "image/png"),
+        ("WEBP", "image/webp"),
+        ("GIF", "image/gif"),
+        ("BMP", "image/bmp"),
+        ("TIFF", "image/tiff"),
+    ],
+)
 def test_images_detected_by_content(fmt, mime):
     assert sniff(_img(fmt)[:8192]) == (mime, Kind.IMAGE)
 

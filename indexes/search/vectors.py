@@ -4,7 +4,7 @@ Every index returns Euclidean (not squared) distances and the caller's int64 ids
 incremental `add` and `remove` (removed vectors are really deleted from the index's memory and
 file, which erasure needs), and persists with a JSON manifest (kind, embedder, dimension, metric,
 count, SHA-256 of every file). Nothing is pickled. The flat index is one `faiss.write_index` file;
-the IVF index (the large one) is a segmented index (indexes/segments.py): the trained, empty index
+the IVF index (the large one) is a segmented index (indexes/search/segments.py): the trained, empty index
 as a FAISS header file and its inverted lists in `IVF_SEGMENTS` segment files, so that adding or
 removing a subject rewrites the few segments it touched (at 1,000,000 templates about 8 MiB each)
 instead of the whole 500 MiB index.
@@ -182,8 +182,9 @@ class IVFIndex(_FaissIndex):
 
     kind = "faiss-ivf-flat"
 
-    def __init__(self, index=None, nlist: int | None = None, nprobe: int = 32, header: bytes | None = None,
-                 dim: int = DIM):
+    def __init__(
+        self, index=None, nlist: int | None = None, nprobe: int = 32, header: bytes | None = None, dim: int = DIM
+    ):
         self._nlist = nlist
         self.nprobe = nprobe
         self._header = header  # the trained index without entries, serialized (the segmented file's header)
@@ -217,8 +218,9 @@ class IVFIndex(_FaissIndex):
 
     def _list_sizes(self) -> np.ndarray:
         invlists = self._index.invlists
-        return np.fromiter((invlists.list_size(i) for i in range(self._index.nlist)), dtype=np.int64,
-                           count=self._index.nlist)
+        return np.fromiter(
+            (invlists.list_size(i) for i in range(self._index.nlist)), dtype=np.int64, count=self._index.nlist
+        )
 
     def add(self, ids, vectors) -> None:
         ids, vectors = _as_ids(ids), _as_vectors(vectors, self.dim)
@@ -255,14 +257,17 @@ class IVFIndex(_FaissIndex):
         if self._index is None:
             return np.empty(0, dtype=np.int64)
         invlists = self._index.invlists
-        out = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-               for i in range(self._index.nlist) if invlists.list_size(i)]
+        out = [
+            faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+            for i in range(self._index.nlist)
+            if invlists.list_size(i)
+        ]
         return np.concatenate(out).astype(np.int64) if out else np.empty(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)
 
-    # -- segments (indexes/segments.py writes and checks the files) -----------------------------
+    # -- segments (indexes/search/segments.py writes and checks the files) -----------------------------
 
     def segment_count(self) -> int:
         return min(IVF_SEGMENTS, self._index.nlist)
@@ -274,7 +279,7 @@ class IVFIndex(_FaissIndex):
         """Lists seg, seg + n, seg + 2n, ... as four arrays: list numbers, sizes, ids, codes."""
         import faiss
 
-        from indexes.segments import pack_arrays
+        from indexes.search.segments import pack_arrays
 
         invlists = self._index.invlists
         lists, sizes, ids, codes = [], [], [], []
@@ -287,26 +292,41 @@ class IVFIndex(_FaissIndex):
                 codes.append(faiss.rev_swig_ptr(invlists.get_codes(i), n * invlists.code_size))
         if not lists:
             return b"", 0
-        return pack_arrays(np.asarray(lists, dtype=np.int64), np.asarray(sizes, dtype=np.int64),
-                           np.concatenate(ids), np.concatenate(codes)), int(sum(sizes))
+        return pack_arrays(
+            np.asarray(lists, dtype=np.int64),
+            np.asarray(sizes, dtype=np.int64),
+            np.concatenate(ids),
+            np.concatenate(codes),
+        ), int(sum(sizes))
 
     def fill_segment(self, data: bytes) -> int:
         """Add one segment's entries (read from disk) to the inverted lists; return their count."""
         import faiss
 
-        from indexes.segments import SegmentError, unpack_arrays
+        from indexes.search.segments import SegmentError, unpack_arrays
 
         lists, sizes, ids, codes = unpack_arrays(data, 4)
         invlists = self._index.invlists
         code_size = invlists.code_size
-        if (lists.dtype != np.int64 or sizes.dtype != np.int64 or ids.dtype != np.int64 or codes.dtype != np.uint8
-                or len(lists) != len(sizes) or int(sizes.sum()) != len(ids) or len(codes) != len(ids) * code_size
-                or (len(lists) and (lists.min() < 0 or lists.max() >= self._index.nlist or sizes.min() < 1))):
+        if (
+            lists.dtype != np.int64
+            or sizes.dtype != np.int64
+            or ids.dtype != np.int64
+            or codes.dtype != np.uint8
+            or len(lists) != len(sizes)
+            or int(sizes.sum()) != len(ids)
+            or len(codes) != len(ids) * code_size
+            or (len(lists) and (lists.min() < 0 or lists.max() >= self._index.nlist or sizes.min() < 1))
+        ):
             raise SegmentError("index segment does not fit its index (list numbers, sizes or code size)")
         start = 0
-        for lst, n in zip(lists.tolist(), sizes.tolist()):
-            invlists.add_entries(lst, n, faiss.swig_ptr(ids[start:start + n]),
-                                 faiss.swig_ptr(codes[start * code_size:(start + n) * code_size]))
+        for lst, n in zip(lists.tolist(), sizes.tolist(), strict=False):
+            invlists.add_entries(
+                lst,
+                n,
+                faiss.swig_ptr(ids[start : start + n]),
+                faiss.swig_ptr(codes[start * code_size : (start + n) * code_size]),
+            )
             start += n
         self._index.ntotal += len(ids)
         return len(ids)
@@ -337,28 +357,42 @@ def make_index(expected_size: int, dim: int = DIM) -> VectorIndex:
 # -- persistence ---------------------------------------------------------------------------------
 
 
-def save_index(index: _FaissIndex, path: str | os.PathLike, embedder: str, embedder_version: str,
-               extra: dict | None = None) -> dict:
+def save_index(
+    index: _FaissIndex, path: str | os.PathLike, embedder: str, embedder_version: str, extra: dict | None = None
+) -> dict:
     """Write an index and its manifest `path`.json; return the manifest.
 
     A flat index is one `faiss.write_index` file at `path`. An IVF index is segmented
-    (indexes/segments.py): only the segments changed since this index was last saved to or loaded
+    (indexes/search/segments.py): only the segments changed since this index was last saved to or loaded
     from `path` are written, when the files on disk are still that save's. Files an index no
     longer needs (a previous layout, superseded segments) are overwritten with zeros and removed.
     `extra` adds fields to the manifest (the registry's change count).
     """
     import faiss
 
-    from indexes import segments
+    from indexes.search import segments
 
     path = Path(path)
     if index.faiss_index is None:
         raise ValueError("an untrained index has nothing to save")
-    fields = {**(extra or {}), "kind": index.kind, "embedder": embedder, "embedder_version": embedder_version,
-              "dim": index.dim, "metric": METRIC}
+    fields = {
+        **(extra or {}),
+        "kind": index.kind,
+        "embedder": embedder,
+        "embedder_version": embedder_version,
+        "dim": index.dim,
+        "metric": METRIC,
+    }
     if isinstance(index, IVFIndex):
-        manifest = segments.save(path, fields, index.header(), index.segment_count(), index.segment_payload,
-                                 index.dirty_segments(), index.saved_manifest)
+        manifest = segments.save(
+            path,
+            fields,
+            index.header(),
+            index.segment_count(),
+            index.segment_payload,
+            index.dirty_segments(),
+            index.saved_manifest,
+        )
         index.mark_saved(manifest)
         return manifest
     if segments.folder_of(path).exists():
@@ -378,15 +412,17 @@ def load_index(path: str | os.PathLike, embedder: str, embedder_version: str, di
     """Read an index saved by `save_index`, refusing one made by another embedder or damaged."""
     import faiss
 
-    from indexes import segments
+    from indexes.search import segments
 
     path = Path(path)
     if not path.is_file():
         raise IndexMismatch(f"index file {path} is missing")
     manifest = read_manifest(path)
     if manifest.get("embedder") != embedder or manifest.get("embedder_version") != embedder_version:
-        raise IndexMismatch(f"{path} was built by {manifest.get('embedder')} {manifest.get('embedder_version')}, "
-                            f"not {embedder} {embedder_version}")
+        raise IndexMismatch(
+            f"{path} was built by {manifest.get('embedder')} {manifest.get('embedder_version')}, "
+            f"not {embedder} {embedder_version}"
+        )
     if manifest.get("dim") != dim or manifest.get("metric") != METRIC:
         raise IndexMismatch(f"{path} has dimension {manifest.get('dim')} / metric {manifest.get('metric')}")
     kind = manifest.get("kind")
@@ -427,7 +463,7 @@ def stored_ids(path: str | os.PathLike) -> dict[str, np.ndarray | None]:
     """The ids held by every file of a vector index on disk (segments.stored_ids): for erasure proofs."""
     import faiss
 
-    from indexes import segments
+    from indexes.search import segments
 
     def one_file(p: Path) -> np.ndarray:
         raw = faiss.read_index(str(p))

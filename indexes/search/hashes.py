@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 BITS = 64
-# Shards of the registry's hash index (indexes/segments.py). Runs of HASH_RUN consecutive ids share
+# Shards of the registry's hash index (indexes/search/segments.py). Runs of HASH_RUN consecutive ids share
 # a shard: an enrollment's hashes get consecutive ids (18 variants a photo), so an erasure touches one
 # or two shards, each 1/64 of the index.
 HASH_SEGMENTS = 64
@@ -97,7 +97,7 @@ class BinaryHashIndex:
         lims, dist, ids = self._index.range_search(q, radius + 1)
         out = []
         for i in range(len(q)):
-            hits = zip(ids[lims[i]:lims[i + 1]].tolist(), dist[lims[i]:lims[i + 1]].tolist())
+            hits = zip(ids[lims[i] : lims[i + 1]].tolist(), dist[lims[i] : lims[i + 1]].tolist(), strict=False)
             out.append(sorted(((int(a), int(b)) for a, b in hits), key=lambda t: (t[1], t[0])))
         return out
 
@@ -118,7 +118,7 @@ class ShardedHashIndex:
     """The registry's hash index: `HASH_SEGMENTS` binary flat indexes, id i in shard (i // 64) mod n.
 
     Same answers as one `BinaryHashIndex` (the shards' hits merged, nearest first), but each shard
-    is a segment of its file (indexes/segments.py), so adding or removing a subject rewrites only
+    is a segment of its file (indexes/search/segments.py), so adding or removing a subject rewrites only
     the shards its hashes are in.
     """
 
@@ -202,7 +202,7 @@ class ShardedHashIndex:
 def _deserialize_binary(data: bytes) -> BinaryHashIndex:
     import faiss
 
-    from indexes.segments import SegmentError
+    from indexes.search.segments import SegmentError
 
     try:
         raw = faiss.deserialize_index_binary(np.frombuffer(data, dtype=np.uint8))
@@ -217,12 +217,13 @@ def save_hash_index(index: ShardedHashIndex, path, hasher: str, extra: dict | No
     """Write the registry's hash index (segmented, only changed shards) and its manifest."""
     from pathlib import Path
 
-    from indexes import segments
+    from indexes.search import segments
 
     path = Path(path)
     fields = {**(extra or {}), "kind": index.kind, "hasher": hasher, "bits": BITS, "metric": "hamming"}
-    manifest = segments.save(path, fields, b"", index.segment_count(), index.segment_payload,
-                             index.dirty_segments(), index.saved_manifest)
+    manifest = segments.save(
+        path, fields, b"", index.segment_count(), index.segment_payload, index.dirty_segments(), index.saved_manifest
+    )
     index.mark_saved(manifest)
     return manifest
 
@@ -234,8 +235,8 @@ def load_hash_index(path, hasher: str) -> ShardedHashIndex:
 
     import faiss
 
-    from indexes import segments
-    from indexes.vectors import IndexMismatch, _sha256, read_manifest
+    from indexes.search import segments
+    from indexes.search.vectors import IndexMismatch, _sha256, read_manifest
 
     path = Path(path)
     if not path.is_file():
@@ -274,7 +275,10 @@ def stored_hash_ids(path) -> dict[str, np.ndarray | None]:
     """The ids held by every file of a hash index on disk (segments.stored_ids): for erasure proofs."""
     import faiss
 
-    from indexes import segments
+    from indexes.search import segments
 
-    return segments.stored_ids(path, lambda p: BinaryHashIndex(faiss.read_index_binary(str(p))).ids(),
-                               lambda data: _deserialize_binary(data).ids())
+    return segments.stored_ids(
+        path,
+        lambda p: BinaryHashIndex(faiss.read_index_binary(str(p))).ids(),
+        lambda data: _deserialize_binary(data).ids(),
+    )

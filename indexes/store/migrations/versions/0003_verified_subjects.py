@@ -20,8 +20,11 @@ branch_labels = None
 depends_on = None
 
 COLUMNS = {
-    "subjects": (("verified_at", sa.DateTime(timezone=True)), ("verified_by", sa.String(length=64)),
-                 ("verification_method", sa.String(length=32))),
+    "subjects": (
+        ("verified_at", sa.DateTime(timezone=True)),
+        ("verified_by", sa.String(length=64)),
+        ("verification_method", sa.String(length=32)),
+    ),
     "webhooks": (("digest_sha256", sa.String(length=64)),),
 }
 

@@ -3,7 +3,7 @@
 Two indexes in `<workspace>/indexes/`: `templates.faiss` (face encodings, ids = template ids) and
 `hashes.faissb` (64-bit pHashes of enrolled photos and their variants, ids = template-hash ids),
 each with a JSON manifest, and, for a large face index and for the hash index, a folder of segment
-files (`templates.faiss.d/`, `hashes.faissb.d/`, indexes/segments.py): an enrollment or an erasure
+files (`templates.faiss.d/`, `hashes.faissb.d/`, indexes/search/segments.py): an enrollment or an erasure
 rewrites only the segments it touched. The database is the source of truth: an index file that is missing,
 damaged, made by another engine, or whose ids differ from the database's is rebuilt from it.
 
@@ -24,11 +24,20 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes import segments
-from indexes.hashes import ShardedHashIndex, load_hash_index, save_hash_index, stored_hash_ids
-from indexes.registry import RegistryStore
-from indexes.vectors import (APPROX_ABOVE, DIM, FlatIndex, IndexMismatch, IVFIndex, load_index, make_index, save_index,
-                             stored_ids)
+from indexes.search import segments
+from indexes.search.hashes import ShardedHashIndex, load_hash_index, save_hash_index, stored_hash_ids
+from indexes.search.vectors import (
+    APPROX_ABOVE,
+    DIM,
+    FlatIndex,
+    IndexMismatch,
+    IVFIndex,
+    load_index,
+    make_index,
+    save_index,
+    stored_ids,
+)
+from indexes.store.subjects import RegistryStore
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +47,9 @@ CHANGES = "registry_changes"  # manifest field: the registry change count an ind
 
 
 class RegistryIndex:
-    def __init__(self, root: str | Path, store: RegistryStore, embedder: str, embedder_version: str, hasher: str,
-                 dim: int = DIM):
+    def __init__(
+        self, root: str | Path, store: RegistryStore, embedder: str, embedder_version: str, hasher: str, dim: int = DIM
+    ):
         self.dir = Path(root) / "indexes"
         self.store = store
         self.dim = dim  # the embedder's encoding size
@@ -60,8 +70,12 @@ class RegistryIndex:
         faces = self._read(FACES_FILE, lambda p: load_index(p, self.embedder, self.embedder_version, self.dim))
         hashes = self._read(HASHES_FILE, lambda p: load_hash_index(p, self.hasher))
         if not all(ix is not None and ix.saved_manifest.get(CHANGES) == changes for ix in (faces, hashes)):
-            faces = self._check(FACES_FILE, faces, self.store.active_template_ids(self.embedder, self.embedder_version),
-                                self._rebuild_faces)
+            faces = self._check(
+                FACES_FILE,
+                faces,
+                self.store.active_template_ids(self.embedder, self.embedder_version),
+                self._rebuild_faces,
+            )
             hashes = self._check(HASHES_FILE, hashes, self.store.active_hash_ids(), self._rebuild_hashes)
         self.faces, self.hashes, self.changes = faces, hashes, changes
         self._save(only_if_label_differs=True)
@@ -109,9 +123,13 @@ class RegistryIndex:
     def _save(self, only_if_label_differs: bool = False) -> None:
         """Write the changed parts of both indexes, labelled with the change count they reflect
         (with `only_if_label_differs`: only indexes just rebuilt or carrying another count)."""
+
         def wanted(name, index):
-            return not (only_if_label_differs and name not in self.rebuilt
-                        and (index.saved_manifest or {}).get(CHANGES) == self.changes)
+            return not (
+                only_if_label_differs
+                and name not in self.rebuilt
+                and (index.saved_manifest or {}).get(CHANGES) == self.changes
+            )
 
         label = {CHANGES: self.changes}
         faces_path = self.dir / FACES_FILE
@@ -139,8 +157,9 @@ class RegistryIndex:
 
     def add_subject(self, subject_id: str, template_ids: list[int]) -> None:
         """Add a newly enrolled subject's templates and hashes (read back from the database)."""
-        ids, encodings, subjects = self.store.template_vectors(self.embedder, self.embedder_version, subject_id,
-                                                               dim=self.dim)
+        ids, encodings, subjects = self.store.template_vectors(
+            self.embedder, self.embedder_version, subject_id, dim=self.dim
+        )
         want = set(template_ids)
         sel = [i for i, t in enumerate(ids) if t in want]
         self.faces.add(np.asarray([ids[i] for i in sel], dtype=np.int64), encodings[sel])
@@ -179,8 +198,10 @@ class RegistryIndex:
         """Read every index file on disk (those the manifests name and any left over) and name
         those that hold any of these ids, or that cannot be parsed (they may hold anything)."""
         found = []
-        for stored, wanted in ((stored_ids(self.dir / FACES_FILE), template_ids),
-                               (stored_hash_ids(self.dir / HASHES_FILE), hash_ids)):
+        for stored, wanted in (
+            (stored_ids(self.dir / FACES_FILE), template_ids),
+            (stored_hash_ids(self.dir / HASHES_FILE), hash_ids),
+        ):
             wanted = np.asarray(wanted, dtype=np.int64)
             for name, ids in stored.items():
                 if ids is None:

@@ -1,13 +1,12 @@
-"""The one SQLAlchemy metadata of a workspace database, and how an engine is opened."""
+"""How a workspace database's engine is opened: SQLite pragmas and locking, and migration to the
+newest schema revision (Alembic, `indexes.store.migrations`). The schema comes from the migrations,
+not from the tables' metadata, so this module imports no table module."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, create_engine, event
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import create_engine, event
 
-
-class Base(DeclarativeBase):
-    type_annotation_map = {dict: JSON}
+from indexes.store.db import READ_ONLY
 
 
 def _sqlite_pragmas(dbapi_conn, _record):
@@ -62,21 +61,8 @@ def _begin_immediate(conn):
     conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
-READ_ONLY = "facetrace_read_only"
-
-
-def read_only(engine):
-    """Return `engine` for sessions that only read (same pool; on SQLite no write lock is taken)."""
-    return engine.execution_options(**{READ_ONLY: True})
-
-
 def open_engine(url: str):
     """Return an engine for `url`, its database migrated to the newest schema revision."""
-    import indexes.acquisitions  # noqa: F401 - registers the tables on Base.metadata
-    import indexes.casestore  # noqa: F401
-    import indexes.registry  # noqa: F401
-    import indexes.service  # noqa: F401
-
     from sqlalchemy import text
 
     engine = create_engine(url)
@@ -97,12 +83,12 @@ SCHEMA_LOCK_KEY = 0x66616365_73636865  # PostgreSQL advisory lock of schema crea
 
 
 def migrate(conn) -> None:
-    """Bring the database on `conn` to the newest schema revision (indexes/migrations)."""
+    """Bring the database on `conn` to the newest schema revision (indexes/store/migrations)."""
     from pathlib import Path
 
     from sqlalchemy import inspect, text
 
-    from indexes.migrations import HEAD
+    from indexes.store.migrations import HEAD
 
     if inspect(conn).has_table("alembic_version"):
         if conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD:

@@ -1,6 +1,6 @@
 """Signed heads of the audit log, kept in an append-only file outside the database.
 
-The hash chain (indexes/registry.py) shows an edited, inserted or deleted entry, but whoever can
+The hash chain (indexes/store/subjects.py) shows an edited, inserted or deleted entry, but whoever can
 write the database can also delete its newest entries and set the recorded head to the last one
 left: every hash still agrees. So after each append commits, the new head (seq and hash) is signed
 with the workspace's Ed25519 key and appended to `<workspace>/audit-head.log`, one JSON line per
@@ -23,11 +23,11 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from indexes.signingkey import fingerprint, load_or_create, load_public
-from indexes.workspace import DB_FILENAME
+from indexes.store.signingkey import fingerprint, load_or_create, load_public
+from indexes.store.workspace import DB_FILENAME
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +95,14 @@ class HeadLog:
         key_id = fingerprint(self._key.public_key())[:16]
         lines = []
         for seq, head_hash in heads:
-            at = datetime.now(timezone.utc).isoformat()
+            at = datetime.now(UTC).isoformat()
             sig = base64.b64encode(self._key.sign(_payload(seq, head_hash, at))).decode()
-            lines.append(json.dumps({"seq": seq, "hash": head_hash, "at": at, "key_id": key_id, "sig": sig},
-                                    separators=(",", ":")) + "\n")
+            lines.append(
+                json.dumps(
+                    {"seq": seq, "hash": head_hash, "at": at, "key_id": key_id, "sig": sig}, separators=(",", ":")
+                )
+                + "\n"
+            )
         data = "".join(lines).encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -126,13 +130,15 @@ class HeadLog:
         with f:
             for n, raw in enumerate(f, 1):
                 if not raw.endswith(b"\n"):
-                    notes.append(f"the last line of {self.path.name} is incomplete (a write was interrupted) "
-                                 "and was ignored")
+                    notes.append(
+                        f"the last line of {self.path.name} is incomplete (a write was interrupted) and was ignored"
+                    )
                     break
                 try:
                     d = json.loads(raw)
-                    h = SignedHead(n, int(d["seq"]), str(d["hash"]), str(d["at"]), str(d.get("key_id", "")),
-                                   str(d["sig"]))
+                    h = SignedHead(
+                        n, int(d["seq"]), str(d["hash"]), str(d["at"]), str(d.get("key_id", "")), str(d["sig"])
+                    )
                 except (ValueError, KeyError, TypeError):
                     bad.append(n)
                     continue
@@ -153,8 +159,10 @@ class HeadLog:
         out = HeadCheck(self.path)
         if snapshot is None:
             if hashes:
-                out.notes.append(f"{self.path} does not exist: no head of this log is signed, so removing its "
-                                 "newest entries would not be detected (the file is written with the next entry)")
+                out.notes.append(
+                    f"{self.path} does not exist: no head of this log is signed, so removing its "
+                    "newest entries would not be detected (the file is written with the next entry)"
+                )
                 out.uncovered = len(hashes)
             return out
         heads, out.problems, out.notes = snapshot[0], list(snapshot[1]), list(snapshot[2])
@@ -163,8 +171,10 @@ class HeadLog:
             return out
         public = load_public(self.folder)
         if public is None:
-            out.problems.append(f"the workspace key ({self.folder / 'keys'}) is missing: the signed heads in "
-                                f"{self.path.name} cannot be checked")
+            out.problems.append(
+                f"the workspace key ({self.folder / 'keys'}) is missing: the signed heads in "
+                f"{self.path.name} cannot be checked"
+            )
             return out
         own_id = fingerprint(public)[:16]
         newest = None
@@ -173,8 +183,10 @@ class HeadLog:
                 newest = h
                 break
             by = f", signed by key {h.key_id}, not the workspace's {own_id}" if h.key_id != own_id else ""
-            out.problems.append(f"line {h.line} of {self.path.name} (entry {h.seq}) does not carry a valid signature "
-                                f"of the workspace key{by}: it was forged or altered")
+            out.problems.append(
+                f"line {h.line} of {self.path.name} (entry {h.seq}) does not carry a valid signature "
+                f"of the workspace key{by}: it was forged or altered"
+            )
         if newest is None:
             if len(heads) == CANDIDATES:
                 out.problems.append(f"none of the {CANDIDATES} newest heads in {self.path.name} is validly signed")
@@ -184,11 +196,15 @@ class HeadLog:
         if newest.seq > end:
             gone = f"entries {end + 1} to {newest.seq} were" if newest.seq > end + 1 else f"entry {newest.seq} was"
             ends = f"the log ends at entry {end}" if end else "the log is empty"
-            out.problems.append(f"{gone} removed: {ends}, but entry {newest.seq} was signed as its head at "
-                                f"{newest.at} ({self.path.name}, line {newest.line})")
+            out.problems.append(
+                f"{gone} removed: {ends}, but entry {newest.seq} was signed as its head at "
+                f"{newest.at} ({self.path.name}, line {newest.line})"
+            )
         elif hashes.get(newest.seq) != newest.hash:
-            out.problems.append(f"entry {newest.seq} is not the entry that was signed as the head at {newest.at} "
-                                f"({self.path.name}, line {newest.line}): the log was rewritten")
+            out.problems.append(
+                f"entry {newest.seq} is not the entry that was signed as the head at {newest.at} "
+                f"({self.path.name}, line {newest.line}): the log was rewritten"
+            )
         out.uncovered = max(0, end - newest.seq)
         return out
 
@@ -213,6 +229,7 @@ def append_after_commit(session, head_log: HeadLog, seq: int, head_hash: str) ->
 
     pending = session.info.setdefault("facetrace_audit_heads", [])
     if not pending:
+
         def committed(s):
             heads = s.info.pop("facetrace_audit_heads", [])
             if heads:

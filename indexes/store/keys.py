@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from indexes.db import Base, read_only
+from indexes.store.db import Base, read_only
 
 ROLES = ("admin", "investigator", "platform", "intake")
 KEY_PREFIX = "ftk"
@@ -51,8 +51,15 @@ class ServiceStore:
             raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         with Session(self.engine) as s, s.begin():
-            s.add(ApiKeyRow(key_id=key_id, secret_sha256=hashlib.sha256(secret.encode()).hexdigest(), role=role,
-                            label=label, created_at=datetime.now(timezone.utc)))
+            s.add(
+                ApiKeyRow(
+                    key_id=key_id,
+                    secret_sha256=hashlib.sha256(secret.encode()).hexdigest(),
+                    role=role,
+                    label=label,
+                    created_at=datetime.now(UTC),
+                )
+            )
         return key_id, f"{KEY_PREFIX}_{key_id}_{secret}"
 
     def check_key(self, key: str) -> dict | None:
@@ -70,51 +77,73 @@ class ServiceStore:
 
     def list_keys(self) -> list[dict]:
         with Session(self.reader) as s:
-            return [{"key_id": r.key_id, "role": r.role, "label": r.label, "created_at": r.created_at.isoformat(),
-                     "revoked": r.revoked_at is not None} for r in s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id))]
+            return [
+                {
+                    "key_id": r.key_id,
+                    "role": r.role,
+                    "label": r.label,
+                    "created_at": r.created_at.isoformat(),
+                    "revoked": r.revoked_at is not None,
+                }
+                for r in s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id))
+            ]
 
     def revoke_key(self, key_id: str) -> bool:
         with Session(self.engine) as s, s.begin():
             row = s.scalars(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id)).first()
             if row is None or row.revoked_at is not None:
                 return False
-            row.revoked_at = datetime.now(timezone.utc)
+            row.revoked_at = datetime.now(UTC)
             return True
 
     def add_webhook(self, owner_kind: str, owner_id: str, url: str) -> str:
         """Register (or replace) the owner's webhook URL; return the HMAC secret for checking deliveries."""
         secret = secrets.token_hex(32)
         with Session(self.engine) as s, s.begin():
-            for old in s.scalars(select(WebhookRow).where(WebhookRow.owner_kind == owner_kind,
-                                                          WebhookRow.owner_id == owner_id)):
+            for old in s.scalars(
+                select(WebhookRow).where(WebhookRow.owner_kind == owner_kind, WebhookRow.owner_id == owner_id)
+            ):
                 s.delete(old)
-            s.add(WebhookRow(owner_kind=owner_kind, owner_id=owner_id, url=url, secret=secret,
-                             created_at=datetime.now(timezone.utc)))
+            s.add(
+                WebhookRow(
+                    owner_kind=owner_kind,
+                    owner_id=owner_id,
+                    url=url,
+                    secret=secret,
+                    created_at=datetime.now(UTC),
+                )
+            )
         return secret
 
     def webhook(self, owner_kind: str, owner_id: str) -> dict | None:
         with Session(self.reader) as s:
-            row = s.scalars(select(WebhookRow).where(WebhookRow.owner_kind == owner_kind,
-                                                     WebhookRow.owner_id == owner_id)).first()
+            row = s.scalars(
+                select(WebhookRow).where(WebhookRow.owner_kind == owner_kind, WebhookRow.owner_id == owner_id)
+            ).first()
             return None if row is None else {"url": row.url, "secret": row.secret}
 
     def subject_webhooks(self) -> list[dict]:
         """Every subject's webhook: {subject_id, url, secret, digest_sha256}."""
         with Session(self.reader) as s:
-            return [{"subject_id": r.owner_id, "url": r.url, "secret": r.secret, "digest_sha256": r.digest_sha256}
-                    for r in s.scalars(select(WebhookRow).where(WebhookRow.owner_kind == "subject")
-                                       .order_by(WebhookRow.id))]
+            return [
+                {"subject_id": r.owner_id, "url": r.url, "secret": r.secret, "digest_sha256": r.digest_sha256}
+                for r in s.scalars(select(WebhookRow).where(WebhookRow.owner_kind == "subject").order_by(WebhookRow.id))
+            ]
 
     def digest_sent(self, subject_id: str, digest_sha256: str) -> None:
         with Session(self.engine) as s, s.begin():
-            for row in s.scalars(select(WebhookRow).where(WebhookRow.owner_kind == "subject",
-                                                          WebhookRow.owner_id == subject_id)):
+            for row in s.scalars(
+                select(WebhookRow).where(WebhookRow.owner_kind == "subject", WebhookRow.owner_id == subject_id)
+            ):
                 row.digest_sha256 = digest_sha256
 
     def delete_webhooks(self, owner_kind: str, owner_id: str) -> int:
         with Session(self.engine) as s, s.begin():
-            rows = list(s.scalars(select(WebhookRow).where(WebhookRow.owner_kind == owner_kind,
-                                                           WebhookRow.owner_id == owner_id)))
+            rows = list(
+                s.scalars(
+                    select(WebhookRow).where(WebhookRow.owner_kind == owner_kind, WebhookRow.owner_id == owner_id)
+                )
+            )
             for r in rows:
                 s.delete(r)
             return len(rows)

@@ -1,7 +1,7 @@
 """The workspace's Ed25519 key: it signs evidence reports and the audit log's heads.
 
 One key per workspace folder, in `<workspace>/keys/` (0700, the file 0600). It is kept here, in
-the storage layer, because the audit log (indexes/registry.py) signs every new head with it; the
+the storage layer, because the audit log (indexes/store/subjects.py) signs every new head with it; the
 reports' signatures (scanner/evidence/signing.py) use the same key, so a recipient who pinned the
 key of a report can also check the heads that report carries.
 """
@@ -36,8 +36,7 @@ def load_or_create(root: str | os.PathLike):
     Path(root).mkdir(parents=True, exist_ok=True, mode=0o700)
     path.parent.mkdir(exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -43,10 +43,3 @@ class Workspace:
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
-
-    def open_store(self):
-        """Return the CaseStore of this workspace, creating its schema if needed."""
-        from indexes.casestore import CaseStore
-
-        self.ensure()
-        return CaseStore(self.db_url)

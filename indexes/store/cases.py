@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -30,8 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from indexes.db import Base, open_engine, read_only
-from indexes.workspace import WorkspaceUnavailable
+from indexes.store.db import Base, read_only
+from indexes.store.engine import open_engine
+from indexes.store.workspace import WorkspaceUnavailable
 
 ENCODING_DIM = 128
 _ENC = struct.Struct(f"<{ENCODING_DIM}d")
@@ -210,8 +211,9 @@ class CaseStore:
             self.engine = open_engine(url)
             self.reader = read_only(self.engine)
         except SQLAlchemyError as exc:
-            raise WorkspaceUnavailable(f"cannot open database {self.safe_url}: {exc.__class__.__name__}: "
-                                       f"{getattr(exc, 'orig', exc)}") from None
+            raise WorkspaceUnavailable(
+                f"cannot open database {self.safe_url}: {exc.__class__.__name__}: {getattr(exc, 'orig', exc)}"
+            ) from None
 
     @property
     def safe_url(self) -> str:
@@ -227,15 +229,33 @@ class CaseStore:
 
     # -- scans ----------------------------------------------------------------------------------
 
-    def create_scan(self, scan_id: str, started_at: datetime, tool_version: str, engine: dict, parameters: dict,
-                    host: dict, inputs: list[dict]) -> None:
+    def create_scan(
+        self,
+        scan_id: str,
+        started_at: datetime,
+        tool_version: str,
+        engine: dict,
+        parameters: dict,
+        host: dict,
+        inputs: list[dict],
+    ) -> None:
         with Session(self.engine) as s, s.begin():
-            s.add(Scan(id=scan_id, started_at=started_at, status="running", tool_version=tool_version,
-                       engine=engine, parameters=parameters, host=host,
-                       inputs=[ScanInput(position=i, **inp) for i, inp in enumerate(inputs)]))
+            s.add(
+                Scan(
+                    id=scan_id,
+                    started_at=started_at,
+                    status="running",
+                    tool_version=tool_version,
+                    engine=engine,
+                    parameters=parameters,
+                    host=host,
+                    inputs=[ScanInput(position=i, **inp) for i, inp in enumerate(inputs)],
+                )
+            )
 
-    def finish_scan(self, scan_id: str, finished_at: datetime, status: str, counts: dict,
-                    input_hashes: dict[int, str] | None = None) -> None:
+    def finish_scan(
+        self, scan_id: str, finished_at: datetime, status: str, counts: dict, input_hashes: dict[int, str] | None = None
+    ) -> None:
         """Close a scan record; `input_hashes` maps input position to the SHA-256 read from it."""
         with Session(self.engine) as s, s.begin():
             scan = s.get(Scan, scan_id)
@@ -254,16 +274,30 @@ class CaseStore:
             return
         parts = ("image", "video", "faces")
         with Session(self.engine) as s, s.begin():
-            ids = s.scalars(insert(MemberRow).returning(MemberRow.id, sort_by_parameter_order=True),
-                            [{"scan_id": scan_id, **{k: v for k, v in row.items() if k not in parts}}
-                             for row in rows]).all()
-            images = [{"member_id": i, **row["image"]} for i, row in zip(ids, rows, strict=True)
-                      if row.get("image") is not None]
-            videos = [{"member_id": i, "duration_ms": row["video"]["duration_ms"],
-                       "animation": row["video"]["animation"], "fingerprint": row["video"]}
-                      for i, row in zip(ids, rows, strict=True) if row.get("video") is not None]
-            faces = [{"member_id": i, "face_index": n, **f, "encoding": pack_encoding(f["encoding"])}
-                     for i, row in zip(ids, rows, strict=True) for n, f in enumerate(row.get("faces", ()))]
+            ids = s.scalars(
+                insert(MemberRow).returning(MemberRow.id, sort_by_parameter_order=True),
+                [{"scan_id": scan_id, **{k: v for k, v in row.items() if k not in parts}} for row in rows],
+            ).all()
+            images = [
+                {"member_id": i, **row["image"]}
+                for i, row in zip(ids, rows, strict=True)
+                if row.get("image") is not None
+            ]
+            videos = [
+                {
+                    "member_id": i,
+                    "duration_ms": row["video"]["duration_ms"],
+                    "animation": row["video"]["animation"],
+                    "fingerprint": row["video"],
+                }
+                for i, row in zip(ids, rows, strict=True)
+                if row.get("video") is not None
+            ]
+            faces = [
+                {"member_id": i, "face_index": n, **f, "encoding": pack_encoding(f["encoding"])}
+                for i, row in zip(ids, rows, strict=True)
+                for n, f in enumerate(row.get("faces", ()))
+            ]
             for table, values in ((ImageRow, images), (VideoRow, videos), (FaceRow, faces)):
                 if values:
                     s.execute(insert(table), values)
@@ -271,18 +305,47 @@ class CaseStore:
     def iter_faces(self, scan_id: str) -> Iterator[dict]:
         """Every stored face of a scan with what clustering needs: member, index, box, encoding, image size."""
         with Session(self.reader) as s:
-            q = (select(MemberRow.seq, MemberRow.relpath, FaceRow.id, FaceRow.face_index, FaceRow.top, FaceRow.right,
-                        FaceRow.bottom, FaceRow.left, FaceRow.encoding, FaceRow.track, FaceRow.frame_ms,
-                        ImageRow.width, ImageRow.height, VideoRow.member_id)
-                 .join(FaceRow, FaceRow.member_id == MemberRow.id)
-                 .outerjoin(ImageRow, ImageRow.member_id == MemberRow.id)
-                 .outerjoin(VideoRow, VideoRow.member_id == MemberRow.id)
-                 .where(MemberRow.scan_id == scan_id).order_by(MemberRow.seq, FaceRow.face_index))
+            q = (
+                select(
+                    MemberRow.seq,
+                    MemberRow.relpath,
+                    FaceRow.id,
+                    FaceRow.face_index,
+                    FaceRow.top,
+                    FaceRow.right,
+                    FaceRow.bottom,
+                    FaceRow.left,
+                    FaceRow.encoding,
+                    FaceRow.track,
+                    FaceRow.frame_ms,
+                    ImageRow.width,
+                    ImageRow.height,
+                    VideoRow.member_id,
+                )
+                .join(FaceRow, FaceRow.member_id == MemberRow.id)
+                .outerjoin(ImageRow, ImageRow.member_id == MemberRow.id)
+                .outerjoin(VideoRow, VideoRow.member_id == MemberRow.id)
+                .where(MemberRow.scan_id == scan_id)
+                .order_by(MemberRow.seq, FaceRow.face_index)
+            )
             for r in s.execute(q).yield_per(2000):
                 # a numpy array (1 KiB), not a tuple of Python floats (about 5 KiB): clustering holds them all
-                yield {"seq": r[0], "relpath": r[1], "face_id": r[2], "face_index": r[3], "top": r[4], "right": r[5],
-                       "bottom": r[6], "left": r[7], "encoding": _encoding_array(r[8]), "track": r[9],
-                       "frame_ms": r[10], "width": r[11], "height": r[12], "video": r[13] is not None}
+                yield {
+                    "seq": r[0],
+                    "relpath": r[1],
+                    "face_id": r[2],
+                    "face_index": r[3],
+                    "top": r[4],
+                    "right": r[5],
+                    "bottom": r[6],
+                    "left": r[7],
+                    "encoding": _encoding_array(r[8]),
+                    "track": r[9],
+                    "frame_ms": r[10],
+                    "width": r[11],
+                    "height": r[12],
+                    "video": r[13] is not None,
+                }
 
     def add_dataset(self, name: str, source: str, items: list[dict], hasher: str) -> int:
         """Store a known dataset's fingerprints (replacing one of the same name); return its id."""
@@ -292,8 +355,7 @@ class CaseStore:
                 s.execute(delete(DatasetItemRow).where(DatasetItemRow.dataset_id == old.id))
                 s.delete(old)
                 s.flush()
-            row = DatasetRow(name=name, source=source, added_at=datetime.now(timezone.utc), items=len(items),
-                             hasher=hasher)
+            row = DatasetRow(name=name, source=source, added_at=datetime.now(UTC), items=len(items), hasher=hasher)
             s.add(row)
             s.flush()
             s.add_all([DatasetItemRow(dataset_id=row.id, **i) for i in items])
@@ -301,23 +363,38 @@ class CaseStore:
 
     def datasets(self) -> list[dict]:
         with Session(self.reader) as s:
-            return [{"id": d.id, "name": d.name, "source": d.source, "added_at": d.added_at.isoformat(),
-                     "items": d.items, "hasher": d.hasher}
-                    for d in s.scalars(select(DatasetRow).order_by(DatasetRow.name))]
+            return [
+                {
+                    "id": d.id,
+                    "name": d.name,
+                    "source": d.source,
+                    "added_at": d.added_at.isoformat(),
+                    "items": d.items,
+                    "hasher": d.hasher,
+                }
+                for d in s.scalars(select(DatasetRow).order_by(DatasetRow.name))
+            ]
 
     def dataset_items(self) -> list[tuple[str, str, str, str | None]]:
         """(dataset name, relpath, sha256, phash) of every item of every known dataset."""
         with Session(self.reader) as s:
-            return [tuple(r) for r in s.execute(
-                select(DatasetRow.name, DatasetItemRow.relpath, DatasetItemRow.sha256, DatasetItemRow.phash)
-                .join(DatasetRow, DatasetRow.id == DatasetItemRow.dataset_id))]
+            return [
+                tuple(r)
+                for r in s.execute(
+                    select(DatasetRow.name, DatasetItemRow.relpath, DatasetItemRow.sha256, DatasetItemRow.phash).join(
+                        DatasetRow, DatasetRow.id == DatasetItemRow.dataset_id
+                    )
+                )
+            ]
 
     def member_hashes(self, scan_id: str) -> Iterator[tuple[int, str | None, str | None]]:
         """(member id, sha256, pHash) of every member of a scan with a SHA-256."""
         with Session(self.reader) as s:
-            q = (select(MemberRow.id, MemberRow.sha256, ImageRow.phash)
-                 .outerjoin(ImageRow, ImageRow.member_id == MemberRow.id)
-                 .where(MemberRow.scan_id == scan_id, MemberRow.sha256.is_not(None)))
+            q = (
+                select(MemberRow.id, MemberRow.sha256, ImageRow.phash)
+                .outerjoin(ImageRow, ImageRow.member_id == MemberRow.id)
+                .where(MemberRow.scan_id == scan_id, MemberRow.sha256.is_not(None))
+            )
             yield from (tuple(r) for r in s.execute(q).yield_per(5000))
 
     def set_known_sources(self, marks: list[tuple[int, dict | None]]) -> None:
@@ -325,16 +402,22 @@ class CaseStore:
 
         with Session(self.engine) as s, s.begin():
             for i in range(0, len(marks), 5000):
-                s.execute(update(MemberRow), [{"id": m, "known_source": k} for m, k in marks[i:i + 5000]])
+                s.execute(update(MemberRow), [{"id": m, "known_source": k} for m, k in marks[i : i + 5000]])
 
     def content_items(self, scan_id: str) -> list[tuple[str, str | None]]:
         """(SHA-256, pHash or None) of each distinct image or video of a scan (first copies only)."""
         with Session(self.reader) as s:
-            q = (select(MemberRow.sha256, ImageRow.phash, VideoRow.fingerprint)
-                 .outerjoin(ImageRow, ImageRow.member_id == MemberRow.id)
-                 .outerjoin(VideoRow, VideoRow.member_id == MemberRow.id)
-                 .where(MemberRow.scan_id == scan_id, MemberRow.duplicate_of.is_(None), MemberRow.status == "ok",
-                        MemberRow.kind.in_(("image", "video"))))
+            q = (
+                select(MemberRow.sha256, ImageRow.phash, VideoRow.fingerprint)
+                .outerjoin(ImageRow, ImageRow.member_id == MemberRow.id)
+                .outerjoin(VideoRow, VideoRow.member_id == MemberRow.id)
+                .where(
+                    MemberRow.scan_id == scan_id,
+                    MemberRow.duplicate_of.is_(None),
+                    MemberRow.status == "ok",
+                    MemberRow.kind.in_(("image", "video")),
+                )
+            )
             out = []
             for sha, phash, video in s.execute(q):
                 if phash is None and video and video.get("samples"):
@@ -349,9 +432,11 @@ class CaseStore:
 
         sums: dict[int, list] = {}
         with Session(self.reader) as s:
-            q = (select(FaceRow.person, FaceRow.encoding).join(MemberRow, FaceRow.member_id == MemberRow.id)
-                 .where(MemberRow.scan_id == scan_id, FaceRow.person.is_not(None),
-                        FaceRow.background.is_not(True)))
+            q = (
+                select(FaceRow.person, FaceRow.encoding)
+                .join(MemberRow, FaceRow.member_id == MemberRow.id)
+                .where(MemberRow.scan_id == scan_id, FaceRow.person.is_not(None), FaceRow.background.is_not(True))
+            )
             for person, blob in s.execute(q).yield_per(5000):
                 v = np.asarray(unpack_encoding(blob))
                 if person in sums:
@@ -368,13 +453,19 @@ class CaseStore:
 
     def lineage(self) -> list[dict]:
         with Session(self.reader) as s:
-            return [{"scan_id": r.scan_id, "earlier_scan_id": r.earlier_scan_id, "kind": r.kind, "evidence": r.evidence}
-                    for r in s.scalars(select(LineageRow).order_by(LineageRow.id))]
+            return [
+                {"scan_id": r.scan_id, "earlier_scan_id": r.earlier_scan_id, "kind": r.kind, "evidence": r.evidence}
+                for r in s.scalars(select(LineageRow).order_by(LineageRow.id))
+            ]
 
     def faces_without_person(self, scan_id: str) -> int:
         with Session(self.reader) as s:
-            return s.scalar(select(func.count()).select_from(FaceRow).join(MemberRow, FaceRow.member_id == MemberRow.id)
-                            .where(MemberRow.scan_id == scan_id, FaceRow.person.is_(None)))
+            return s.scalar(
+                select(func.count())
+                .select_from(FaceRow)
+                .join(MemberRow, FaceRow.member_id == MemberRow.id)
+                .where(MemberRow.scan_id == scan_id, FaceRow.person.is_(None))
+            )
 
     def set_people(self, assignments: list[tuple[int, int, bool]]) -> None:
         """Store each face's person: [(face row id, person, background)]."""
@@ -382,8 +473,9 @@ class CaseStore:
 
         with Session(self.engine) as s, s.begin():
             for i in range(0, len(assignments), 5000):
-                s.execute(update(FaceRow), [{"id": f, "person": p, "background": b}
-                                            for f, p, b in assignments[i:i + 5000]])
+                s.execute(
+                    update(FaceRow), [{"id": f, "person": p, "background": b} for f, p, b in assignments[i : i + 5000]]
+                )
 
     def add_relations(self, scan_id: str, rows: list[dict]) -> None:
         """Store a scan's relations, replacing any a run of it stored before being interrupted."""
@@ -394,8 +486,12 @@ class CaseStore:
     def unfinished_scans(self) -> list[dict]:
         """Scans that never finished (still running, or killed), newest first."""
         with Session(self.reader) as s:
-            return [_scan_dict(x) for x in s.scalars(select(Scan).where(Scan.status.in_(("running", "interrupted")))
-                                                      .order_by(Scan.started_at.desc()))]
+            return [
+                _scan_dict(x)
+                for x in s.scalars(
+                    select(Scan).where(Scan.status.in_(("running", "interrupted"))).order_by(Scan.started_at.desc())
+                )
+            ]
 
     def reopen_scan(self, scan_id: str, host: dict) -> None:
         """Mark an unfinished scan running again, by this process."""
@@ -407,9 +503,10 @@ class CaseStore:
 
     def relations(self, scan_id: str) -> list[dict]:
         with Session(self.reader) as s:
-            return [{"kind": r.kind, "seq_a": r.seq_a, "seq_b": r.seq_b, "evidence": r.evidence}
-                    for r in s.scalars(select(RelationRow).where(RelationRow.scan_id == scan_id)
-                                       .order_by(RelationRow.id))]
+            return [
+                {"kind": r.kind, "seq_a": r.seq_a, "seq_b": r.seq_b, "evidence": r.evidence}
+                for r in s.scalars(select(RelationRow).where(RelationRow.scan_id == scan_id).order_by(RelationRow.id))
+            ]
 
     def get_scan(self, scan_id: str | None = None) -> dict | None:
         """Return a scan record (the latest when `scan_id` is None), or None."""
@@ -433,8 +530,12 @@ class CaseStore:
         last = -1
         while True:
             with Session(self.reader) as s:
-                rows = s.scalars(select(MemberRow).where(MemberRow.scan_id == scan_id, MemberRow.seq > last)
-                                 .order_by(MemberRow.seq).limit(batch)).all()
+                rows = s.scalars(
+                    select(MemberRow)
+                    .where(MemberRow.scan_id == scan_id, MemberRow.seq > last)
+                    .order_by(MemberRow.seq)
+                    .limit(batch)
+                ).all()
                 out = [_member_dict(m) for m in rows]
             if not out:
                 return
@@ -444,9 +545,12 @@ class CaseStore:
     def analysis_by_sha(self, scan_id: str, sha256: str) -> dict | None:
         """Return the image and faces stored for the first analysed member with these bytes."""
         with Session(self.reader) as s:
-            m = s.scalars(select(MemberRow).where(MemberRow.scan_id == scan_id, MemberRow.sha256 == sha256,
-                                                  MemberRow.duplicate_of.is_(None))
-                          .order_by(MemberRow.seq).limit(1)).first()
+            m = s.scalars(
+                select(MemberRow)
+                .where(MemberRow.scan_id == scan_id, MemberRow.sha256 == sha256, MemberRow.duplicate_of.is_(None))
+                .order_by(MemberRow.seq)
+                .limit(1)
+            ).first()
             return None if m is None else _member_dict(m)
 
 
@@ -489,13 +593,32 @@ def _member_dict(m: MemberRow) -> dict:
     }
     if m.image is not None:
         i = m.image
-        out["image"] = {"width": i.width, "height": i.height, "format": i.format, "orientation": i.orientation,
-                        "phash": i.phash, "dhash": i.dhash, "hasher": i.hasher, "hasher_version": i.hasher_version,
-                        "capture": i.capture}
+        out["image"] = {
+            "width": i.width,
+            "height": i.height,
+            "format": i.format,
+            "orientation": i.orientation,
+            "phash": i.phash,
+            "dhash": i.dhash,
+            "hasher": i.hasher,
+            "hasher_version": i.hasher_version,
+            "capture": i.capture,
+        }
     out["faces"] = [
-        {"top": f.top, "right": f.right, "bottom": f.bottom, "left": f.left, "encoding": unpack_encoding(f.encoding),
-         "embedder": f.embedder, "embedder_version": f.embedder_version, "detector": f.detector,
-         "frame_ms": f.frame_ms, "track": f.track, "person": f.person, "background": f.background}
+        {
+            "top": f.top,
+            "right": f.right,
+            "bottom": f.bottom,
+            "left": f.left,
+            "encoding": unpack_encoding(f.encoding),
+            "embedder": f.embedder,
+            "embedder_version": f.embedder_version,
+            "detector": f.detector,
+            "frame_ms": f.frame_ms,
+            "track": f.track,
+            "person": f.person,
+            "background": f.background,
+        }
         for f in m.faces
     ]
     return out

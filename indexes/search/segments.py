@@ -53,8 +53,15 @@ def read_manifest(path) -> dict | None:
         return None
 
 
-def save(path, fields: dict, header: bytes, nseg: int, payload: Callable[[int], tuple[bytes, int]],
-         dirty: Iterable[int] | None, previous: dict | None) -> dict:
+def save(
+    path,
+    fields: dict,
+    header: bytes,
+    nseg: int,
+    payload: Callable[[int], tuple[bytes, int]],
+    dirty: Iterable[int] | None,
+    previous: dict | None,
+) -> dict:
     """Write a segmented index and return its manifest.
 
     `payload(seg)` returns (bytes, entry count) of one segment ((b"", 0) for an empty one).
@@ -67,16 +74,22 @@ def save(path, fields: dict, header: bytes, nseg: int, payload: Callable[[int], 
     folder.mkdir(exist_ok=True, mode=0o700)
     on_disk = read_manifest(path)
     header_sha = hashlib.sha256(header).hexdigest()
-    incremental = (dirty is not None and previous is not None and on_disk == previous
-                   and previous.get("format") == FORMAT and previous.get("segment_count") == nseg
-                   and previous.get("sha256") == header_sha and path.is_file())
+    incremental = (
+        dirty is not None
+        and previous is not None
+        and on_disk == previous
+        and previous.get("format") == FORMAT
+        and previous.get("segment_count") == nseg
+        and previous.get("sha256") == header_sha
+        and path.is_file()
+    )
     generation = int((on_disk or {}).get("generation", 0)) + 1
     segments = dict(previous["segments"]) if incremental else {}
     if not incremental:
         if path.exists() and (on_disk or {}).get("format") != FORMAT:
             shred(path)  # a one-file index (older layout) of the same entries: gone before the new one
         _write_atomic(path, header)
-    for seg in (sorted(set(dirty)) if incremental else range(nseg)):
+    for seg in sorted(set(dirty)) if incremental else range(nseg):
         data, count = payload(seg)
         if count == 0:
             segments.pop(str(seg), None)
@@ -84,8 +97,15 @@ def save(path, fields: dict, header: bytes, nseg: int, payload: Callable[[int], 
         name = f"{seg:04d}.{generation}.seg"
         _write_atomic(folder / name, data)
         segments[str(seg)] = {"file": name, "count": int(count), "sha256": hashlib.sha256(data).hexdigest()}
-    manifest = dict(fields, format=FORMAT, generation=generation, segment_count=nseg, sha256=header_sha,
-                    count=sum(s["count"] for s in segments.values()), segments=segments)
+    manifest = dict(
+        fields,
+        format=FORMAT,
+        generation=generation,
+        segment_count=nseg,
+        sha256=header_sha,
+        count=sum(s["count"] for s in segments.values()),
+        segments=segments,
+    )
     _write_atomic(manifest_path(path), json.dumps(manifest, indent=1, sort_keys=True).encode())
     keep = {s["file"] for s in segments.values()}
     for stray in folder.iterdir():
@@ -131,8 +151,9 @@ def files(path) -> list[Path]:
     return out
 
 
-def stored_ids(path, read_one_file: Callable[[Path], np.ndarray], read_segment: Callable[[bytes], np.ndarray]
-               ) -> dict[str, np.ndarray | None]:
+def stored_ids(
+    path, read_one_file: Callable[[Path], np.ndarray], read_segment: Callable[[bytes], np.ndarray]
+) -> dict[str, np.ndarray | None]:
     """The ids held by every file of an index on disk, named by its manifest or not: a one-file
     index (older format) at `path`, and every file in its segment folder, leftovers included.
     A file that cannot be parsed maps to None (it may hold anything). For proving an erasure."""

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, DateTime, String, Text, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from indexes.db import Base, read_only
+from indexes.store.db import Base, read_only
 
 
 class AcquisitionRow(Base):
@@ -42,13 +42,24 @@ class AcquisitionStore:
 
     def add(self, record: dict, record_sha256: str) -> None:
         with Session(self.engine) as s, s.begin():
-            s.add(AcquisitionRow(
-                id=record["id"], requested_url=record["requested_url"], final_url=record["final_url"],
-                started_at=datetime.fromisoformat(record["started_at"]),
-                finished_at=datetime.fromisoformat(record["finished_at"]), status=record["status"],
-                reason=record["reason"], kind=record["kind"], parent_id=record["parent_id"], sha256=record["sha256"],
-                size=record["bytes"], path=record["path"] if record["status"] == "complete" else None,
-                record=record, record_sha256=record_sha256))
+            s.add(
+                AcquisitionRow(
+                    id=record["id"],
+                    requested_url=record["requested_url"],
+                    final_url=record["final_url"],
+                    started_at=datetime.fromisoformat(record["started_at"]),
+                    finished_at=datetime.fromisoformat(record["finished_at"]),
+                    status=record["status"],
+                    reason=record["reason"],
+                    kind=record["kind"],
+                    parent_id=record["parent_id"],
+                    sha256=record["sha256"],
+                    size=record["bytes"],
+                    path=record["path"] if record["status"] == "complete" else None,
+                    record=record,
+                    record_sha256=record_sha256,
+                )
+            )
 
     def get(self, acquisition_id: str) -> dict | None:
         with Session(self.reader) as s:
@@ -57,13 +68,22 @@ class AcquisitionStore:
 
     def for_file(self, sha256: str | None, path: str | None) -> list[dict]:
         """Complete acquisitions of these bytes or stored at this path, oldest first."""
-        conditions = [c for c in (AcquisitionRow.sha256 == sha256 if sha256 else None,
-                                  AcquisitionRow.path == path if path else None) if c is not None]
+        conditions = [
+            c
+            for c in (
+                AcquisitionRow.sha256 == sha256 if sha256 else None,
+                AcquisitionRow.path == path if path else None,
+            )
+            if c is not None
+        ]
         if not conditions:
             return []
         with Session(self.reader) as s:
-            q = (select(AcquisitionRow).where(AcquisitionRow.status == "complete", or_(*conditions))
-                 .order_by(AcquisitionRow.started_at, AcquisitionRow.id))
+            q = (
+                select(AcquisitionRow)
+                .where(AcquisitionRow.status == "complete", or_(*conditions))
+                .order_by(AcquisitionRow.started_at, AcquisitionRow.id)
+            )
             return [_row_dict(r) for r in s.scalars(q)]
 
     def list(self) -> list[dict]:
@@ -74,10 +94,21 @@ class AcquisitionStore:
 
 
 def _row_dict(row: AcquisitionRow) -> dict:
-    return {"id": row.id, "requested_url": row.requested_url, "final_url": row.final_url, "status": row.status,
-            "reason": row.reason, "kind": row.kind, "parent_id": row.parent_id, "sha256": row.sha256,
-            "size": row.size, "path": row.path, "started_at": row.started_at.isoformat(),
-            "record": row.record, "record_sha256": row.record_sha256}
+    return {
+        "id": row.id,
+        "requested_url": row.requested_url,
+        "final_url": row.final_url,
+        "status": row.status,
+        "reason": row.reason,
+        "kind": row.kind,
+        "parent_id": row.parent_id,
+        "sha256": row.sha256,
+        "size": row.size,
+        "path": row.path,
+        "started_at": row.started_at.isoformat(),
+        "record": row.record,
+        "record_sha256": row.record_sha256,
+    }
 
 
 __all__ = ["AcquisitionStore"]

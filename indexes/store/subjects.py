@@ -4,7 +4,7 @@ Plain storage; the decisions (who may enroll, what is a match) are made in `scan
 change to a subject is written in the same transaction as its audit entry. Audit entries are
 hash-chained: each entry's hash covers its content and the previous entry's hash, and the head
 hash is kept in the `meta` table, so an edited, inserted or deleted entry is detected. Each new
-head is also signed with the workspace key into a file outside the database (indexes/audithead.py),
+head is also signed with the workspace key into a file outside the database (indexes/store/audithead.py),
 so that removing the newest entries, which a database writer can do consistently, is detected too.
 """
 
@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, delete, func, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from indexes.audithead import HeadLog, append_after_commit, folder_for
-from indexes.casestore import Meta, pack_encoding, unpack_encoding
-from indexes.db import Base, read_only
+from indexes.store.audithead import HeadLog, append_after_commit, folder_for
+from indexes.store.cases import Meta, pack_encoding, unpack_encoding
+from indexes.store.db import Base, read_only
 
 GENESIS = "0" * 64
 NO_TOKEN = "0" * 64  # compared against when a subject has no token: the comparison costs the same
@@ -29,7 +29,7 @@ CHANGES_KEY = "registry_changes"  # meta row: count of changes to templates and 
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Subject(Base):
@@ -113,8 +113,9 @@ class AuditEntry(Base):
 
 
 def _entry_hash(seq, at, actor, action, subject_id, details, prev_hash) -> str:
-    body = json.dumps([seq, at, actor, action, subject_id, details, prev_hash], separators=(",", ":"),
-                      ensure_ascii=False)
+    body = json.dumps(
+        [seq, at, actor, action, subject_id, details, prev_hash], separators=(",", ":"), ensure_ascii=False
+    )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -144,8 +145,18 @@ class RegistryStore:
         at = utcnow().isoformat()
         canonical = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
         h = _entry_hash(seq, at, actor, action, subject_id, canonical, prev)
-        s.add(AuditEntry(seq=seq, at=at, actor=actor, action=action, subject_id=subject_id, details=canonical,
-                         prev_hash=prev, hash=h))
+        s.add(
+            AuditEntry(
+                seq=seq,
+                at=at,
+                actor=actor,
+                action=action,
+                subject_id=subject_id,
+                details=canonical,
+                prev_hash=prev,
+                hash=h,
+            )
+        )
         head = s.get(Meta, "audit_head")
         value = f"{seq}:{h}"
         if head is None:
@@ -184,9 +195,19 @@ class RegistryStore:
             q = select(AuditEntry).order_by(AuditEntry.seq)
             if subject_id:
                 q = q.where(AuditEntry.subject_id == subject_id)
-            return [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "subject_id": e.subject_id,
-                     "details": json.loads(e.details), "prev_hash": e.prev_hash, "hash": e.hash}
-                    for e in s.scalars(q)]
+            return [
+                {
+                    "seq": e.seq,
+                    "at": e.at,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "subject_id": e.subject_id,
+                    "details": json.loads(e.details),
+                    "prev_hash": e.prev_hash,
+                    "hash": e.hash,
+                }
+                for e in s.scalars(q)
+            ]
 
     def head(self) -> dict | None:
         """The newest entry's seq and hash (what a signed report carries), or None for an empty log."""
@@ -220,35 +241,53 @@ class RegistryStore:
         if entries:
             want = f"{entries[-1].seq}:{entries[-1].hash}"
             if head is None or head.value != want:
-                problems.append(f"the log ends at entry {entries[-1].seq} but its recorded head is "
-                                f"{head.value if head else 'missing'}: entries were removed or added")
+                problems.append(
+                    f"the log ends at entry {entries[-1].seq} but its recorded head is "
+                    f"{head.value if head else 'missing'}: entries were removed or added"
+                )
         elif head is not None:
             problems.append(f"the log is empty but its recorded head is {head.value}: entries were removed")
         hashes = {e.seq: e.hash for e in entries}
         for seq, h in anchors:
             if seq not in hashes:
-                problems.append(f"entry {seq}, published as the log's head with hash {h[:16]}, is missing: "
-                                "it was removed")
+                problems.append(
+                    f"entry {seq}, published as the log's head with hash {h[:16]}, is missing: it was removed"
+                )
             elif hashes[seq] != h:
-                problems.append(f"entry {seq} is not the entry published as the log's head (hash {h[:16]}): "
-                                "the log was rewritten")
-        out = {"entries": len(entries), "problems": problems, "notes": [], "signed_head": None,
-               "uncovered": len(entries), "head_log": None}
+                problems.append(
+                    f"entry {seq} is not the entry published as the log's head (hash {h[:16]}): the log was rewritten"
+                )
+        out = {
+            "entries": len(entries),
+            "problems": problems,
+            "notes": [],
+            "signed_head": None,
+            "uncovered": len(entries),
+            "head_log": None,
+        }
         if self.head_log is None:
-            out["notes"].append("this database names no workspace folder (a server database opened without one): "
-                                "no head is signed, so removing the newest entries would not be detected")
+            out["notes"].append(
+                "this database names no workspace folder (a server database opened without one): "
+                "no head is signed, so removing the newest entries would not be detected"
+            )
             return out
         check = self.head_log.check(signed, hashes, entries[-1].seq if entries else None)
         problems += check.problems
-        out.update(notes=check.notes, uncovered=check.uncovered, head_log=str(check.path),
-                   signed_head=None if check.signed is None else
-                   {"seq": check.signed.seq, "hash": check.signed.hash, "at": check.signed.at})
+        out.update(
+            notes=check.notes,
+            uncovered=check.uncovered,
+            head_log=str(check.path),
+            signed_head=None
+            if check.signed is None
+            else {"seq": check.signed.seq, "hash": check.signed.hash, "at": check.signed.at},
+        )
         return out
 
     # -- subjects -----------------------------------------------------------------------------
 
-    def create_subject(self, *, label: str | None, token_sha256: str, consent: dict, templates: list[dict],
-                       actor: str) -> tuple[str, list[int]]:
+    def create_subject(
+        self, *, label: str | None, token_sha256: str, consent: dict, templates: list[dict], actor: str
+    ) -> tuple[str, list[int]]:
         """Store a new subject with its consent and templates; return (subject id, template ids)."""
         with Session(self.engine) as s, s.begin():
             subject_id = secrets.token_hex(8)
@@ -260,17 +299,31 @@ class RegistryStore:
             s.add(Consent(subject_id=subject_id, **consent))
             rows = []
             for t in templates:
-                row = Template(subject_id=subject_id, photo_sha256=t["photo_sha256"],
-                               encoding=pack_encoding(t["encoding"]), embedder=t["embedder"],
-                               embedder_version=t["embedder_version"], created_at=now, photo=t.get("photo"))
+                row = Template(
+                    subject_id=subject_id,
+                    photo_sha256=t["photo_sha256"],
+                    encoding=pack_encoding(t["encoding"]),
+                    embedder=t["embedder"],
+                    embedder_version=t["embedder_version"],
+                    created_at=now,
+                    photo=t.get("photo"),
+                )
                 s.add(row)
                 s.flush()
                 for variant, phash in t["hashes"].items():
-                    s.add(TemplateHash(template_id=row.id, subject_id=subject_id, variant=variant, phash=phash,
-                                       hasher=t["hasher"]))
+                    s.add(
+                        TemplateHash(
+                            template_id=row.id, subject_id=subject_id, variant=variant, phash=phash, hasher=t["hasher"]
+                        )
+                    )
                 rows.append(row.id)
-            self._audit(s, "enroll", actor, subject_id, {"templates": len(rows), "purpose": consent["purpose"],
-                                                        "consent_text_sha256": consent["text_sha256"]})
+            self._audit(
+                s,
+                "enroll",
+                actor,
+                subject_id,
+                {"templates": len(rows), "purpose": consent["purpose"], "consent_text_sha256": consent["text_sha256"]},
+            )
             self._bump_changes(s)
             return subject_id, rows
 
@@ -282,19 +335,29 @@ class RegistryStore:
             consents = s.scalars(select(Consent).where(Consent.subject_id == subject_id)).all()
             n = s.scalar(select(func.count()).select_from(Template).where(Template.subject_id == subject_id))
             return {
-                "id": subj.id, "label": subj.label, "status": subj.status,
+                "id": subj.id,
+                "label": subj.label,
+                "status": subj.status,
                 "created_at": subj.created_at.isoformat(),
                 "withdrawn_at": subj.withdrawn_at.isoformat() if subj.withdrawn_at else None,
                 "erased_at": subj.erased_at.isoformat() if subj.erased_at else None,
-                "verified": None if subj.verified_at is None else {
-                    "at": subj.verified_at.isoformat(), "by": subj.verified_by, "method": subj.verification_method},
+                "verified": None
+                if subj.verified_at is None
+                else {"at": subj.verified_at.isoformat(), "by": subj.verified_by, "method": subj.verification_method},
                 "templates": n,
-                "consents": [{
-                    "purpose": c.purpose, "scope": c.scope, "text_version": c.text_version,
-                    "text_sha256": c.text_sha256, "granted_at": c.granted_at.isoformat(),
-                    "expires_at": c.expires_at.isoformat() if c.expires_at else None,
-                    "withdrawn_at": c.withdrawn_at.isoformat() if c.withdrawn_at else None,
-                    "jurisdiction": c.jurisdiction} for c in consents],
+                "consents": [
+                    {
+                        "purpose": c.purpose,
+                        "scope": c.scope,
+                        "text_version": c.text_version,
+                        "text_sha256": c.text_sha256,
+                        "granted_at": c.granted_at.isoformat(),
+                        "expires_at": c.expires_at.isoformat() if c.expires_at else None,
+                        "withdrawn_at": c.withdrawn_at.isoformat() if c.withdrawn_at else None,
+                        "jurisdiction": c.jurisdiction,
+                    }
+                    for c in consents
+                ],
             }
 
     def list_subjects(self) -> list[dict]:
@@ -311,8 +374,9 @@ class RegistryStore:
             stored = subj.token_sha256 if subj is not None else None
         return secrets.compare_digest(stored or NO_TOKEN, given) and stored is not None
 
-    def set_verified(self, subject_id: str, *, by: str | None, method: str | None, actor: str,
-                     details: dict | None = None) -> bool:
+    def set_verified(
+        self, subject_id: str, *, by: str | None, method: str | None, actor: str, details: dict | None = None
+    ) -> bool:
         """Mark an active subject verified (`by` and `method` given) or not (both None); audited.
         Return False when the subject is not active (nothing changes)."""
         with Session(self.engine) as s, s.begin():
@@ -322,8 +386,13 @@ class RegistryStore:
             verified = by is not None
             subj.verified_at = utcnow() if verified else None
             subj.verified_by, subj.verification_method = by, method
-            self._audit(s, "subject_verified" if verified else "verification_revoked", actor, subject_id,
-                        {"method": method, **(details or {})})
+            self._audit(
+                s,
+                "subject_verified" if verified else "verification_revoked",
+                actor,
+                subject_id,
+                {"method": method, **(details or {})},
+            )
             return True
 
     def verified_subjects(self, subject_ids) -> set[str]:
@@ -332,8 +401,13 @@ class RegistryStore:
         if not ids:
             return set()
         with Session(self.reader) as s:
-            return set(s.scalars(select(Subject.id).where(Subject.id.in_(ids), Subject.status == "active",
-                                                          Subject.verified_at.is_not(None))))
+            return set(
+                s.scalars(
+                    select(Subject.id).where(
+                        Subject.id.in_(ids), Subject.status == "active", Subject.verified_at.is_not(None)
+                    )
+                )
+            )
 
     def count_templates(self) -> int:
         """Templates of every status and embedder (what a change of the workspace's engine would strand)."""
@@ -386,8 +460,12 @@ class RegistryStore:
         """Count rows that still hold the subject's data (all zero after erasure)."""
         with Session(self.reader) as s:
             out = {}
-            for name, model in (("templates", Template), ("template_hashes", TemplateHash),
-                                ("findings", Finding), ("consents", Consent)):
+            for name, model in (
+                ("templates", Template),
+                ("template_hashes", TemplateHash),
+                ("findings", Finding),
+                ("consents", Consent),
+            ):
                 out[name] = s.scalar(select(func.count()).select_from(model).where(model.subject_id == subject_id))
             subj = s.get(Subject, subject_id)
             out["label"] = int(subj is not None and subj.label is not None)
@@ -399,13 +477,22 @@ class RegistryStore:
     @staticmethod
     def _check_embedder(s: Session, embedder: str, embedder_version: str) -> None:
         other = set(s.execute(select(Template.embedder, Template.embedder_version).distinct()).all()) - {
-            (embedder, embedder_version)}
+            (embedder, embedder_version)
+        }
         if other:
-            raise ValueError(f"the registry holds templates made by {sorted(other)}, not by "
-                             f"{embedder} {embedder_version}: re-enroll or use the matching engine")
+            raise ValueError(
+                f"the registry holds templates made by {sorted(other)}, not by "
+                f"{embedder} {embedder_version}: re-enroll or use the matching engine"
+            )
 
-    def template_vectors(self, embedder: str, embedder_version: str, subject_id: str | None = None,
-                         encodings: bool = True, dim: int = 128):
+    def template_vectors(
+        self,
+        embedder: str,
+        embedder_version: str,
+        subject_id: str | None = None,
+        encodings: bool = True,
+        dim: int = 128,
+    ):
         """Return (ids, encodings, subject ids) of every active template made by this embedder.
 
         Encodings come as one float32 array [n, dim] (1M templates: 512 MB, where Python tuples
@@ -438,8 +525,12 @@ class RegistryStore:
         what checking an index file against the database needs, without subjects or encodings)."""
         import numpy as np
 
-        q = (select(Template.id).join(Subject, Subject.id == Template.subject_id)
-             .where(Subject.status == "active").order_by(Template.id))
+        q = (
+            select(Template.id)
+            .join(Subject, Subject.id == Template.subject_id)
+            .where(Subject.status == "active")
+            .order_by(Template.id)
+        )
         with Session(self.reader) as s:
             self._check_embedder(s, embedder, embedder_version)
             return np.fromiter(s.scalars(q), dtype=np.int64)
@@ -448,8 +539,12 @@ class RegistryStore:
         """The ids of every active template hash, sorted, as an int64 array."""
         import numpy as np
 
-        q = (select(TemplateHash.id).join(Subject, Subject.id == TemplateHash.subject_id)
-             .where(Subject.status == "active").order_by(TemplateHash.id))
+        q = (
+            select(TemplateHash.id)
+            .join(Subject, Subject.id == TemplateHash.subject_id)
+            .where(Subject.status == "active")
+            .order_by(TemplateHash.id)
+        )
         with Session(self.reader) as s:
             return np.fromiter(s.scalars(q), dtype=np.int64)
 
@@ -459,8 +554,12 @@ class RegistryStore:
         (18 million hashes) without holding them as Python rows (measured: 10 GB that way)."""
         import numpy as np
 
-        q = (select(TemplateHash.id, TemplateHash.phash).join(Subject, Subject.id == TemplateHash.subject_id)
-             .where(Subject.status == "active").order_by(TemplateHash.id))
+        q = (
+            select(TemplateHash.id, TemplateHash.phash)
+            .join(Subject, Subject.id == TemplateHash.subject_id)
+            .where(Subject.status == "active")
+            .order_by(TemplateHash.id)
+        )
         with Session(self.reader) as s:
             for part in s.execute(q).yield_per(chunk).partitions():
                 ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
@@ -473,8 +572,11 @@ class RegistryStore:
         out: dict[int, str] = {}
         with Session(self.reader) as s:
             for i in range(0, len(ids), 500):
-                q = (select(Template.id, Template.subject_id).join(Subject, Subject.id == Template.subject_id)
-                     .where(Subject.status == "active", Template.id.in_(ids[i:i + 500])))
+                q = (
+                    select(Template.id, Template.subject_id)
+                    .join(Subject, Subject.id == Template.subject_id)
+                    .where(Subject.status == "active", Template.id.in_(ids[i : i + 500]))
+                )
                 out.update({r.id: r.subject_id for r in s.execute(q)})
         return out
 
@@ -484,23 +586,38 @@ class RegistryStore:
         out: dict[int, tuple[int, str, str]] = {}
         with Session(self.reader) as s:
             for i in range(0, len(ids), 500):
-                q = (select(TemplateHash.id, TemplateHash.template_id, TemplateHash.subject_id, TemplateHash.variant)
-                     .join(Subject, Subject.id == TemplateHash.subject_id)
-                     .where(Subject.status == "active", TemplateHash.id.in_(ids[i:i + 500])))
+                q = (
+                    select(TemplateHash.id, TemplateHash.template_id, TemplateHash.subject_id, TemplateHash.variant)
+                    .join(Subject, Subject.id == TemplateHash.subject_id)
+                    .where(Subject.status == "active", TemplateHash.id.in_(ids[i : i + 500]))
+                )
                 out.update({r.id: (r.template_id, r.subject_id, r.variant) for r in s.execute(q)})
         return out
 
     def hash_rows(self, subject_id: str | None = None):
         """Return (ids, phashes, template ids, subject ids, variants) of every active template hash."""
-        q = (select(TemplateHash.id, TemplateHash.phash, TemplateHash.template_id, TemplateHash.subject_id,
-                    TemplateHash.variant).join(Subject, Subject.id == TemplateHash.subject_id)
-             .where(Subject.status == "active"))
+        q = (
+            select(
+                TemplateHash.id,
+                TemplateHash.phash,
+                TemplateHash.template_id,
+                TemplateHash.subject_id,
+                TemplateHash.variant,
+            )
+            .join(Subject, Subject.id == TemplateHash.subject_id)
+            .where(Subject.status == "active")
+        )
         if subject_id is not None:
             q = q.where(TemplateHash.subject_id == subject_id)
         with Session(self.reader) as s:
             rows = s.execute(q.order_by(TemplateHash.id)).all()
-        return ([r.id for r in rows], [r.phash for r in rows], [r.template_id for r in rows],
-                [r.subject_id for r in rows], [r.variant for r in rows])
+        return (
+            [r.id for r in rows],
+            [r.phash for r in rows],
+            [r.template_id for r in rows],
+            [r.subject_id for r in rows],
+            [r.variant for r in rows],
+        )
 
     def templates_by_photo_sha(self, shas: list[str]) -> dict[str, list[tuple[int, str]]]:
         """Map photo SHA-256 -> [(template id, subject id)] for active subjects."""
@@ -509,10 +626,11 @@ class RegistryStore:
             return out
         with Session(self.reader) as s:
             for chunk in range(0, len(shas), 500):
-                rows = s.execute(select(Template.photo_sha256, Template.id, Template.subject_id)
-                                 .join(Subject, Subject.id == Template.subject_id)
-                                 .where(Subject.status == "active",
-                                        Template.photo_sha256.in_(shas[chunk:chunk + 500]))).all()
+                rows = s.execute(
+                    select(Template.photo_sha256, Template.id, Template.subject_id)
+                    .join(Subject, Subject.id == Template.subject_id)
+                    .where(Subject.status == "active", Template.photo_sha256.in_(shas[chunk : chunk + 500]))
+                ).all()
                 for r in rows:
                     out.setdefault(r.photo_sha256, []).append((r.id, r.subject_id))
         return out
@@ -538,12 +656,22 @@ class RegistryStore:
             if subject_id:
                 q = q.where(Finding.subject_id == subject_id)
             # created_at in UTC, ISO 8601: SQLite hands back naive datetimes of what was stored as UTC
-            return [{"scan_id": f.scan_id, "subject_id": f.subject_id, "kind": f.kind, "band": f.band,
-                     "logical_path": f.logical_path, "member_seq": f.member_seq, "face_index": f.face_index,
-                     "evidence": f.evidence,
-                     "created_at": (f.created_at if f.created_at.tzinfo else
-                                    f.created_at.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).isoformat()}
-                    for f in s.scalars(q)]
+            return [
+                {
+                    "scan_id": f.scan_id,
+                    "subject_id": f.subject_id,
+                    "kind": f.kind,
+                    "band": f.band,
+                    "logical_path": f.logical_path,
+                    "member_seq": f.member_seq,
+                    "face_index": f.face_index,
+                    "evidence": f.evidence,
+                    "created_at": (f.created_at if f.created_at.tzinfo else f.created_at.replace(tzinfo=UTC))
+                    .astimezone(UTC)
+                    .isoformat(),
+                }
+                for f in s.scalars(q)
+            ]
 
 
 def template_encodings(engine, template_ids: list[int]) -> dict[int, tuple[float, ...]]:
@@ -551,8 +679,9 @@ def template_encodings(engine, template_ids: list[int]) -> dict[int, tuple[float
     out: dict[int, tuple[float, ...]] = {}
     with Session(read_only(engine)) as s:
         for chunk in range(0, len(template_ids), 500):
-            rows = s.execute(select(Template.id, Template.encoding)
-                             .where(Template.id.in_(template_ids[chunk:chunk + 500]))).all()
+            rows = s.execute(
+                select(Template.id, Template.encoding).where(Template.id.in_(template_ids[chunk : chunk + 500]))
+            ).all()
             for r in rows:
                 out[int(r.id)] = unpack_encoding(r.encoding)
     return out
@@ -563,8 +692,11 @@ def subject_encodings(engine, subject_ids: list[str]) -> dict[str, list[tuple[fl
     out: dict[str, list] = {}
     with Session(read_only(engine)) as s:
         for chunk in range(0, len(subject_ids), 500):
-            rows = s.execute(select(Template.subject_id, Template.encoding)
-                             .where(Template.subject_id.in_(subject_ids[chunk:chunk + 500]))).all()
+            rows = s.execute(
+                select(Template.subject_id, Template.encoding).where(
+                    Template.subject_id.in_(subject_ids[chunk : chunk + 500])
+                )
+            ).all()
             for r in rows:
                 out.setdefault(r.subject_id, []).append(unpack_encoding(r.encoding))
     return out

@@ -1,6 +1,6 @@
 """Schema migrations of the workspace database (Alembic), one chain for SQLite and PostgreSQL.
 
-`indexes.db.open_engine` runs them: a new database is created by upgrading to the newest
+`indexes.store.engine.open_engine` runs them: a new database is created by upgrading to the newest
 revision; a database made before migrations existed (it has facetrace's tables but no
 `alembic_version`) is first given the nullable columns added since it was made, stamped with
 the baseline revision, then upgraded. tests/indexes/test_migrations.py checks that the newest
